@@ -1,0 +1,96 @@
+/**
+ * What every rcguard command shares: --config and --verbose, building the
+ * core context, and turning errors into one line and a documented exit code.
+ */
+import {Command, Flags, type Interfaces} from '@oclif/core'
+import {DEFAULT_CONFIG_PATH, loadConfig, type LoadedConfig} from './core/config/config.js'
+import {systemClock} from './core/clock.js'
+import {ExitCode, RcguardError} from './core/errors.js'
+import {createBackend, ExecaRunner} from './core/firewall/index.js'
+import type {GuardContext} from './core/guard.js'
+import {JsonStore} from './core/store/json-store.js'
+
+export type BaseFlags<T extends typeof Command> = Interfaces.InferredFlags<(typeof BaseCommand)['baseFlags'] & T['flags']>
+
+export abstract class BaseCommand<T extends typeof Command> extends Command {
+  static override baseFlags = {
+    config: Flags.string({
+      char: 'c',
+      summary: `Configuration file (default ${DEFAULT_CONFIG_PATH}).`,
+      env: 'RCGUARD_CONFIG',
+      helpGroup: 'GLOBAL',
+    }),
+    verbose: Flags.boolean({
+      char: 'v',
+      summary: 'Explain every step; print a stack trace on internal errors.',
+      default: false,
+      helpGroup: 'GLOBAL',
+    }),
+  }
+
+  protected flags!: BaseFlags<T>
+  /** External commands run, in order, for --verbose. */
+  protected readonly commandsRun: string[] = []
+
+  protected async loadContext(options: {keepText?: boolean} = {}): Promise<GuardContext & {loaded: LoadedConfig}> {
+    const explicit = this.flags.config !== undefined
+    const loaded = await loadConfig(this.flags.config ?? DEFAULT_CONFIG_PATH, explicit)
+    const {config} = loaded
+    const runner = new ExecaRunner((line) => this.commandsRun.push(line))
+    return {
+      config,
+      loaded,
+      store: new JsonStore(config.database),
+      firewall: createBackend(config, runner),
+      now: systemClock(),
+      keepText: options.keepText ?? false,
+    }
+  }
+
+  /** Prints a line on stderr, also in --json mode. */
+  protected complain(line: string): void {
+    process.stderr.write(`${line}\n`)
+  }
+
+  protected override async catch(err: Error & {exitCode?: number; oclif?: {exit?: number}}): Promise<unknown> {
+    if (err instanceof RcguardError) {
+      process.exitCode = err.exitCode
+      if (this.jsonEnabled()) {
+        this.logJson({error: {message: err.message, exitCode: err.exitCode, kind: err.name}})
+      }
+      // A cron run that finds another run busy stays quiet (cron mails any output).
+      if (!(err.exitCode === ExitCode.BUSY && this.quietWhenBusy())) {
+        this.complain(`rcguard: ${err.message}`)
+        if (this.flags?.verbose && err.detail !== undefined) this.complain(err.detail)
+      }
+      return undefined
+    }
+    if (err.oclif !== undefined) {
+      // oclif's own errors (bad flags, missing arguments): keep its exit code in --json mode too.
+      process.exitCode = err.oclif.exit ?? ExitCode.USAGE
+      return super.catch(err)
+    }
+    process.exitCode = ExitCode.INTERNAL
+    if (this.jsonEnabled()) this.logJson({error: {message: err.message, exitCode: ExitCode.INTERNAL, kind: 'InternalError'}})
+    this.complain(`rcguard: internal error: ${err.message}${this.flags?.verbose ? '' : ' (run with --verbose for details)'}`)
+    if (this.flags?.verbose && err.stack !== undefined) this.complain(err.stack)
+    return undefined
+  }
+
+  /** Commands run by cron override this to exit quietly when the lock is busy. */
+  protected quietWhenBusy(): boolean {
+    return false
+  }
+
+  public override async init(): Promise<void> {
+    await super.init()
+    const {flags} = await this.parse({
+      flags: this.ctor.flags,
+      baseFlags: (this.ctor as typeof BaseCommand).baseFlags,
+      enableJsonFlag: this.ctor.enableJsonFlag,
+      args: this.ctor.args,
+      strict: this.ctor.strict,
+    })
+    this.flags = flags as BaseFlags<T>
+  }
+}

@@ -1,0 +1,58 @@
+import {Flags} from '@oclif/core'
+import {BaseCommand} from '../base-command.js'
+import {hacks, type HacksResult} from '../core/guard.js'
+import {blockLine, decisionLine, expiredLine} from '../ui/format.js'
+
+export default class Hacks extends BaseCommand<typeof Hacks> {
+  static override summary = 'What cron runs: scan the logs, expire blocks, regenerate the firewall rules.'
+  static override description =
+    'Reads the new lines of every configured log, blocks addresses with too many failed logins, ends blocks whose time is over, and makes the firewall match the database. Prints nothing when nothing changed, so cron mails only news. Exits 75 quietly when another rcguard run holds the lock.'
+  static override enableJsonFlag = true
+  static override examples = ['<%= config.bin %> hacks --verbose', '<%= config.bin %> hacks --dry-run --verbose --config examples/rcguard.yml']
+  static override flags = {
+    'dry-run': Flags.boolean({
+      summary: 'Change nothing: no database write, no firewall command; print the rule set that would be applied.',
+      default: false,
+    }),
+  }
+
+  protected override quietWhenBusy(): boolean {
+    return true
+  }
+
+  async run(): Promise<HacksResult> {
+    const {verbose} = this.flags
+    const dryRun = this.flags['dry-run']
+    const ctx = await this.loadContext({keepText: verbose})
+    const result = await hacks(ctx, {dryRun})
+    for (const w of result.warnings) this.warn(w)
+    if (verbose) {
+      this.log(`configuration: ${ctx.loaded.path ?? 'built-in defaults'}; database: ${ctx.config.database}; firewall: ${result.firewall.backend}`)
+      for (const f of result.files) {
+        this.log(`${f.file}: ${f.bytes} new bytes, ${f.lines} lines, ${f.events} login events`)
+        for (const n of f.notes) this.log(`  ${n}`)
+      }
+      for (const d of result.decisions) {
+        if (d.event.text !== undefined) this.log(`  line: ${d.event.text}`)
+        this.log(decisionLine(d))
+      }
+    }
+    for (const b of result.newlyBlocked) this.log(blockLine(b))
+    for (const b of result.expired) this.log(expiredLine(b))
+    if (!result.enabled && (verbose || result.firewall.changed)) this.log('rcguard is disabled (enabled: false): all its rules are removed')
+    if (dryRun) {
+      this.log(`rule set that would be applied (${result.firewall.backend}):`)
+      this.log((result.firewall.rendered ?? '').trimEnd())
+      return result
+    }
+    if (verbose) {
+      for (const d of result.firewall.drift) this.log(`drift: ${d}`)
+      for (const c of this.commandsRun) this.log(`ran: ${c}`)
+      for (const a of result.firewall.applied) this.log(a.trimEnd())
+      if (!result.firewall.changed) this.log('firewall already as wanted: nothing applied')
+    } else if (result.firewall.changed && result.newlyBlocked.length === 0 && result.expired.length === 0) {
+      this.log(`firewall rules corrected: ${result.firewall.drift.join('; ')}`)
+    }
+    return result
+  }
+}

@@ -1,0 +1,24 @@
+import {Args} from '@oclif/core'
+import {BaseCommand} from '../base-command.js'
+import {ExitCode, RcguardError} from '../core/errors.js'
+import {unblock, type ChangeResult} from '../core/guard.js'
+
+export default class Unblock extends BaseCommand<typeof Unblock> {
+  static override summary = 'Delete entries: lift their blocks now; they can be blocked again if they misbehave again.'
+  static override enableJsonFlag = true
+  static override strict = false
+  static override args = {address: Args.string({description: 'IPv4 or IPv6 address (several allowed)', required: true})}
+  static override examples = ['<%= config.bin %> unblock 192.0.2.10', '<%= config.bin %> unblock 192.0.2.10 2001:db8::25']
+
+  async run(): Promise<ChangeResult> {
+    const {argv} = await this.parse(Unblock)
+    const ctx = await this.loadContext()
+    const result = await unblock(ctx, argv as string[])
+    for (const line of result.done) this.log(line)
+    if (result.done.length > 0) this.log(result.firewallChanged ? 'firewall updated' : 'firewall unchanged')
+    if (result.notFound.length > 0) {
+      throw new RcguardError(`not in the database: ${result.notFound.join(', ')}`, ExitCode.NOT_FOUND)
+    }
+    return result
+  }
+}

@@ -1,0 +1,131 @@
+/**
+ * The configuration file: YAML (JSON is valid YAML), validated with zod.
+ * Unknown keys and bad values are refused with the key path in the message.
+ */
+import {readFile} from 'node:fs/promises'
+import {dirname, resolve} from 'node:path'
+import {parseDocument} from 'yaml'
+import {z} from 'zod'
+import {ConfigError} from '../errors.js'
+import {parseCidr} from '../net/ip.js'
+
+export const DEFAULT_CONFIG_PATH = '/etc/rcguard/rcguard.yml'
+
+const cidrString = z.string().refine((s) => parseCidr(s) !== null, {
+  message: 'not an IPv4/IPv6 address or CIDR network',
+})
+
+const port = z.number().int().min(1).max(65535)
+
+const instanceSchema = z
+  .object({
+    name: z
+      .string()
+      .regex(/^[A-Za-z0-9_-]{1,16}$/, 'use 1 to 16 letters, digits, "-" or "_" (it becomes part of a chain name)'),
+    logs: z.array(z.string().min(1)).min(1),
+    ports: z
+      .array(port)
+      .min(1)
+      .refine((ps) => new Set(ps).size === ps.length, {message: 'ports must not repeat'}),
+  })
+  .strict()
+
+const firewallSchema = z
+  .object({
+    backend: z.enum(['iptables', 'none']).default('iptables'),
+    prefix: z
+      .string()
+      .regex(/^[A-Za-z][A-Za-z0-9_]{0,9}$/, 'use 1 to 10 letters, digits or "_", starting with a letter')
+      .default('rcguard'),
+  })
+  .strict()
+
+export const configSchema = z
+  .object({
+    enabled: z.boolean().default(true),
+    maxAttempts: z.number().int().min(1).max(10000).default(6),
+    periodMinutes: z.number().positive().max(525600).default(10),
+    blockMinutes: z.number().min(0).max(5256000).default(60),
+    database: z.string().min(1).default('/var/lib/rcguard/db.json'),
+    whitelist: z.array(cidrString).default(['127.0.0.0/8', '::1']),
+    instances: z
+      .array(instanceSchema)
+      .min(1)
+      .default([
+        {
+          name: 'master',
+          logs: ['/var/log/roundcube/errors.log', '/var/log/roundcube/userlogins.log'],
+          ports: [80, 443],
+        },
+      ])
+      .refine((is) => new Set(is.map((i) => i.name)).size === is.length, {
+        message: 'instance names must be unique',
+      }),
+    firewall: firewallSchema.default({backend: 'iptables', prefix: 'rcguard'}),
+  })
+  .strict()
+
+export type Config = z.infer<typeof configSchema>
+export type InstanceConfig = Config['instances'][number]
+
+export interface LoadedConfig {
+  config: Config
+  /** The file it came from, or null when built-in defaults are used. */
+  path: string | null
+}
+
+function formatIssues(error: z.ZodError): string {
+  return error.issues
+    .map((issue) => {
+      const where = issue.path.length > 0 ? issue.path.map(String).join('.') : '(top level)'
+      if (issue.code === 'unrecognized_keys') {
+        const keys = issue.keys.join(', ')
+        return `${where === '(top level)' ? '' : `${where}: `}unknown key${issue.keys.length > 1 ? 's' : ''} ${keys}`
+      }
+      return `${where}: ${issue.message}`
+    })
+    .join('; ')
+}
+
+/** Validates an already-parsed object. Relative paths are resolved against baseDir. */
+export function validateConfig(raw: unknown, source: string, baseDir: string): Config {
+  const result = configSchema.safeParse(raw ?? {})
+  if (!result.success) {
+    throw new ConfigError(`invalid configuration in ${source}: ${formatIssues(result.error)}`)
+  }
+  const config = result.data
+  config.database = resolve(baseDir, config.database)
+  for (const instance of config.instances) {
+    instance.logs = instance.logs.map((l) => resolve(baseDir, l))
+  }
+  return config
+}
+
+/**
+ * Loads the configuration. When the path was chosen implicitly (the default
+ * path) and the file does not exist, the built-in defaults are used; an
+ * explicitly named file must exist.
+ */
+export async function loadConfig(path: string, explicit: boolean): Promise<LoadedConfig> {
+  let text: string
+  try {
+    text = await readFile(path, 'utf8')
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    if (code === 'ENOENT' && !explicit) {
+      return {config: validateConfig({}, 'built-in defaults', process.cwd()), path: null}
+    }
+    if (code === 'ENOENT') throw new ConfigError(`configuration file ${path} does not exist`)
+    if (code === 'EISDIR') throw new ConfigError(`configuration file ${path} is a directory`)
+    throw new ConfigError(`cannot read configuration file ${path}: ${(err as Error).message}`)
+  }
+  const doc = parseDocument(text, {prettyErrors: false})
+  if (doc.errors.length > 0) {
+    const first = doc.errors[0]
+    const line = first?.linePos?.[0]?.line
+    throw new ConfigError(
+      `configuration file ${path} is not valid YAML${line === undefined ? '' : ` (line ${line})`}: ${first?.message.split('\n')[0] ?? ''}`,
+    )
+  }
+  return {config: validateConfig(doc.toJS(), path, dirname(resolve(path))), path}
+}

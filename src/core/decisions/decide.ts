@@ -1,0 +1,213 @@
+/**
+ * Decisions: an exact sliding window over the events' own timestamps.
+ *
+ * An address is blocked when `maxAttempts` counted failures fall within
+ * `periodMinutes` of each other (first to last inclusive), whatever order the
+ * lines arrived in. The block starts at the failure that completed the window
+ * and lasts `blockMinutes` (0: until deleted). Failures that led to a block are
+ * forgotten, so after it ends a fresh burst is needed to block again.
+ */
+import {compareIps, isLoopback, type NetworkList} from '../net/ip.js'
+import type {LoginEvent} from '../parser/types.js'
+import type {Entry, StoreData} from '../store/schema.js'
+
+export interface DecisionSettings {
+  maxAttempts: number
+  periodMinutes: number
+  blockMinutes: number
+}
+
+export interface SourcedEvent extends LoginEvent {
+  instance: string
+  file: string
+  lineNo: number
+  /** The line itself, kept only for --verbose. */
+  text?: string
+}
+
+export type DecisionAction = 'ignored' | 'never-block' | 'duplicate' | 'counted' | 'already-blocked' | 'blocked'
+
+export interface Decision {
+  action: DecisionAction
+  event: SourcedEvent
+  /** One line for --verbose: why. */
+  why: string
+}
+
+/** Two log lines of one attempt (F1 in errors, F2 in userlogins) are at most this far apart. */
+export const DUPLICATE_WINDOW_MS = 5_000
+/** Lines from parallel PHP workers can be this much out of order. */
+export const SKEW_MS = 60_000
+const RECENT_KEEP = 16
+
+export function isBlockActive(entry: Entry, now: number): boolean {
+  return entry.blockedAt !== null && (entry.blockedUntil === null || entry.blockedUntil > now)
+}
+
+/** Why an address must never be blocked, or null. */
+export function neverBlockReason(ip: string, whitelist: NetworkList): string | null {
+  if (isLoopback(ip)) return 'loopback'
+  const w = whitelist.match(ip)
+  if (w !== undefined) return `whitelisted (${w.text})`
+  return null
+}
+
+function entryKey(instance: string, ip: string): string {
+  return `${instance}\u0000${ip}`
+}
+
+function minutes(n: number): string {
+  return `${n} min`
+}
+
+/** Index of the first window of k failures within periodMs in sorted times, or -1. */
+function findWindow(times: number[], k: number, periodMs: number): number {
+  for (let i = 0; i + k - 1 < times.length; i++) {
+    if ((times[i + k - 1] ?? 0) - (times[i] ?? 0) <= periodMs) return i
+  }
+  return -1
+}
+
+function insertSorted(times: number[], t: number): void {
+  let i = times.length
+  while (i > 0 && (times[i - 1] ?? 0) > t) i--
+  times.splice(i, 0, t)
+}
+
+/**
+ * Applies parsed events to the store's entries (in place) and returns one
+ * decision per event. `now` only decides whether a new block is still in force.
+ */
+export function applyEvents(
+  data: StoreData,
+  events: SourcedEvent[],
+  settings: DecisionSettings,
+  whitelist: NetworkList,
+  now: number,
+): Decision[] {
+  const periodMs = settings.periodMinutes * 60_000
+  const byKey = new Map<string, Entry>()
+  for (const e of data.entries) byKey.set(entryKey(e.instance, e.ip), e)
+  const ordered = [...events].sort((a, b) => a.time - b.time)
+  const decisions: Decision[] = []
+  for (const event of ordered) {
+    if (!event.counted || event.ip === null) {
+      decisions.push({action: 'ignored', event, why: event.reason})
+      continue
+    }
+    const ip = event.ip
+    const never = neverBlockReason(ip, whitelist)
+    if (never !== null) {
+      decisions.push({action: 'never-block', event, why: `${ip} is never blocked: ${never}`})
+      continue
+    }
+    const key = entryKey(event.instance, ip)
+    let entry = byKey.get(key)
+    if (entry === undefined) {
+      entry = {
+        ip,
+        instance: event.instance,
+        failures: [],
+        attempts: 0,
+        firstSeen: event.time,
+        lastSeen: event.time,
+        lastUser: event.user,
+        blockedAt: null,
+        blockedUntil: null,
+        blocks: 0,
+        recent: [],
+      }
+      byKey.set(key, entry)
+      data.entries.push(entry)
+    }
+    if (event.session !== null) {
+      const session = event.session
+      const twin = entry.recent.find(
+        (r) => r.session === session && r.grammar !== event.grammar && Math.abs(r.time - event.time) <= DUPLICATE_WINDOW_MS,
+      )
+      if (twin !== undefined) {
+        decisions.push({
+          action: 'duplicate',
+          event,
+          why: `same attempt as the ${twin.grammar} line of session ${session}: counted once`,
+        })
+        continue
+      }
+      entry.recent.push({session, grammar: event.grammar, time: event.time})
+      if (entry.recent.length > RECENT_KEEP) entry.recent.splice(0, entry.recent.length - RECENT_KEEP)
+    }
+    entry.attempts++
+    entry.firstSeen = Math.min(entry.firstSeen, event.time)
+    if (event.time >= entry.lastSeen) {
+      entry.lastSeen = event.time
+      entry.lastUser = event.user
+    }
+    if (entry.blockedAt !== null && (entry.blockedUntil === null || entry.blockedUntil > event.time)) {
+      decisions.push({action: 'already-blocked', event, why: `${ip} is already blocked`})
+      continue
+    }
+    insertSorted(entry.failures, event.time)
+    const newest = entry.failures[entry.failures.length - 1] ?? event.time
+    const keepFrom = newest - periodMs - SKEW_MS
+    while ((entry.failures[0] ?? Infinity) < keepFrom) entry.failures.shift()
+    const start = findWindow(entry.failures, settings.maxAttempts, periodMs)
+    if (start === -1) {
+      decisions.push({
+        action: 'counted',
+        event,
+        why: `${ip}: ${entry.failures.length} of ${settings.maxAttempts} failures within ${minutes(settings.periodMinutes)}`,
+      })
+      continue
+    }
+    const trigger = entry.failures[start + settings.maxAttempts - 1] ?? event.time
+    entry.blockedAt = trigger
+    entry.blockedUntil = settings.blockMinutes === 0 ? null : trigger + settings.blockMinutes * 60_000
+    entry.blocks++
+    entry.failures = []
+    const length = settings.blockMinutes === 0 ? 'until deleted' : `for ${minutes(settings.blockMinutes)}`
+    const stale = entry.blockedUntil !== null && entry.blockedUntil <= now ? ' (already over: the lines are old)' : ''
+    decisions.push({
+      action: 'blocked',
+      event,
+      why: `${ip}: ${settings.maxAttempts} failures within ${minutes(settings.periodMinutes)}: blocked ${length}${stale}`,
+    })
+  }
+  return decisions
+}
+
+/** Ends blocks whose time is over; returns the entries whose block ended. */
+export function expireBlocks(data: StoreData, now: number): Entry[] {
+  const expired: Entry[] = []
+  for (const entry of data.entries) {
+    if (entry.blockedAt !== null && entry.blockedUntil !== null && entry.blockedUntil <= now) {
+      entry.blockedAt = null
+      entry.blockedUntil = null
+      expired.push(entry)
+    }
+  }
+  return expired
+}
+
+/**
+ * Drops entries that can no longer lead to a block: not blocked, never blocked
+ * before, and no failure recent enough to be part of a window.
+ */
+export function pruneEntries(data: StoreData, settings: DecisionSettings, now: number): number {
+  const horizon = now - settings.periodMinutes * 60_000 - SKEW_MS
+  const before = data.entries.length
+  data.entries = data.entries.filter((e) => e.blockedAt !== null || e.blocks > 0 || e.lastSeen >= horizon)
+  return before - data.entries.length
+}
+
+/** Per instance, the addresses whose block is in force, sorted; never-block addresses are left out. */
+export function activeBlocks(data: StoreData, whitelist: NetworkList, now: number): Map<string, string[]> {
+  const out = new Map<string, string[]>()
+  for (const e of data.entries) {
+    if (!isBlockActive(e, now) || neverBlockReason(e.ip, whitelist) !== null) continue
+    const list = out.get(e.instance) ?? []
+    list.push(e.ip)
+    out.set(e.instance, list)
+  }
+  for (const list of out.values()) list.sort(compareIps)
+  return out
+}

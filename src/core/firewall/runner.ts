@@ -1,0 +1,83 @@
+/**
+ * The one place external commands are run: execa with argument arrays, never
+ * a shell. cron's PATH lacks /usr/sbin, where iptables lives, so the sbin
+ * directories are appended to the search path.
+ */
+import {execa} from 'execa'
+import {FirewallError} from '../errors.js'
+
+export interface RunResult {
+  stdout: string
+  stderr: string
+  exitCode: number
+}
+
+export interface RunOptions {
+  /** Text given on standard input. */
+  input?: string
+}
+
+export interface Runner {
+  run(command: string, args: string[], options?: RunOptions): Promise<RunResult>
+}
+
+const SBIN = ['/usr/local/sbin', '/usr/sbin', '/sbin']
+
+/** Debian package that provides each command, for the "how to fix" part of errors. */
+const PACKAGE_OF: Record<string, string> = {
+  iptables: 'iptables',
+  'iptables-save': 'iptables',
+  'iptables-restore': 'iptables',
+  ip6tables: 'iptables',
+  'ip6tables-save': 'iptables',
+  'ip6tables-restore': 'iptables',
+}
+
+export function searchPath(path: string | undefined): string {
+  const parts = (path ?? '').split(':').filter((p) => p !== '')
+  for (const dir of SBIN) if (!parts.includes(dir)) parts.push(dir)
+  return parts.join(':')
+}
+
+export class ExecaRunner implements Runner {
+  constructor(
+    private readonly onRun: (line: string) => void = () => undefined,
+    private readonly timeoutMs = 60_000,
+  ) {}
+
+  async run(command: string, args: string[], options: RunOptions = {}): Promise<RunResult> {
+    this.onRun([command, ...args].join(' '))
+    const result = await execa(command, args, {
+      input: options.input,
+      reject: false,
+      timeout: this.timeoutMs,
+      stripFinalNewline: false,
+      env: {PATH: searchPath(process.env.PATH), LC_ALL: 'C'},
+      extendEnv: true,
+    })
+    const errno = (result.cause as NodeJS.ErrnoException | undefined)?.code
+    if (errno === 'ENOENT') {
+      const pkg = PACKAGE_OF[command]
+      throw new FirewallError(
+        `${command} not found: install it${pkg === undefined ? '' : ` (apt-get install ${pkg})`} or choose another firewall.backend`,
+      )
+    }
+    if (result.timedOut) {
+      throw new FirewallError(`${command} did not finish within ${this.timeoutMs / 1000} s; nothing else was changed`)
+    }
+    if (result.exitCode === undefined) {
+      throw new FirewallError(`${command} could not be run: ${result.shortMessage}`)
+    }
+    return {stdout: String(result.stdout), stderr: String(result.stderr), exitCode: result.exitCode}
+  }
+}
+
+/** The first meaningful line of a tool's error output. */
+export function firstErrorLine(stderr: string): string {
+  return (
+    stderr
+      .split('\n')
+      .map((l) => l.trim())
+      .find((l) => l !== '' && !l.startsWith('Try `')) ?? 'no error text'
+  )
+}

@@ -1,0 +1,389 @@
+/**
+ * What each command does, as plain functions over a context: read the new log
+ * lines, decide, keep the store, and bring the firewall in line with it. Data
+ * flows one way: log reader → parser → decisions → store → firewall.
+ */
+import type {Config} from './config/config.js'
+import {
+  activeBlocks,
+  applyEvents,
+  expireBlocks,
+  isBlockActive,
+  neverBlockReason,
+  pruneEntries,
+  type Decision,
+  type SourcedEvent,
+} from './decisions/decide.js'
+import {ExitCode, FirewallError, RcguardError, UsageError} from './errors.js'
+import type {ApplyResult, DesiredState, FirewallBackend} from './firewall/index.js'
+import {readNewLines, type LogPosition} from './logreader/reader.js'
+import {canonicalIp, compareIps, familyOf, NetworkList, parseCidr} from './net/ip.js'
+import {DEFAULT_PARSE_OPTIONS, parseLine} from './parser/parse.js'
+import type {Entry, StoreData} from './store/schema.js'
+import type {Store} from './store/store.js'
+
+export interface GuardContext {
+  config: Config
+  store: Store
+  firewall: FirewallBackend
+  now: () => number
+  /** Keep each matched line's text in its event (for --verbose). */
+  keepText?: boolean
+}
+
+export interface FileReport {
+  file: string
+  bytes: number
+  lines: number
+  events: number
+  notes: string[]
+}
+
+export interface BlockInfo {
+  ip: string
+  instance: string
+  attempts: number
+  lastUser: string
+  blockedAt: number
+  blockedUntil: number | null
+}
+
+export interface ScanResult {
+  files: FileReport[]
+  events: SourcedEvent[]
+  decisions: Decision[]
+  newlyBlocked: BlockInfo[]
+  warnings: string[]
+}
+
+export interface HacksResult extends ScanResult {
+  expired: BlockInfo[]
+  firewall: ApplyResult & {backend: string; rendered?: string}
+  enabled: boolean
+}
+
+function whitelistOf(config: Config, data: StoreData): NetworkList {
+  return new NetworkList([...config.whitelist, ...data.whitelist.map((w) => w.cidr)])
+}
+
+function blockInfo(e: Entry): BlockInfo {
+  return {
+    ip: e.ip,
+    instance: e.instance,
+    attempts: e.attempts,
+    lastUser: e.lastUser,
+    blockedAt: e.blockedAt ?? 0,
+    blockedUntil: e.blockedUntil,
+  }
+}
+
+/** Reads every configured log from its saved position and applies the decisions to `data`. */
+async function scanInto(ctx: GuardContext, data: StoreData): Promise<ScanResult> {
+  const now = ctx.now()
+  const result: ScanResult = {files: [], events: [], decisions: [], newlyBlocked: [], warnings: []}
+  const positions: Record<string, LogPosition> = {}
+  for (const instance of ctx.config.instances) {
+    for (const file of instance.logs) {
+      let count = 0
+      const report = await readNewLines(file, data.positions[file], (text, lineNo, from) => {
+        const event = parseLine(text, DEFAULT_PARSE_OPTIONS)
+        if (event === null) return
+        count++
+        const sourced: SourcedEvent = {...event, instance: instance.name, file: from, lineNo}
+        if (ctx.keepText === true) sourced.text = text
+        result.events.push(sourced)
+      })
+      result.warnings.push(...report.warnings)
+      if (report.position !== undefined) positions[file] = report.position
+      result.files.push({file, bytes: report.bytes, lines: report.lines, events: count, notes: report.notes})
+    }
+  }
+  const before = new Set(data.entries.filter((e) => isBlockActive(e, now)).map((e) => `${e.instance} ${e.ip}`))
+  result.decisions = applyEvents(data, result.events, ctx.config, whitelistOf(ctx.config, data), now)
+  result.newlyBlocked = data.entries
+    .filter((e) => isBlockActive(e, now) && !before.has(`${e.instance} ${e.ip}`))
+    .map(blockInfo)
+  Object.assign(data.positions, positions)
+  return result
+}
+
+export function desiredState(config: Config, data: StoreData, now: number): DesiredState {
+  const blocks = activeBlocks(data, whitelistOf(config, data), now)
+  return {
+    instances: config.instances.map((inst) => {
+      const ips = blocks.get(inst.name) ?? []
+      return {
+        name: inst.name,
+        ports: inst.ports,
+        v4: ips.filter((ip) => familyOf(ip) === 4),
+        v6: ips.filter((ip) => familyOf(ip) === 6),
+      }
+    }),
+  }
+}
+
+/** Brings the firewall in line with the store (or removes every rule when disabled). */
+async function syncFirewall(ctx: GuardContext, data: StoreData): Promise<ApplyResult> {
+  if (!ctx.config.enabled) return ctx.firewall.remove()
+  return ctx.firewall.apply(desiredState(ctx.config, data, ctx.now()))
+}
+
+/** After the store is saved: a firewall failure names what was kept. */
+function firewallFailed(err: unknown): never {
+  if (err instanceof FirewallError) {
+    throw new FirewallError(`${err.message}; the database was saved and the next "rcguard hacks" run retries`)
+  }
+  throw err
+}
+
+/** `scan`: new log lines into the store; no firewall change. */
+export async function scan(ctx: GuardContext, options: {dryRun: boolean}): Promise<ScanResult> {
+  if (options.dryRun) {
+    const data = await ctx.store.read()
+    return scanInto(ctx, data)
+  }
+  return ctx.store.withLock({wait: true}, async () => {
+    const data = await ctx.store.read()
+    const result = await scanInto(ctx, data)
+    pruneEntries(data, ctx.config, ctx.now())
+    await ctx.store.write(data)
+    return result
+  })
+}
+
+/** `scan --dry-run --log FILE`: one file from its start, nothing read from or written to the store. */
+export async function scanFile(ctx: GuardContext, file: string, instance: string): Promise<ScanResult> {
+  const inst = ctx.config.instances.find((i) => i.name === instance)
+  if (inst === undefined) throw new UsageError(`no instance named ${instance} in the configuration`)
+  const config: Config = {...ctx.config, instances: [{...inst, logs: [file]}]}
+  const data: StoreData = {schemaVersion: 1, entries: [], whitelist: [], positions: {}}
+  const result = await scanInto({...ctx, config}, data)
+  if (result.files[0]?.bytes === 0 && result.warnings.length > 0) {
+    throw new RcguardError(result.warnings[0] ?? `cannot read ${file}`, ExitCode.USAGE)
+  }
+  return result
+}
+
+/** `hacks`: scan, end expired blocks, then regenerate the firewall rules. */
+export async function hacks(ctx: GuardContext, options: {dryRun: boolean}): Promise<HacksResult> {
+  const run = async (): Promise<HacksResult> => {
+    const data = await ctx.store.read()
+    const scanned = await scanInto(ctx, data)
+    const now = ctx.now()
+    const expired = expireBlocks(data, now).map(blockInfo)
+    pruneEntries(data, ctx.config, now)
+    const base = {...scanned, expired, enabled: ctx.config.enabled}
+    if (options.dryRun) {
+      const desired: DesiredState = ctx.config.enabled ? desiredState(ctx.config, data, now) : {instances: []}
+      return {
+        ...base,
+        firewall: {backend: ctx.firewall.name, changed: false, drift: [], applied: [], rendered: ctx.firewall.render(desired)},
+      }
+    }
+    await ctx.store.write(data)
+    try {
+      const applied = await syncFirewall(ctx, data)
+      return {...base, firewall: {...applied, backend: ctx.firewall.name}}
+    } catch (err) {
+      firewallFailed(err)
+    }
+  }
+  if (options.dryRun) return run()
+  return ctx.store.withLock({wait: false}, run)
+}
+
+export type EntryState = 'blocked' | 'watching' | 'whitelisted'
+
+export interface ListRow {
+  ip: string
+  state: EntryState
+  instance: string | null
+  /** Failures in the current window (for watching), or counted since the entry began (blocked). */
+  attempts: number
+  firstSeen: string | null
+  lastSeen: string | null
+  blockedAt: string | null
+  /** End of the block; null while blocked means until deleted. */
+  blockedUntil: string | null
+  lastUser: string | null
+  blocks: number
+  comment: string | null
+}
+
+function iso(t: number | null): string | null {
+  return t === null ? null : new Date(t).toISOString()
+}
+
+/** `list`: every entry with its state, blocked first, then by last seen. */
+export async function list(ctx: GuardContext): Promise<ListRow[]> {
+  const data = await ctx.store.read()
+  const now = ctx.now()
+  const whitelist = whitelistOf(ctx.config, data)
+  const rows: ListRow[] = []
+  for (const e of data.entries) {
+    if (neverBlockReason(e.ip, whitelist) !== null) continue
+    const blocked = isBlockActive(e, now)
+    rows.push({
+      ip: e.ip,
+      state: blocked ? 'blocked' : 'watching',
+      instance: e.instance,
+      attempts: blocked ? e.attempts : e.failures.length,
+      firstSeen: iso(e.firstSeen),
+      lastSeen: iso(e.lastSeen),
+      blockedAt: blocked ? iso(e.blockedAt) : null,
+      blockedUntil: blocked ? iso(e.blockedUntil) : null,
+      lastUser: e.lastUser,
+      blocks: e.blocks,
+      comment: null,
+    })
+  }
+  const rank = {blocked: 0, watching: 1, whitelisted: 2}
+  rows.sort((a, b) => rank[a.state] - rank[b.state] || (b.lastSeen ?? '').localeCompare(a.lastSeen ?? '') || compareIps(a.ip, b.ip))
+  for (const w of data.whitelist) {
+    rows.push({
+      ip: w.cidr,
+      state: 'whitelisted',
+      instance: null,
+      attempts: 0,
+      firstSeen: null,
+      lastSeen: null,
+      blockedAt: null,
+      blockedUntil: null,
+      lastUser: null,
+      blocks: 0,
+      comment: w.comment,
+    })
+  }
+  return rows
+}
+
+export interface ChangeResult {
+  /** What each argument did, one line each. */
+  done: string[]
+  /** Arguments that matched nothing. */
+  notFound: string[]
+  firewallChanged: boolean
+}
+
+function parseAddresses(args: string[], allowCidr: boolean): string[] {
+  return args.map((a) => {
+    if (allowCidr) {
+      const c = parseCidr(a)
+      if (c === null) throw new UsageError(`not an IPv4/IPv6 address or CIDR network: ${a}`)
+      return c.text
+    }
+    const ip = canonicalIp(a)
+    if (ip === null || a.includes('/')) throw new UsageError(`not an IPv4 or IPv6 address: ${a}`)
+    return ip
+  })
+}
+
+async function mutate(
+  ctx: GuardContext,
+  change: (data: StoreData) => Omit<ChangeResult, 'firewallChanged'>,
+): Promise<ChangeResult> {
+  return ctx.store.withLock({wait: true}, async () => {
+    const data = await ctx.store.read()
+    const result = change(data)
+    await ctx.store.write(data)
+    try {
+      const fw = await syncFirewall(ctx, data)
+      return {...result, firewallChanged: fw.changed}
+    } catch (err) {
+      firewallFailed(err)
+    }
+  })
+}
+
+/** `unblock`: forget the entries of these addresses (all instances) and lift their rules now. */
+export async function unblock(ctx: GuardContext, args: string[]): Promise<ChangeResult> {
+  const ips = parseAddresses(args, false)
+  return mutate(ctx, (data) => {
+    const done: string[] = []
+    const notFound: string[] = []
+    for (const ip of ips) {
+      const matching = data.entries.filter((e) => e.ip === ip)
+      if (matching.length === 0) {
+        notFound.push(ip)
+        continue
+      }
+      const wasBlocked = matching.some((e) => isBlockActive(e, ctx.now()))
+      data.entries = data.entries.filter((e) => e.ip !== ip)
+      done.push(`${ip}: ${wasBlocked ? 'unblocked and forgotten' : 'forgotten (it was not blocked)'}; it is blocked again if it misbehaves again`)
+    }
+    return {done, notFound}
+  })
+}
+
+/** `whitelist ADDR|CIDR...`: never block these; lifts current blocks inside them now. */
+export async function whitelistAdd(ctx: GuardContext, args: string[], comment: string | null): Promise<ChangeResult> {
+  const cidrs = parseAddresses(args, true)
+  return mutate(ctx, (data) => {
+    const done: string[] = []
+    for (const cidr of cidrs) {
+      const existing = data.whitelist.find((w) => w.cidr === cidr)
+      if (existing === undefined) {
+        data.whitelist.push({cidr, comment, added: ctx.now()})
+      } else if (comment !== null) {
+        existing.comment = comment
+      }
+      const net = new NetworkList([cidr])
+      const lifted = data.entries.filter((e) => net.has(e.ip))
+      data.entries = data.entries.filter((e) => !net.has(e.ip))
+      const liftedText = lifted.length > 0 ? `; lifted ${lifted.map((e) => e.ip).join(', ')}` : ''
+      done.push(`${cidr}: ${existing === undefined ? 'whitelisted' : 'already whitelisted'}${liftedText}`)
+    }
+    return {done, notFound: []}
+  })
+}
+
+/** `whitelist --remove ADDR|CIDR...`. */
+export async function whitelistRemove(ctx: GuardContext, args: string[]): Promise<ChangeResult> {
+  const cidrs = parseAddresses(args, true)
+  return mutate(ctx, (data) => {
+    const done: string[] = []
+    const notFound: string[] = []
+    for (const cidr of cidrs) {
+      const before = data.whitelist.length
+      data.whitelist = data.whitelist.filter((w) => w.cidr !== cidr)
+      if (data.whitelist.length === before) notFound.push(cidr)
+      else done.push(`${cidr}: removed from the whitelist`)
+    }
+    return {done, notFound}
+  })
+}
+
+/** The whitelist: the configuration's networks and the admin's. */
+export async function whitelistList(ctx: GuardContext): Promise<{cidr: string; source: 'config' | 'database'; comment: string | null}[]> {
+  const data = await ctx.store.read()
+  return [
+    ...ctx.config.whitelist.map((c) => ({cidr: parseCidr(c)?.text ?? c, source: 'config' as const, comment: null})),
+    ...data.whitelist.map((w) => ({cidr: w.cidr, source: 'database' as const, comment: w.comment})),
+  ]
+}
+
+export interface FlushResult {
+  entriesRemoved: number
+  whitelistRemoved: number
+  firewall: ApplyResult
+}
+
+/** `flush`: remove every rule rcguard created and every offender entry (the whitelist too with `all`). */
+export async function flush(ctx: GuardContext, options: {all: boolean}): Promise<FlushResult> {
+  return ctx.store.withLock({wait: true}, async () => {
+    let data: StoreData | null = null
+    let readError: unknown = null
+    try {
+      data = await ctx.store.read()
+    } catch (err) {
+      readError = err
+    }
+    const firewall = await ctx.firewall.remove()
+    if (data === null) throw readError
+    const result = {entriesRemoved: data.entries.length, whitelistRemoved: options.all ? data.whitelist.length : 0, firewall}
+    data.entries = []
+    if (options.all) data.whitelist = []
+    await ctx.store.write(data)
+    return result
+  })
+}

@@ -1,0 +1,227 @@
+/**
+ * Incremental log reading: each run consumes only the bytes appended since
+ * the saved position, and only complete lines (a half-written last line waits
+ * for the next run).
+ *
+ * A position remembers the file's device and inode, the byte offset and line
+ * number reached, and a hash of the file's first bytes, so that rotation by
+ * rename, truncation (copytruncate) and a replaced file are told apart:
+ * - same inode, smaller than the offset: truncated, read again from 0;
+ * - same inode, different first bytes: replaced in place, read from 0;
+ * - other inode: rotated; the old file is finished from the saved offset when
+ *   it is found as `<path>.1` (same inode), then the new one is read from 0.
+ */
+import {createHash} from 'node:crypto'
+import {open, stat, type FileHandle} from 'node:fs/promises'
+import {MAX_LINE_BYTES} from '../parser/parse.js'
+
+export interface LogPosition {
+  dev: number
+  ino: number
+  /** Bytes consumed: always just after a newline. */
+  offset: number
+  /** Lines consumed, so that line numbers in reports are the file's own. */
+  line: number
+  /** sha256 (hex, shortened) of the first `fingerprintBytes` bytes. */
+  fingerprint: string
+  fingerprintBytes: number
+}
+
+export type LineHandler = (text: string, lineNo: number, file: string) => void
+
+export interface ReadReport {
+  /** The position to save, or undefined when the file could not be read. */
+  position: LogPosition | undefined
+  bytes: number
+  lines: number
+  /** Lines longer than the parser's limit, skipped. */
+  longLines: number
+  /** What happened to the file since the last run, for --verbose. */
+  notes: string[]
+  /** Problems the admin should fix; the run goes on. */
+  warnings: string[]
+}
+
+const CHUNK = 1024 * 1024
+const FINGERPRINT_BYTES = 256
+
+async function fingerprint(fh: FileHandle, length: number): Promise<string> {
+  const buf = Buffer.alloc(length)
+  const {bytesRead} = await fh.read(buf, 0, length, 0)
+  return createHash('sha256').update(buf.subarray(0, bytesRead)).digest('hex').slice(0, 32)
+}
+
+/**
+ * Reads complete lines of an open file from `start` to `end` (a size taken
+ * before reading, so a log that keeps growing still ends). Returns the offset
+ * just after the last complete line and the lines read.
+ */
+async function readLines(
+  fh: FileHandle,
+  file: string,
+  start: number,
+  end: number,
+  firstLineNo: number,
+  onLine: LineHandler,
+): Promise<{offset: number; lines: number; longLines: number}> {
+  let offset = start
+  let lineNo = firstLineNo
+  let longLines = 0
+  let carry: Buffer = Buffer.alloc(0)
+  let skipping = false
+  const buf = Buffer.alloc(CHUNK)
+  let pos = start
+  while (pos < end) {
+    const {bytesRead} = await fh.read(buf, 0, Math.min(CHUNK, end - pos), pos)
+    if (bytesRead === 0) break
+    pos += bytesRead
+    let data = carry.length > 0 ? Buffer.concat([carry, buf.subarray(0, bytesRead)]) : buf.subarray(0, bytesRead)
+    let from = 0
+    if (skipping) {
+      const nl = data.indexOf(0x0a)
+      if (nl === -1) {
+        carry = Buffer.alloc(0)
+        continue
+      }
+      skipping = false
+      lineNo++
+      longLines++
+      from = nl + 1
+      offset = pos - (data.length - from)
+    }
+    const last = data.lastIndexOf(0x0a)
+    if (last >= from) {
+      const text = data.toString('utf8', from, last)
+      let i = 0
+      for (;;) {
+        const nl = text.indexOf('\n', i)
+        let line = nl === -1 ? text.slice(i) : text.slice(i, nl)
+        lineNo++
+        if (line.length > MAX_LINE_BYTES) {
+          longLines++
+        } else {
+          if (line.endsWith('\r')) line = line.slice(0, -1)
+          onLine(line, lineNo, file)
+        }
+        if (nl === -1) break
+        i = nl + 1
+      }
+      offset = pos - (data.length - last - 1)
+      from = last + 1
+    }
+    const rest = data.subarray(from)
+    if (rest.length > MAX_LINE_BYTES) {
+      // A line longer than the limit: drop what we have and skip to its end.
+      skipping = true
+      carry = Buffer.alloc(0)
+    } else {
+      carry = Buffer.from(rest)
+    }
+    data = Buffer.alloc(0)
+  }
+  return {offset, lines: lineNo - firstLineNo, longLines}
+}
+
+function explainOpenError(path: string, err: NodeJS.ErrnoException): string {
+  switch (err.code) {
+    case 'ENOENT':
+      return `log ${path} does not exist: check the instance's logs in the configuration, or that Roundcube writes there (log_driver 'file')`
+    case 'EACCES':
+    case 'EPERM':
+      return `log ${path} is not readable: run rcguard as root, or give its user read access (Debian: group adm)`
+    case 'EISDIR':
+      return `log ${path} is a directory, not a file: name the log file itself`
+    default:
+      return `log ${path} cannot be read: ${err.message}`
+  }
+}
+
+/** Finds the rotated copy of a log by inode: `<path>.1` first, as logrotate names it. */
+async function findRotated(path: string, saved: LogPosition): Promise<string | null> {
+  for (const candidate of [`${path}.1`, `${path}.0`, `${path}-1`]) {
+    try {
+      const st = await stat(candidate)
+      if (st.dev === saved.dev && st.ino === saved.ino) return candidate
+    } catch {
+      // not there
+    }
+  }
+  return null
+}
+
+/**
+ * Reads what was appended to `path` since `saved` and calls onLine for each
+ * complete line. With no saved position the file is read from its start.
+ */
+export async function readNewLines(
+  path: string,
+  saved: LogPosition | undefined,
+  onLine: LineHandler,
+): Promise<ReadReport> {
+  const report: ReadReport = {position: saved, bytes: 0, lines: 0, longLines: 0, notes: [], warnings: []}
+  let fh: FileHandle
+  try {
+    fh = await open(path, 'r')
+  } catch (err) {
+    report.warnings.push(explainOpenError(path, err as NodeJS.ErrnoException))
+    return report
+  }
+  try {
+    const st = await fh.stat()
+    if (!st.isFile()) {
+      report.warnings.push(`log ${path} is not a regular file: name the log file itself`)
+      return report
+    }
+    let start = 0
+    let lineNo = 0
+    if (saved !== undefined) {
+      if (saved.dev === st.dev && saved.ino === st.ino) {
+        if (st.size < saved.offset) {
+          report.notes.push(`${path} was truncated: reading it again from the start`)
+        } else if ((await fingerprint(fh, saved.fingerprintBytes)) !== saved.fingerprint) {
+          report.notes.push(`${path} was replaced in place: reading it from the start`)
+        } else {
+          start = saved.offset
+          lineNo = saved.line
+        }
+      } else {
+        const old = await findRotated(path, saved)
+        if (old === null) {
+          report.notes.push(`${path} is a new file and its previous one was not found: reading it from the start`)
+        } else {
+          report.notes.push(`${path} was rotated: finishing ${old} from byte ${saved.offset}, then reading the new file`)
+          const ofh = await open(old, 'r')
+          try {
+            const ost = await ofh.stat()
+            const r = await readLines(ofh, old, saved.offset, ost.size, saved.line, onLine)
+            report.bytes += r.offset - saved.offset
+            report.lines += r.lines
+            report.longLines += r.longLines
+          } finally {
+            await ofh.close()
+          }
+        }
+      }
+    }
+    const end = st.size
+    const r = await readLines(fh, path, start, end, lineNo, onLine)
+    report.bytes += r.offset - start
+    report.lines += r.lines
+    report.longLines += r.longLines
+    const fpBytes = Math.min(FINGERPRINT_BYTES, r.offset)
+    report.position = {
+      dev: st.dev,
+      ino: st.ino,
+      offset: r.offset,
+      line: lineNo + r.lines,
+      fingerprint: await fingerprint(fh, fpBytes),
+      fingerprintBytes: fpBytes,
+    }
+    if (r.longLines > 0) {
+      report.warnings.push(`${path}: skipped ${r.longLines} line(s) longer than ${MAX_LINE_BYTES} bytes`)
+    }
+    return report
+  } finally {
+    await fh.close()
+  }
+}

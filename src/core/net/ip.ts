@@ -1,0 +1,128 @@
+/**
+ * Address handling: strict validation, one canonical text form per address
+ * (so that counts aggregate), CIDR parsing and matching.
+ *
+ * ipaddr.js does the maths; net.isIP does the validation, because
+ * ipaddr.isValid() accepts inet_aton shorthands such as "1.2.3" or "010.1.1.1".
+ */
+import {isIP} from 'node:net'
+import ipaddr from 'ipaddr.js'
+
+export type Family = 4 | 6
+
+/**
+ * Canonical form of one address, or null when the text is not exactly one
+ * IPv4 or IPv6 address. IPv6 is lower-case and compressed (RFC 5952), a zone
+ * (`%eth0`) is dropped, and IPv4-mapped IPv6 (`::ffff:192.0.2.1`) becomes the
+ * IPv4 address.
+ */
+export function canonicalIp(text: string): string | null {
+  let t = text.trim()
+  if (t.startsWith('[') && t.endsWith(']')) t = t.slice(1, -1)
+  const zone = t.indexOf('%')
+  if (zone !== -1) {
+    // Zones only exist on IPv6 link-local addresses.
+    if (isIP(t.slice(0, zone)) !== 6 || !/^[\w.-]+$/.test(t.slice(zone + 1))) return null
+    t = t.slice(0, zone)
+  }
+  const kind = isIP(t)
+  if (kind === 0) return null
+  if (kind === 4) return ipaddr.IPv4.parse(t).toString()
+  const addr = ipaddr.IPv6.parse(t)
+  if (addr.isIPv4MappedAddress()) return addr.toIPv4Address().toString()
+  return addr.toString()
+}
+
+export function familyOf(ip: string): Family {
+  return isIP(ip) === 4 ? 4 : 6
+}
+
+export interface Cidr {
+  /** Canonical text: network address and prefix, e.g. `192.0.2.0/24`, `2001:db8::/32`. */
+  readonly text: string
+  readonly family: Family
+  readonly prefix: number
+  readonly network: ipaddr.IPv4 | ipaddr.IPv6
+}
+
+/**
+ * Parses `ADDR` or `ADDR/PREFIX`. A bare address is a /32 or /128. Host bits
+ * are cleared: `192.0.2.7/24` becomes `192.0.2.0/24`. Returns null when invalid.
+ */
+export function parseCidr(text: string): Cidr | null {
+  const t = text.trim()
+  const slash = t.indexOf('/')
+  const addrText = slash === -1 ? t : t.slice(0, slash)
+  const ip = canonicalIp(addrText)
+  if (ip === null || addrText.includes('%')) return null
+  const family = familyOf(ip)
+  const max = family === 4 ? 32 : 128
+  let prefix = max
+  if (slash !== -1) {
+    const p = t.slice(slash + 1)
+    if (!/^\d{1,3}$/.test(p)) return null
+    prefix = Number(p)
+    if (prefix > max) return null
+    // An IPv4-mapped IPv6 network written with an IPv6 prefix: keep the IPv4 part.
+    if (family === 4 && isIP(addrText) === 6) {
+      if (prefix < 96) return null
+      prefix -= 96
+    }
+  }
+  const network =
+    family === 4
+      ? ipaddr.IPv4.networkAddressFromCIDR(`${ip}/${prefix}`)
+      : ipaddr.IPv6.networkAddressFromCIDR(`${ip}/${prefix}`)
+  return {text: `${network.toString()}/${prefix}`, family, prefix, network}
+}
+
+export function cidrContains(cidr: Cidr, ip: string): boolean {
+  const c = canonicalIp(ip)
+  if (c === null) return false
+  const addr = ipaddr.parse(c)
+  if (addr.kind() !== cidr.network.kind()) return false
+  return addr.match(cidr.network, cidr.prefix)
+}
+
+/** A list of networks with a membership test. */
+export class NetworkList {
+  private readonly cidrs: Cidr[]
+
+  constructor(entries: Iterable<string | Cidr>) {
+    this.cidrs = []
+    for (const e of entries) {
+      const c = typeof e === 'string' ? parseCidr(e) : e
+      if (c === null) throw new Error(`invalid address or network: ${String(e)}`)
+      this.cidrs.push(c)
+    }
+  }
+
+  /** The first network that contains ip, or undefined. */
+  match(ip: string): Cidr | undefined {
+    return this.cidrs.find((c) => cidrContains(c, ip))
+  }
+
+  has(ip: string): boolean {
+    return this.match(ip) !== undefined
+  }
+}
+
+const LOOPBACK = new NetworkList(['127.0.0.0/8', '::1/128'])
+
+export function isLoopback(ip: string): boolean {
+  return LOOPBACK.has(ip)
+}
+
+/** Sort key so that lists and rule sets come out in a stable, human order. */
+export function compareIps(a: string, b: string): number {
+  const fa = familyOf(a)
+  const fb = familyOf(b)
+  if (fa !== fb) return fa - fb
+  const ba = ipaddr.parse(a).toByteArray()
+  const bb = ipaddr.parse(b).toByteArray()
+  for (let i = 0; i < ba.length; i++) {
+    const d = (ba[i] ?? 0) - (bb[i] ?? 0)
+    if (d !== 0) return d
+  }
+  return 0
+}

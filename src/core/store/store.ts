@@ -1,0 +1,21 @@
+/**
+ * The store behind an interface: today one JSON file on this host; a shared
+ * store for several servers can implement the same contract later.
+ */
+import type {StoreData} from './schema.js'
+
+export interface LockOptions {
+  /** Wait for a busy lock (admin commands) or give up at once (cron runs). */
+  wait: boolean
+}
+
+export interface Store {
+  /** Where the data lives, for messages. */
+  readonly location: string
+  /** Reads and validates the data; a missing store reads as empty. Throws StoreError. */
+  read(): Promise<StoreData>
+  /** Replaces the data atomically. */
+  write(data: StoreData): Promise<void>
+  /** Runs fn while holding the store's exclusive lock. Throws BusyError when it cannot be had. */
+  withLock<T>(options: LockOptions, fn: () => Promise<T>): Promise<T>
+}

@@ -1,0 +1,67 @@
+/**
+ * Turning core results into text for a terminal or cron mail. Colour only
+ * where chalk finds a colour terminal (never in cron mail, never with
+ * NO_COLOR); cli-table3 colours its borders on its own, so its styles are
+ * emptied when chalk is off.
+ */
+import chalk from 'chalk'
+import Table from 'cli-table3'
+import type {Decision} from '../core/decisions/decide.js'
+import type {BlockInfo, ListRow} from '../core/guard.js'
+
+export function time(t: number | string | null): string {
+  if (t === null) return '-'
+  const d = typeof t === 'number' ? new Date(t) : new Date(t)
+  return d.toISOString().replace('T', ' ').replace(/\.\d{3}Z$/, 'Z')
+}
+
+export function until(b: {blockedUntil: number | null}): string {
+  return b.blockedUntil === null ? 'until deleted' : `until ${time(b.blockedUntil)}`
+}
+
+/** Attacker-controlled text (user names) shown safely on one line. */
+export function safe(text: string, max = 64): string {
+  // eslint-disable-next-line no-control-regex
+  const clean = text.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`)
+  return clean.length > max ? `${clean.slice(0, max - 1)}…` : clean
+}
+
+export function blockLine(b: BlockInfo): string {
+  return `blocked ${b.ip} on ${b.instance} ${until(b)} (${b.attempts} failed logins, last user "${safe(b.lastUser)}")`
+}
+
+export function expiredLine(b: BlockInfo): string {
+  return `unblocked ${b.ip} on ${b.instance}: its block is over`
+}
+
+export function decisionLine(d: Decision): string {
+  const e = d.event
+  return `${e.file}:${e.lineNo}: ${e.grammar} ${e.ip ?? '-'} "${safe(e.user)}" -> ${d.action}: ${d.why}`
+}
+
+const STATE_COLOUR: Record<ListRow['state'], (s: string) => string> = {
+  blocked: (s) => chalk.red(s),
+  watching: (s) => chalk.yellow(s),
+  whitelisted: (s) => chalk.green(s),
+}
+
+export function listTable(rows: ListRow[]): string {
+  const plain = chalk.level === 0
+  const table = new Table({
+    head: ['address', 'state', 'attempts', 'first seen', 'last seen', 'blocked until', 'instance', 'last user'],
+    style: plain ? {head: [], border: []} : {head: ['bold'], border: ['grey']},
+  })
+  for (const r of rows) {
+    table.push([
+      r.ip,
+      STATE_COLOUR[r.state](r.state),
+      String(r.attempts),
+      time(r.firstSeen),
+      time(r.lastSeen),
+      r.state === 'blocked' ? (r.blockedUntil === null ? 'until deleted' : time(r.blockedUntil)) : '-',
+      r.instance ?? '-',
+      r.state === 'whitelisted' ? (r.comment ?? '') : safe(r.lastUser ?? '', 32),
+    ])
+  }
+  return table.toString()
+}
