@@ -1,0 +1,43 @@
+import {test} from 'node:test'
+import assert from 'node:assert/strict'
+import {canonicalIp, compareIps, NetworkList, parseCidr, isLoopback} from '../../src/core/net/ip.js'
+
+test('canonicalIp validates strictly and normalises', () => {
+  assert.equal(canonicalIp('192.0.2.1'), '192.0.2.1')
+  assert.equal(canonicalIp('1.2.3'), null)
+  assert.equal(canonicalIp('010.1.1.1'), null)
+  assert.equal(canonicalIp('256.1.1.1'), null)
+  assert.equal(canonicalIp('2001:DB8::0:1'), '2001:db8::1')
+  assert.equal(canonicalIp('::ffff:192.0.2.9'), '192.0.2.9')
+  assert.equal(canonicalIp('fe80::1%eth0'), 'fe80::1')
+  assert.equal(canonicalIp('[2001:db8::1]'), '2001:db8::1')
+  assert.equal(canonicalIp('example.com'), null)
+  assert.equal(canonicalIp(''), null)
+})
+
+test('parseCidr: bare addresses are host networks, host bits are cleared, bad prefixes refused', () => {
+  assert.equal(parseCidr('192.0.2.7')?.text, '192.0.2.7/32')
+  assert.equal(parseCidr('192.0.2.7/24')?.text, '192.0.2.0/24')
+  assert.equal(parseCidr('2001:db8::1/64')?.text, '2001:db8::/64')
+  assert.equal(parseCidr('::1')?.text, '::1/128')
+  assert.equal(parseCidr('192.0.2.0/33'), null)
+  assert.equal(parseCidr('192.0.2.0/x'), null)
+  assert.equal(parseCidr('10.0.0.0/8/8'), null)
+})
+
+test('NetworkList matches across forms; loopback is recognised', () => {
+  const l = new NetworkList(['198.51.100.0/24', '2001:db8::/32'])
+  assert.equal(l.has('198.51.100.200'), true)
+  assert.equal(l.has('::ffff:198.51.100.9'), true)
+  assert.equal(l.has('198.51.101.1'), false)
+  assert.equal(l.has('2001:db8:1::5'), true)
+  assert.equal(l.has('2001:db9::5'), false)
+  assert.equal(isLoopback('127.8.9.10'), true)
+  assert.equal(isLoopback('::1'), true)
+  assert.equal(isLoopback('192.0.2.1'), false)
+})
+
+test('compareIps orders IPv4 numerically before IPv6', () => {
+  const ips = ['2001:db8::2', '192.0.2.10', '192.0.2.9', '10.0.0.1', '2001:db8::1']
+  assert.deepEqual([...ips].sort(compareIps), ['10.0.0.1', '192.0.2.9', '192.0.2.10', '2001:db8::1', '2001:db8::2'])
+})

@@ -1,0 +1,143 @@
+/**
+ * Shared test plumbing: temp directories, log line builders, running the real
+ * CLI as a subprocess, and network namespaces for firewall tests.
+ */
+import {mkdtempSync, rmSync, writeFileSync, appendFileSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import {join, resolve} from 'node:path'
+import {randomBytes} from 'node:crypto'
+import type {TestContext} from 'node:test'
+import {execa} from 'execa'
+
+export const ROOT = resolve(import.meta.dirname, '..', '..')
+export const BIN = join(ROOT, 'bin', 'run.js')
+
+export function tempDir(t: {after: (fn: () => void) => void}, prefix = 'rcguard-test-'): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix))
+  t.after(() => rmSync(dir, {recursive: true, force: true}))
+  return dir
+}
+
+/** `[25-Nov-2026 13:00:00 +0000]` for a Date. */
+export function fileDate(d: Date): string {
+  const months = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec']
+  const p = (n: number) => String(n).padStart(2, '0')
+  return `[${p(d.getUTCDate())}-${months[d.getUTCMonth()]}-${d.getUTCFullYear()} ${p(d.getUTCHours())}:${p(d.getUTCMinutes())}:${p(d.getUTCSeconds())} +0000]`
+}
+
+let sessionCounter = 0
+function session(): string {
+  sessionCounter++
+  return `t${String(sessionCounter).padStart(7, '0')}`
+}
+
+/** A 1.6-style userlogins failure line (F2). */
+export function f2(d: Date, ip: string, user = 'alice@example.com', error = 0, sp: string = session()): string {
+  return `${fileDate(d)}: <${sp}> Failed login for ${user} from ${ip} in session ${sp}abcdefgh (error: ${error})`
+}
+
+/** A 1.6-style errors-log IMAP failure line (F1) for the login form. */
+export function f1(d: Date, ip: string, user = 'alice@example.com', sp: string = session()): string {
+  return `${fileDate(d)}: <${sp}> IMAP Error: Login failed for ${user} against localhost from ${ip}. AUTHENTICATE PLAIN: Authentication failed. in /usr/share/roundcube/program/lib/Roundcube/rcube_imap.php on line 211 (POST /?_task=login&_action=login)`
+}
+
+export function appendLines(file: string, lines: string[]): void {
+  if (lines.length > 0) appendFileSync(file, `${lines.join('\n')}\n`)
+}
+
+/** n failure lines from ip, one every `stepSeconds`, starting at start. */
+export function burst(start: Date, ip: string, n: number, stepSeconds = 20): string[] {
+  return Array.from({length: n}, (_, i) => f2(new Date(start.getTime() + i * stepSeconds * 1000), ip))
+}
+
+export interface Setup {
+  dir: string
+  config: string
+  db: string
+  log: string
+  errorsLog: string
+}
+
+/** Writes a config in a temp dir: one instance "master" on ports 80,443 reading two logs. */
+export function setup(t: {after: (fn: () => void) => void}, extra: Record<string, unknown> = {}, yamlExtra = ''): Setup {
+  const dir = tempDir(t)
+  const log = join(dir, 'userlogins.log')
+  const errorsLog = join(dir, 'errors.log')
+  writeFileSync(log, '')
+  writeFileSync(errorsLog, '')
+  const db = join(dir, 'db', 'db.json')
+  const base = {
+    database: db,
+    instances: [{name: 'master', logs: [errorsLog, log], ports: [80, 443]}],
+    firewall: {backend: 'none'},
+    ...extra,
+  }
+  const config = join(dir, 'rcguard.yml')
+  writeFileSync(config, `${JSON.stringify(base, null, 2)}\n${yamlExtra}`)
+  return {dir, config, db, log, errorsLog}
+}
+
+export interface CliResult {
+  stdout: string
+  stderr: string
+  exitCode: number
+}
+
+export interface CliOptions {
+  env?: Record<string, string>
+  /** Run inside this network namespace (ip netns exec). */
+  netns?: string
+  input?: string
+}
+
+export async function cli(args: string[], options: CliOptions = {}): Promise<CliResult> {
+  const env = {NO_COLOR: '1', FORCE_COLOR: '0', COLUMNS: '160', ...options.env}
+  const [cmd, argv] =
+    options.netns === undefined ? ['node', [BIN, ...args]] : ['ip', ['netns', 'exec', options.netns, 'node', BIN, ...args]]
+  const r = await execa(cmd, argv, {reject: false, env, input: options.input ?? '', timeout: 60_000})
+  return {stdout: String(r.stdout), stderr: String(r.stderr), exitCode: r.exitCode ?? -1}
+}
+
+export async function cliJson<T>(args: string[], options: CliOptions = {}): Promise<T> {
+  const r = await cli([...args, '--json'], options)
+  if (r.exitCode !== 0) throw new Error(`rcguard ${args.join(' ')} exited ${r.exitCode}: ${r.stderr}${r.stdout}`)
+  return JSON.parse(r.stdout) as T
+}
+
+export const isRoot = process.getuid?.() === 0
+
+/**
+ * Firewall tests need root. Without it they skip with the reason; under
+ * CI=true a skip is a failure, so CI can never pass without running them.
+ */
+export function requireRoot(t: TestContext): boolean {
+  if (isRoot) return true
+  const reason = 'needs root to create a network namespace and run the real iptables'
+  if (process.env.CI === 'true') {
+    throw new Error(`CI=true and ${reason}: firewall tests must run in CI`)
+  }
+  t.skip(reason)
+  return false
+}
+
+/** A fresh network namespace, deleted after the test. */
+export async function netns(t: {after: (fn: () => Promise<void>) => void}): Promise<{name: string; run: (cmd: string, args: string[], input?: string) => Promise<CliResult>}> {
+  const name = `rcgt-${randomBytes(4).toString('hex')}`
+  await execa('ip', ['netns', 'add', name])
+  t.after(async () => {
+    await execa('ip', ['netns', 'del', name], {reject: false})
+  })
+  const run = async (cmd: string, args: string[], input?: string): Promise<CliResult> => {
+    const r = await execa('ip', ['netns', 'exec', name, cmd, ...args], {reject: false, input: input ?? ''})
+    return {stdout: String(r.stdout), stderr: String(r.stderr), exitCode: r.exitCode ?? -1}
+  }
+  return {name, run}
+}
+
+/** iptables-save output without the comment lines that carry a timestamp. */
+export function stripSaveComments(text: string): string {
+  return text
+    .split('\n')
+    .filter((l) => !l.startsWith('#'))
+    .join('\n')
+}
