@@ -243,3 +243,27 @@ test('a corrupt database: exit 4, file left untouched, also with --json', async 
     assert.deepEqual(readFileSync(s.db), before)
   }
 })
+
+test('a busy lock: hacks exits 75 quietly at once; an admin command waits a few seconds, then fails clearly', async (t) => {
+  const s = setup(t)
+  const {default: lockfile} = await import('proper-lockfile')
+  const {mkdirSync} = await import('node:fs')
+  const {dirname} = await import('node:path')
+  mkdirSync(dirname(s.db), {recursive: true})
+  const release = await lockfile.lock(s.db, {lockfilePath: `${s.db}.lock`, realpath: false, stale: 30_000})
+  try {
+    const h = await cli(['hacks', '--config', s.config])
+    assert.equal(h.exitCode, 75)
+    assert.equal(h.stdout, '')
+    assert.equal(h.stderr, '')
+    const started = Date.now()
+    const u = await cli(['whitelist', '192.0.2.1', '--config', s.config])
+    assert.equal(u.exitCode, 75)
+    assert.ok(Date.now() - started > 2000, 'waited for the lock before giving up')
+    assert.match(u.stderr, /another rcguard process holds the lock .*db\.json\.lock; try again in a moment/)
+  } finally {
+    await release()
+  }
+  const after = await cli(['whitelist', '192.0.2.1', '--config', s.config])
+  assert.equal(after.exitCode, 0, after.stderr)
+})

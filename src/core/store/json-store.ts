@@ -96,7 +96,7 @@ export class JsonStore implements Store {
         realpath: false,
         stale: 30_000,
         update: 5_000,
-        retries: options.wait ? {retries: 20, factor: 1.3, minTimeout: 100, maxTimeout: 1_000} : 0,
+        retries: options.wait ? {retries: 10, factor: 1.3, minTimeout: 100, maxTimeout: 1_000} : 0,
         onCompromised: (err) => {
           process.emitWarning(`rcguard lock ${this.location}.lock was compromised: ${err.message}`)
         },
