@@ -1,7 +1,7 @@
 import {Flags} from '@oclif/core'
 import {BaseCommand} from '../base-command.js'
 import {hacks, type HacksResult} from '../core/guard.js'
-import {blockLine, decisionLine, expiredLine} from '../ui/format.js'
+import {blockLine, scanReport, expiredLine} from '../ui/format.js'
 
 export default class Hacks extends BaseCommand<typeof Hacks> {
   static override summary = 'What cron runs: scan the logs, expire blocks, regenerate the firewall rules.'
@@ -28,14 +28,7 @@ export default class Hacks extends BaseCommand<typeof Hacks> {
     for (const w of result.warnings) this.warn(w)
     if (verbose) {
       this.log(`configuration: ${ctx.loaded.path ?? 'built-in defaults'}; database: ${ctx.config.database}; firewall: ${result.firewall.backend}`)
-      for (const f of result.files) {
-        this.log(`${f.file}: ${f.bytes} new bytes, ${f.lines} lines, ${f.events} login events`)
-        for (const n of f.notes) this.log(`  ${n}`)
-      }
-      for (const d of result.decisions) {
-        if (d.event.text !== undefined) this.log(`  line: ${d.event.text}`)
-        this.log(decisionLine(d))
-      }
+      for (const line of scanReport(result)) this.log(line)
     }
     for (const b of result.newlyBlocked) this.log(blockLine(b))
     for (const b of result.expired) this.log(expiredLine(b))

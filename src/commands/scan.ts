@@ -2,7 +2,7 @@ import {Flags} from '@oclif/core'
 import {BaseCommand} from '../base-command.js'
 import {scan, scanFile, type ScanResult} from '../core/guard.js'
 import {UsageError} from '../core/errors.js'
-import {blockLine, decisionLine} from '../ui/format.js'
+import {blockLine, scanReport} from '../ui/format.js'
 
 export interface ScanJson {
   events: {
@@ -48,14 +48,7 @@ export default class Scan extends BaseCommand<typeof Scan> {
     for (const w of result.warnings) this.warn(w)
     const failures = result.events.filter((e) => e.outcome === 'failure')
     if (verbose) {
-      for (const f of result.files) {
-        this.log(`${f.file}: ${f.bytes} new bytes, ${f.lines} lines, ${f.events} login events`)
-        for (const n of f.notes) this.log(`  ${n}`)
-      }
-      for (const d of result.decisions) {
-        if (d.event.text !== undefined) this.log(`  line: ${d.event.text}`)
-        this.log(decisionLine(d))
-      }
+      for (const line of scanReport(result)) this.log(line)
     }
     for (const b of result.newlyBlocked) this.log(`${dryRun ? 'would have ' : ''}${blockLine(b)}`)
     if (log !== undefined || verbose) {

@@ -7,7 +7,7 @@
 import chalk from 'chalk'
 import Table from 'cli-table3'
 import type {Decision} from '../core/decisions/decide.js'
-import type {BlockInfo, ListRow} from '../core/guard.js'
+import type {BlockInfo, ListRow, ScanResult} from '../core/guard.js'
 
 export function time(t: number | string | null): string {
   if (t === null) return '-'
@@ -37,6 +37,20 @@ export function expiredLine(b: BlockInfo): string {
 export function decisionLine(d: Decision): string {
   const e = d.event
   return `${e.file}:${e.lineNo}: ${e.grammar} ${e.ip ?? '-'} "${safe(e.user)}" -> ${d.action}: ${d.why}`
+}
+
+/** --verbose: each file read, then each login line with the decision taken and why. */
+export function scanReport(result: ScanResult): string[] {
+  const out: string[] = []
+  for (const f of result.files) {
+    out.push(`${f.file}: ${f.bytes} new bytes, ${f.lines} lines, ${f.events} login events`)
+    for (const n of f.notes) out.push(`  ${n}`)
+  }
+  for (const d of result.decisions) {
+    if (d.event.text !== undefined) out.push(`  line: ${safe(d.event.text, 4096)}`)
+    out.push(decisionLine(d))
+  }
+  return out
 }
 
 const STATE_COLOUR: Record<ListRow['state'], (s: string) => string> = {
