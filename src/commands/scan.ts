@@ -2,7 +2,9 @@ import {Flags} from '@oclif/core'
 import {BaseCommand} from '../base-command.js'
 import {scan, scanFile, type ScanResult} from '../core/guard.js'
 import {UsageError} from '../core/errors.js'
-import {blockLine, scanReport} from '../ui/format.js'
+import type {LogConfig} from '../core/config/config.js'
+import {ENVELOPE_IDS} from '../core/parser/envelopes.js'
+import {blockLine, scanReport, time, until} from '../ui/format.js'
 
 export interface ScanJson {
   events: {
@@ -17,6 +19,8 @@ export interface ScanJson {
     instance: string
   }[]
   newlyBlocked: ScanResult['newlyBlocked']
+  /** With --replay: every block on the file's timeline. */
+  replay?: {ip: string; instance: string; at: string; until: string | null}[]
   files: ScanResult['files']
   warnings: string[]
 }
@@ -30,27 +34,52 @@ export default class Scan extends BaseCommand<typeof Scan> {
     '<%= config.bin %> scan',
     '<%= config.bin %> scan --dry-run --log /var/log/roundcube/errors.log --verbose',
     '<%= config.bin %> scan --dry-run --log errors.log --json',
+    '<%= config.bin %> scan --dry-run --replay --log /var/log/roundcube/userlogins.log',
   ]
   static override flags = {
     'dry-run': Flags.boolean({summary: 'Change nothing: neither the database nor the saved log positions.', default: false}),
     log: Flags.string({summary: 'With --dry-run: read this file from its start instead of the configured logs.'}),
     instance: Flags.string({summary: 'With --log: the instance the file belongs to (default: the first configured).'}),
+    format: Flags.string({
+      summary: 'With --log: the log format (default: detected from the lines).',
+      options: ['auto', ...ENVELOPE_IDS],
+    }),
+    replay: Flags.boolean({
+      summary: 'With --log: run the decisions over the file\'s own timeline and report every block that would have happened.',
+      default: false,
+    }),
   }
 
   async run(): Promise<ScanJson> {
-    const {verbose, log, instance} = this.flags
+    const {verbose, log, instance, replay, format} = this.flags
     const dryRun = this.flags['dry-run']
     if (log !== undefined && !dryRun) throw new UsageError('--log reads a file for testing and needs --dry-run')
-    if (instance !== undefined && log === undefined) throw new UsageError('--instance goes with --log')
+    for (const [flag, given] of [['--instance', instance], ['--format', format], ['--replay', replay || undefined]] as const) {
+      if (given !== undefined && log === undefined) throw new UsageError(`${flag} goes with --log`)
+    }
     const ctx = await this.loadContext({keepText: verbose})
-    const result =
-      log === undefined ? await scan(ctx, {dryRun}) : await scanFile(ctx, log, instance ?? ctx.config.instances[0]?.name ?? 'master')
+    const fileResult =
+      log === undefined
+        ? undefined
+        : await scanFile(ctx, log, {
+            instance: instance ?? ctx.config.instances[0]?.name ?? 'master',
+            format: format as LogConfig['format'] | undefined,
+            replay,
+          })
+    const result = fileResult ?? (await scan(ctx, {dryRun}))
     for (const w of result.warnings) this.warn(w)
     const failures = result.events.filter((e) => e.outcome === 'failure')
     if (verbose) {
       for (const line of scanReport(result)) this.log(line)
     }
-    for (const b of result.newlyBlocked) this.log(`${dryRun ? 'would have ' : ''}${blockLine(b)}`)
+    if (fileResult === undefined) {
+      for (const b of result.newlyBlocked) this.log(blockLine(b))
+    } else if (replay) {
+      for (const b of fileResult.replayBlocks) {
+        this.log(`would block ${b.ip} on ${b.instance} at ${time(b.at)} ${until({blockedUntil: b.until})}`)
+      }
+      this.log(`replay: ${fileResult.replayBlocks.length} block(s) of ${new Set(fileResult.replayBlocks.map((b) => b.ip)).size} address(es) with maxAttempts ${ctx.config.maxAttempts}, periodMinutes ${ctx.config.periodMinutes}, blockMinutes ${ctx.config.blockMinutes}`)
+    }
     if (log !== undefined || verbose) {
       const counted = failures.filter((e) => e.counted).length
       const ips = new Set(failures.filter((e) => e.counted).map((e) => e.ip)).size
@@ -69,6 +98,16 @@ export default class Scan extends BaseCommand<typeof Scan> {
         instance: e.instance,
       })),
       newlyBlocked: result.newlyBlocked,
+      ...(replay && fileResult !== undefined
+        ? {
+            replay: fileResult.replayBlocks.map((b) => ({
+              ip: b.ip,
+              instance: b.instance,
+              at: new Date(b.at).toISOString(),
+              until: b.until === null ? null : new Date(b.until).toISOString(),
+            })),
+          }
+        : {}),
       files: result.files,
       warnings: result.warnings,
     }

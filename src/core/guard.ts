@@ -3,7 +3,7 @@
  * lines, decide, keep the store, and bring the firewall in line with it. Data
  * flows one way: log reader → parser → decisions → store → firewall.
  */
-import type {Config} from './config/config.js'
+import type {Config, LogConfig} from './config/config.js'
 import {
   activeBlocks,
   applyEvents,
@@ -16,10 +16,12 @@ import {
 } from './decisions/decide.js'
 import {ExitCode, FirewallError, RcguardError, UsageError} from './errors.js'
 import type {ApplyResult, DesiredState, FirewallBackend} from './firewall/index.js'
-import {readNewLines, type LogPosition} from './logreader/reader.js'
+import {basename} from 'node:path'
+import {glob} from 'tinyglobby'
+import {isRotatedName, readNewLines} from './logreader/reader.js'
 import {canonicalIp, compareIps, familyOf, NetworkList, parseCidr} from './net/ip.js'
-import {DEFAULT_PARSE_OPTIONS, parseLine} from './parser/parse.js'
-import type {Entry, StoreData} from './store/schema.js'
+import {LineParser, type ParseOptions} from './parser/parse.js'
+import type {Entry, StoreData, StoredPosition} from './store/schema.js'
 import type {Store} from './store/store.js'
 
 export interface GuardContext {
@@ -62,8 +64,9 @@ export interface HacksResult extends ScanResult {
   enabled: boolean
 }
 
+/** Never blocked: the configured whitelist, trusted proxies and the admin's whitelist. */
 function whitelistOf(config: Config, data: StoreData): NetworkList {
-  return new NetworkList([...config.whitelist, ...data.whitelist.map((w) => w.cidr)])
+  return new NetworkList([...config.whitelist, ...config.trustedProxies, ...data.whitelist.map((w) => w.cidr)])
 }
 
 function blockInfo(e: Entry): BlockInfo {
@@ -77,29 +80,76 @@ function blockInfo(e: Entry): BlockInfo {
   }
 }
 
+const GLOB_CHARS = /[*?[\]{}]/
+
+/** The files a configured log names: itself, or the live files its glob pattern matches. */
+async function expandLog(pattern: string): Promise<{paths: string[]; warning?: string}> {
+  if (!GLOB_CHARS.test(pattern)) return {paths: [pattern]}
+  const found = (await glob(pattern, {absolute: true, onlyFiles: true, expandDirectories: false}))
+    .filter((p) => !isRotatedName(basename(p)))
+    .sort()
+  if (found.length === 0) return {paths: [], warning: `no file matches the log pattern ${pattern}: check the instance's logs in the configuration`}
+  return {paths: found}
+}
+
+export interface ScanOptions {
+  /**
+   * Replay: count every line of the file's timeline. Otherwise, on the first
+   * read of a log, lines older than the window before its newest line are
+   * not counted (a fresh install does not block on old history).
+   */
+  replay?: boolean
+}
+
 /** Reads every configured log from its saved position and applies the decisions to `data`. */
-async function scanInto(ctx: GuardContext, data: StoreData): Promise<ScanResult> {
+async function scanInto(ctx: GuardContext, data: StoreData, options: ScanOptions = {}): Promise<ScanResult> {
   const now = ctx.now()
+  const {config} = ctx
   const result: ScanResult = {files: [], events: [], decisions: [], newlyBlocked: [], warnings: []}
-  const positions: Record<string, LogPosition> = {}
-  for (const instance of ctx.config.instances) {
-    for (const file of instance.logs) {
-      let count = 0
-      const report = await readNewLines(file, data.positions[file], (text, lineNo, from) => {
-        const event = parseLine(text, DEFAULT_PARSE_OPTIONS)
-        if (event === null) return
-        count++
-        const sourced: SourcedEvent = {...event, instance: instance.name, file: from, lineNo}
-        if (ctx.keepText === true) sourced.text = text
-        result.events.push(sourced)
-      })
-      result.warnings.push(...report.warnings)
-      if (report.position !== undefined) positions[file] = report.position
-      result.files.push({file, bytes: report.bytes, lines: report.lines, events: count, notes: report.notes})
+  const positions: Record<string, StoredPosition> = {}
+  const parseOptions: ParseOptions = {
+    countErrors: new Set(config.countErrors),
+    trustedProxies: new NetworkList(config.trustedProxies),
+  }
+  const periodMs = config.periodMinutes * 60_000
+  for (const instance of config.instances) {
+    for (const log of instance.logs) {
+      const {paths, warning} = await expandLog(log.path)
+      if (warning !== undefined) result.warnings.push(warning)
+      for (const file of paths) {
+        const saved = data.positions[file]
+        const parser = new LineParser(log, parseOptions, {...saved?.parser}, now)
+        const events: SourcedEvent[] = []
+        const report = await readNewLines(file, saved, (text, lineNo, from) => {
+          const event = parser.parse(text)
+          if (event === null) return
+          const sourced: SourcedEvent = {...event, instance: instance.name, file: from, lineNo}
+          if (ctx.keepText === true) sourced.text = text
+          events.push(sourced)
+        })
+        const notes = [...report.notes]
+        if (saved === undefined && options.replay !== true && events.length > 0) {
+          const newest = events.reduce((t, e) => Math.max(t, e.time), -Infinity)
+          const cutoff = newest - periodMs
+          let old = 0
+          for (const e of events) {
+            if (e.time < cutoff && e.counted) {
+              e.counted = false
+              e.reason = 'older than the window on the first read of this log'
+              old++
+            }
+          }
+          if (old > 0) notes.push(`first read: ${old} failed login(s) older than ${config.periodMinutes} min before the log's newest line not counted`)
+        }
+        result.events.push(...events)
+        result.warnings.push(...report.warnings)
+        if (report.position !== undefined) positions[file] = {...report.position, parser: parser.state}
+        result.files.push({file, bytes: report.bytes, lines: report.lines, events: events.length, notes})
+      }
     }
   }
   const before = new Set(data.entries.filter((e) => isBlockActive(e, now)).map((e) => `${e.instance} ${e.ip}`))
-  result.decisions = applyEvents(data, result.events, ctx.config, whitelistOf(ctx.config, data), now)
+  result.decisions = applyEvents(data, result.events, config, whitelistOf(config, data), now)
   result.newlyBlocked = data.entries
     .filter((e) => isBlockActive(e, now) && !before.has(`${e.instance} ${e.ip}`))
     .map(blockInfo)
@@ -151,17 +201,46 @@ export async function scan(ctx: GuardContext, options: {dryRun: boolean}): Promi
   })
 }
 
-/** `scan --dry-run --log FILE`: one file from its start, nothing read from or written to the store. */
-export async function scanFile(ctx: GuardContext, file: string, instance: string): Promise<ScanResult> {
-  const inst = ctx.config.instances.find((i) => i.name === instance)
-  if (inst === undefined) throw new UsageError(`no instance named ${instance} in the configuration`)
-  const config: Config = {...ctx.config, instances: [{...inst, logs: [file]}]}
+export interface ReplayBlock {
+  ip: string
+  instance: string
+  /** The failure that completed the window. */
+  at: number
+  /** When the block would have ended; null: until deleted. */
+  until: number | null
+}
+
+/**
+ * `scan --dry-run --log FILE [--replay]`: one file from its start, nothing
+ * read from or written to the store. With replay, the decisions run over the
+ * file's own timeline and every block that would have happened is reported.
+ */
+export async function scanFile(
+  ctx: GuardContext,
+  file: string,
+  options: {instance: string; format?: LogConfig['format']; replay?: boolean},
+): Promise<ScanResult & {replayBlocks: ReplayBlock[]}> {
+  const inst = ctx.config.instances.find((i) => i.name === options.instance)
+  if (inst === undefined) throw new UsageError(`no instance named ${options.instance} in the configuration`)
+  const template = inst.logs[0]
+  const log: LogConfig = {
+    path: file,
+    format: options.format ?? 'auto',
+    ident: template?.ident ?? 'roundcube',
+    sessionPrefix: template?.sessionPrefix ?? 'auto',
+    dateFormat: options.format === undefined || options.format === template?.format ? template?.dateFormat : undefined,
+    timezone: template?.timezone,
+  }
+  const config: Config = {...ctx.config, instances: [{...inst, logs: [log]}]}
   const data: StoreData = {schemaVersion: 1, entries: [], whitelist: [], positions: {}}
-  const result = await scanInto({...ctx, config}, data)
-  if (result.files[0]?.bytes === 0 && result.warnings.length > 0) {
+  const result = await scanInto({...ctx, config}, data, {replay: options.replay})
+  if (result.files.length === 0 || (result.files[0]?.bytes === 0 && result.warnings.length > 0)) {
     throw new RcguardError(result.warnings[0] ?? `cannot read ${file}`, ExitCode.USAGE)
   }
-  return result
+  const replayBlocks: ReplayBlock[] = result.decisions
+    .filter((d) => d.action === 'blocked' && d.event.ip !== null)
+    .map((d) => ({ip: d.event.ip ?? '', instance: d.event.instance, at: d.blockedAt ?? d.event.time, until: d.blockedUntil ?? null}))
+  return {...result, replayBlocks}
 }
 
 /** `hacks`: scan, end expired blocks, then regenerate the firewall rules. */

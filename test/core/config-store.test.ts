@@ -28,7 +28,8 @@ test('relative paths are relative to the config file; JSON is accepted', async (
   writeFileSync(f, JSON.stringify({database: 'db.json', instances: [{name: 'a', logs: ['x.log'], ports: [443]}]}))
   const {config} = await loadConfig(f, true)
   assert.equal(config.database, join(dir, 'db.json'))
-  assert.deepEqual(config.instances[0]?.logs, [join(dir, 'x.log')])
+  assert.deepEqual(config.instances[0]?.logs.map((l) => l.path), [join(dir, 'x.log')])
+  assert.equal(config.instances[0]?.logs[0]?.format, 'auto')
 })
 
 test('bad values and unknown keys are refused with the key path', async (t) => {

@@ -8,6 +8,9 @@ import {parseDocument} from 'yaml'
 import {z} from 'zod'
 import {ConfigError} from '../errors.js'
 import {parseCidr} from '../net/ip.js'
+import {compilePhpDateFormat} from '../parser/dates.js'
+import {ENVELOPE_IDS} from '../parser/envelopes.js'
+import {isKnownZone} from '../parser/timezone.js'
 
 export const DEFAULT_CONFIG_PATH = '/etc/rcguard/rcguard.yml'
 
@@ -17,12 +20,40 @@ const cidrString = z.string().refine((s) => parseCidr(s) !== null, {
 
 const port = z.number().int().min(1).max(65535)
 
+const logSchema = z
+  .object({
+    /** A file, or a glob pattern matching the live logs (not their rotations). */
+    path: z.string().min(1),
+    format: z.enum(['auto', ...ENVELOPE_IDS]).default('auto'),
+    ident: z.string().regex(/^[^\s:[\]]{1,64}$/, 'a syslog identity: no spaces, colons or brackets').default('roundcube'),
+    dateFormat: z
+      .string()
+      .min(1)
+      .refine(
+        (f) => {
+          try {
+            compilePhpDateFormat(f)
+            return true
+          } catch {
+            return false
+          }
+        },
+        {message: 'not a PHP date format rcguard can read (supported: d j D l N S w z m n M F Y y a A g G h H i s u v e T O P p c r U)'},
+      )
+      .optional(),
+    timezone: z.string().refine(isKnownZone, {message: 'not an IANA time zone name (e.g. Europe/Berlin)'}).optional(),
+    sessionPrefix: z.enum(['auto', 'required', 'optional']).default('auto'),
+  })
+  .strict()
+
+const logEntry = z.union([z.string().min(1).transform((path) => logSchema.parse({path})), logSchema])
+
 const instanceSchema = z
   .object({
     name: z
       .string()
       .regex(/^[A-Za-z0-9_-]{1,16}$/, 'use 1 to 16 letters, digits, "-" or "_" (it becomes part of a chain name)'),
-    logs: z.array(z.string().min(1)).min(1),
+    logs: z.array(logEntry).min(1),
     ports: z
       .array(port)
       .min(1)
@@ -48,10 +79,13 @@ export const configSchema = z
     blockMinutes: z.number().min(0).max(5256000).default(60),
     database: z.string().min(1).default('/var/lib/rcguard/db.json'),
     whitelist: z.array(cidrString).default(['127.0.0.0/8', '::1']),
+    trustedProxies: z.array(cidrString).default([]),
+    countErrors: z.array(z.number().int()).default([0, 1, 4]),
+    resetOnSuccess: z.boolean().default(false),
     instances: z
       .array(instanceSchema)
       .min(1)
-      .default([
+      .prefault([
         {
           name: 'master',
           logs: ['/var/log/roundcube/errors.log', '/var/log/roundcube/userlogins.log'],
@@ -61,12 +95,13 @@ export const configSchema = z
       .refine((is) => new Set(is.map((i) => i.name)).size === is.length, {
         message: 'instance names must be unique',
       }),
-    firewall: firewallSchema.default({backend: 'iptables', prefix: 'rcguard'}),
+    firewall: firewallSchema.prefault({}),
   })
   .strict()
 
 export type Config = z.infer<typeof configSchema>
 export type InstanceConfig = Config['instances'][number]
+export type LogConfig = InstanceConfig['logs'][number]
 
 export interface LoadedConfig {
   config: Config
@@ -96,7 +131,7 @@ export function validateConfig(raw: unknown, source: string, baseDir: string): C
   const config = result.data
   config.database = resolve(baseDir, config.database)
   for (const instance of config.instances) {
-    instance.logs = instance.logs.map((l) => resolve(baseDir, l))
+    for (const log of instance.logs) log.path = resolve(baseDir, log.path)
   }
   return config
 }

@@ -15,6 +15,8 @@ export interface DecisionSettings {
   maxAttempts: number
   periodMinutes: number
   blockMinutes: number
+  /** A successful login from an address clears its failures (off by default: 2FA plugins log success before the second factor). */
+  resetOnSuccess?: boolean
 }
 
 export interface SourcedEvent extends LoginEvent {
@@ -25,13 +27,16 @@ export interface SourcedEvent extends LoginEvent {
   text?: string
 }
 
-export type DecisionAction = 'ignored' | 'never-block' | 'duplicate' | 'counted' | 'already-blocked' | 'blocked'
+export type DecisionAction = 'ignored' | 'never-block' | 'duplicate' | 'counted' | 'already-blocked' | 'blocked' | 'reset'
 
 export interface Decision {
   action: DecisionAction
   event: SourcedEvent
   /** One line for --verbose: why. */
   why: string
+  /** For `blocked`: when the block started (the failure that completed the window) and ends (null: until deleted). */
+  blockedAt?: number
+  blockedUntil?: number | null
 }
 
 /** Two log lines of one attempt (F1 in errors, F2 in userlogins) are at most this far apart. */
@@ -91,6 +96,14 @@ export function applyEvents(
   const ordered = [...events].sort((a, b) => a.time - b.time)
   const decisions: Decision[] = []
   for (const event of ordered) {
+    if (event.outcome === 'success' && settings.resetOnSuccess === true && event.ip !== null) {
+      const entry = byKey.get(entryKey(event.instance, event.ip))
+      if (entry !== undefined && entry.failures.length > 0 && !isBlockActive(entry, event.time)) {
+        decisions.push({action: 'reset', event, why: `${event.ip}: successful login, ${entry.failures.length} failure(s) forgotten (resetOnSuccess)`})
+        entry.failures = []
+        continue
+      }
+    }
     if (!event.counted || event.ip === null) {
       decisions.push({action: 'ignored', event, why: event.reason})
       continue
@@ -120,16 +133,20 @@ export function applyEvents(
       byKey.set(key, entry)
       data.entries.push(entry)
     }
-    if (event.session !== null) {
-      const session = event.session
-      const twin = entry.recent.find(
+    if (event.grammar === 'F1' || event.grammar === 'F2') {
+      // One attempt is logged as F1 (errors) and F2 (userlogins) about a second apart, with the
+      // same session prefix when there is one. Each line can be the twin of one other line only.
+      const session = event.session ?? ''
+      const i = entry.recent.findIndex(
         (r) => r.session === session && r.grammar !== event.grammar && Math.abs(r.time - event.time) <= DUPLICATE_WINDOW_MS,
       )
-      if (twin !== undefined) {
+      if (i !== -1) {
+        const twin = entry.recent[i]
+        entry.recent.splice(i, 1)
         decisions.push({
           action: 'duplicate',
           event,
-          why: `same attempt as the ${twin.grammar} line of session ${session}: counted once`,
+          why: `same attempt as the ${twin?.grammar ?? ''} line${session === '' ? '' : ` of session ${session}`}: counted once`,
         })
         continue
       }
@@ -170,6 +187,8 @@ export function applyEvents(
       action: 'blocked',
       event,
       why: `${ip}: ${settings.maxAttempts} failures within ${minutes(settings.periodMinutes)}: blocked ${length}${stale}`,
+      blockedAt: trigger,
+      blockedUntil: entry.blockedUntil,
     })
   }
   return decisions

@@ -12,7 +12,8 @@
  *   it is found as `<path>.1` (same inode), then the new one is read from 0.
  */
 import {createHash} from 'node:crypto'
-import {open, stat, type FileHandle} from 'node:fs/promises'
+import {open, readdir, stat, type FileHandle} from 'node:fs/promises'
+import {basename, dirname, join} from 'node:path'
 import {MAX_LINE_BYTES} from '../parser/parse.js'
 
 export interface LogPosition {
@@ -136,15 +137,41 @@ function explainOpenError(path: string, err: NodeJS.ErrnoException): string {
   }
 }
 
-/** Finds the rotated copy of a log by inode: `<path>.1` first, as logrotate names it. */
+const COMPRESSED = /\.(?:gz|bz2|xz|zst|lz4|lzma|z)$/i
+
+/** Whether a file name looks like a rotated copy of a log (`errors.log.1`, `.2.gz`, `-20261125`). */
+export function isRotatedName(name: string): boolean {
+  return COMPRESSED.test(name) || /[.-]\d+$/.test(name) || /\.(?:old|bak)$/.test(name)
+}
+
+async function sameFile(candidate: string, saved: LogPosition): Promise<boolean> {
+  try {
+    const st = await stat(candidate)
+    return st.isFile() && st.dev === saved.dev && st.ino === saved.ino
+  } catch {
+    return false
+  }
+}
+
+/**
+ * Finds the rotated copy of a log by its inode: `<path>.1` first, as
+ * logrotate names it, then any `<path>.*` or `<path>-*` that is not
+ * compressed (a compressed copy has a new inode anyway).
+ */
 async function findRotated(path: string, saved: LogPosition): Promise<string | null> {
-  for (const candidate of [`${path}.1`, `${path}.0`, `${path}-1`]) {
-    try {
-      const st = await stat(candidate)
-      if (st.dev === saved.dev && st.ino === saved.ino) return candidate
-    } catch {
-      // not there
-    }
+  if (await sameFile(`${path}.1`, saved)) return `${path}.1`
+  const dir = dirname(path)
+  const base = basename(path)
+  let names: string[]
+  try {
+    names = await readdir(dir)
+  } catch {
+    return null
+  }
+  for (const name of names.sort()) {
+    if (name === base || !(name.startsWith(`${base}.`) || name.startsWith(`${base}-`)) || COMPRESSED.test(name)) continue
+    const candidate = join(dir, name)
+    if (await sameFile(candidate, saved)) return candidate
   }
   return null
 }

@@ -1,46 +1,181 @@
 /**
- * Timestamps of the file driver's envelope. Roundcube formats them with PHP's
- * date() and `log_date_format`, default `d-M-Y H:i:s O`
- * (`25-Nov-2026 13:00:00 +0000`). The common ISO-like alternative
- * `Y-m-d H:i:s[.u] O` is accepted too.
+ * Timestamps in log envelopes.
+ *
+ * Roundcube's file driver formats them with PHP's date() and
+ * `log_date_format`, default `d-M-Y H:i:s O` (`25-Nov-2026 13:00:00 +0000`).
+ * Without a configured format the common shapes are recognised on their own;
+ * with one (`dateFormat` of a log), the PHP format string is compiled into a
+ * parser. A time without an offset is read in the log's time zone (the host's
+ * unless configured).
  */
+import {UTC_NAMES, isKnownZone, wallTimeToUtc} from './timezone.js'
 
 const MONTHS: Record<string, number> = {
-  Jan: 0, Feb: 1, Mar: 2, Apr: 3, May: 4, Jun: 5, Jul: 6, Aug: 7, Sep: 8, Oct: 9, Nov: 10, Dec: 11,
+  jan: 0, feb: 1, mar: 2, apr: 3, may: 4, jun: 5, jul: 6, aug: 7, sep: 8, oct: 9, nov: 10, dec: 11,
+}
+const MONTH_NAMES = ['january', 'february', 'march', 'april', 'may', 'june', 'july', 'august', 'september', 'october', 'november', 'december']
+
+export function monthIndex(name: string): number | undefined {
+  return MONTHS[name.slice(0, 3).toLowerCase()]
 }
 
-const DMY = /^(\d{1,2})-([A-Z][a-z]{2})-(\d{4}) (\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,6}))? ([+-])(\d{2}):?(\d{2})$/
-const YMD = /^(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,6}))?(?: ?(?:([+-])(\d{2}):?(\d{2})|(Z)))?$/
+interface Fields {
+  year?: number
+  month?: number
+  day?: number
+  hour?: number
+  minute?: number
+  second?: number
+  ms?: number
+  pm?: boolean
+  /** Offset east of UTC in minutes, when the text has one. */
+  offset?: number
+  zone?: string
+  epoch?: number
+}
 
-function build(
-  year: number, month: number, day: number, h: number, m: number, s: number,
-  frac: string | undefined, sign: string | undefined, oh: string | undefined, om: string | undefined,
-): number | null {
-  if (month < 0 || month > 11 || day < 1 || day > 31 || h > 23 || m > 59 || s > 60) return null
-  const ms = frac === undefined ? 0 : Math.floor(Number(`0.${frac}`) * 1000)
-  let t = Date.UTC(year, month, day, h, m, s, ms)
-  if (sign !== undefined && oh !== undefined && om !== undefined) {
-    const offset = (Number(oh) * 60 + Number(om)) * 60_000
-    t -= sign === '-' ? -offset : offset
+function offsetMinutes(sign: string, hh: string, mm: string): number {
+  const v = Number(hh) * 60 + Number(mm)
+  return sign === '-' ? -v : v
+}
+
+function fraction(digits: string | undefined): number {
+  return digits === undefined || digits === '' ? 0 : Math.floor(Number(`0.${digits}`) * 1000)
+}
+
+/** Builds an instant; zone is the log's zone for times that carry none. */
+function instant(f: Fields, zone: string | undefined): number | null {
+  if (f.epoch !== undefined) return f.epoch
+  const {year, month, day} = f
+  if (year === undefined || month === undefined || day === undefined) return null
+  let hour = f.hour ?? 0
+  if (f.pm !== undefined) hour = (hour % 12) + (f.pm ? 12 : 0)
+  const minute = f.minute ?? 0
+  const second = f.second ?? 0
+  if (month < 0 || month > 11 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 60) return null
+  const ms = f.ms ?? 0
+  if (f.offset !== undefined) return Date.UTC(year, month, day, hour, minute, second, ms) - f.offset * 60_000
+  let z = zone
+  if (f.zone !== undefined) {
+    if (UTC_NAMES.has(f.zone)) return Date.UTC(year, month, day, hour, minute, second, ms)
+    if (isKnownZone(f.zone)) z = f.zone
   }
+  const t = wallTimeToUtc(year, month, day, hour, minute, second, ms, z)
   return Number.isFinite(t) ? t : null
 }
 
-/** Epoch milliseconds, or null when the text is not a date this parser knows. */
-export function parseEnvelopeDate(text: string): number | null {
+const DMY = /^(\d{1,2})-([A-Z][a-z]{2})-(\d{4}) (\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,6}))?(?: ([+-])(\d{2}):?(\d{2})| ([A-Za-z][\w/+-]*))?$/
+const YMD = /^(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2}):(\d{2})(?:[.,](\d{1,9}))?(?: ?(?:([+-])(\d{2}):?(\d{2})|(Z))| ([A-Za-z][\w/+-]*))?$/
+
+/**
+ * The shapes recognised without a configured format: PHP's default
+ * `d-M-Y H:i:s O` (with or without microseconds, or with a zone name as PHP's
+ * own error_log writes), and ISO-like `Y-m-d H:i:s[.u] [O|P|Z|zone]`.
+ */
+export function parseAutoDate(text: string, zone?: string): number | null {
   let m = DMY.exec(text)
   if (m !== null) {
-    const month = MONTHS[m[2] ?? '']
+    const month = MONTHS[(m[2] ?? '').toLowerCase()]
     if (month === undefined) return null
-    return build(Number(m[3]), month, Number(m[1]), Number(m[4]), Number(m[5]), Number(m[6]), m[7], m[8], m[9], m[10])
+    return instant(
+      {
+        year: Number(m[3]), month, day: Number(m[1]), hour: Number(m[4]), minute: Number(m[5]), second: Number(m[6]),
+        ms: fraction(m[7]), offset: m[8] === undefined ? undefined : offsetMinutes(m[8], m[9] ?? '0', m[10] ?? '0'), zone: m[11],
+      },
+      zone,
+    )
   }
   m = YMD.exec(text)
   if (m !== null) {
-    const z = m[11] === 'Z'
-    return build(
-      Number(m[1]), Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6]), m[7],
-      z ? '+' : m[8], z ? '00' : m[9], z ? '00' : m[10],
+    return instant(
+      {
+        year: Number(m[1]), month: Number(m[2]) - 1, day: Number(m[3]), hour: Number(m[4]), minute: Number(m[5]), second: Number(m[6]),
+        ms: fraction(m[7]),
+        offset: m[11] === 'Z' ? 0 : m[8] === undefined ? undefined : offsetMinutes(m[8], m[9] ?? '0', m[10] ?? '0'),
+        zone: m[12],
+      },
+      zone,
     )
   }
   return null
 }
+
+type Setter = (f: Fields, v: string) => void
+
+const TOKENS: Record<string, [string, Setter | null]> = {
+  d: ['(\\d{2})', (f, v) => (f.day = Number(v))],
+  j: ['(\\d{1,2})', (f, v) => (f.day = Number(v))],
+  D: ['[A-Za-z]{3}', null],
+  l: ['[A-Za-z]+', null],
+  N: ['\\d', null],
+  w: ['\\d', null],
+  S: ['(?:st|nd|rd|th)', null],
+  z: ['\\d{1,3}', null],
+  m: ['(\\d{2})', (f, v) => (f.month = Number(v) - 1)],
+  n: ['(\\d{1,2})', (f, v) => (f.month = Number(v) - 1)],
+  M: ['([A-Za-z]{3})', (f, v) => (f.month = MONTHS[v.toLowerCase()] ?? -1)],
+  F: ['([A-Za-z]+)', (f, v) => (f.month = MONTH_NAMES.indexOf(v.toLowerCase()))],
+  Y: ['(\\d{4})', (f, v) => (f.year = Number(v))],
+  y: ['(\\d{2})', (f, v) => (f.year = 2000 + Number(v))],
+  a: ['(am|pm)', (f, v) => (f.pm = v === 'pm')],
+  A: ['(AM|PM)', (f, v) => (f.pm = v === 'PM')],
+  g: ['(\\d{1,2})', (f, v) => (f.hour = Number(v))],
+  h: ['(\\d{2})', (f, v) => (f.hour = Number(v))],
+  G: ['(\\d{1,2})', (f, v) => (f.hour = Number(v))],
+  H: ['(\\d{2})', (f, v) => (f.hour = Number(v))],
+  i: ['(\\d{2})', (f, v) => (f.minute = Number(v))],
+  s: ['(\\d{2})', (f, v) => (f.second = Number(v))],
+  u: ['(\\d{6})', (f, v) => (f.ms = fraction(v))],
+  v: ['(\\d{3})', (f, v) => (f.ms = Number(v))],
+  e: ['([A-Za-z][\\w/+-]*)', (f, v) => (f.zone = v)],
+  T: ['([A-Za-z][\\w/+-]*|[+-]\\d{2}(?::?\\d{2})?)', (f, v) => {
+    const m = /^([+-])(\d{2}):?(\d{2})?$/.exec(v)
+    if (m !== null) f.offset = offsetMinutes(m[1] ?? '+', m[2] ?? '0', m[3] ?? '0')
+    else f.zone = v
+  }],
+  O: ['([+-]\\d{4})', (f, v) => (f.offset = offsetMinutes(v[0] ?? '+', v.slice(1, 3), v.slice(3, 5)))],
+  P: ['([+-]\\d{2}:\\d{2})', (f, v) => (f.offset = offsetMinutes(v[0] ?? '+', v.slice(1, 3), v.slice(4, 6)))],
+  p: ['(Z|[+-]\\d{2}:\\d{2})', (f, v) => (f.offset = v === 'Z' ? 0 : offsetMinutes(v[0] ?? '+', v.slice(1, 3), v.slice(4, 6)))],
+  U: ['(\\d{1,12})', (f, v) => (f.epoch = Number(v) * 1000)],
+}
+
+function escapeRegex(c: string): string {
+  return c.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')
+}
+
+export type DateParser = (text: string) => number | null
+
+/**
+ * Compiles a PHP date() format (as set in Roundcube's `log_date_format`) into
+ * a parser. Throws on a format character rcguard cannot read back.
+ */
+export function compilePhpDateFormat(format: string, zone?: string): DateParser {
+  let pattern = ''
+  const setters: Setter[] = []
+  const expanded = format.replace(/(^|[^\\])c/g, '$1Y-m-d\\TH:i:sP').replace(/(^|[^\\])r/g, '$1D, d M Y H:i:s O')
+  for (let i = 0; i < expanded.length; i++) {
+    const ch = expanded[i] ?? ''
+    if (ch === '\\') {
+      pattern += escapeRegex(expanded[i + 1] ?? '')
+      i++
+      continue
+    }
+    const token = TOKENS[ch]
+    if (token === undefined) {
+      if (/[A-Za-z]/.test(ch)) throw new Error(`date format character "${ch}" is not supported`)
+      pattern += escapeRegex(ch)
+      continue
+    }
+    pattern += token[0]
+    if (token[1] !== null) setters.push(token[1])
+  }
+  const re = new RegExp(`^${pattern}$`)
+  return (text) => {
+    const m = re.exec(text)
+    if (m === null) return null
+    const f: Fields = {}
+    setters.forEach((set, k) => set(f, m[k + 1] ?? ''))
+    return instant(f, zone)
+  }
+}
+

@@ -1,6 +1,6 @@
 /** What the parser makes of one log line. */
 
-export type GrammarId = 'F1' | 'F2' | 'F3'
+export type GrammarId = 'F1' | 'F2' | 'F3' | 'F4'
 
 export interface LoginEvent {
   /** Which Roundcube line shape matched (see roundcube-log-formats: F1 errors, F2 failed, F3 successful). */

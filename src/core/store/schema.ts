@@ -42,6 +42,13 @@ export const positionSchema = z.object({
   line: z.number().int().nonnegative(),
   fingerprint: z.string(),
   fingerprintBytes: z.number().int().nonnegative(),
+  /** What the parser learnt about this log: its envelope, whether it writes session prefixes. */
+  parser: z
+    .object({
+      envelope: z.enum(['file', 'stdout', 'php', 'syslog', 'rfc3339', 'journal-json']).optional(),
+      prefixed: z.boolean().optional(),
+    })
+    .optional(),
 })
 
 export const dataSchema = z.object({
@@ -54,6 +61,7 @@ export const dataSchema = z.object({
 export type Entry = z.infer<typeof entrySchema>
 export type WhitelistEntry = z.infer<typeof whitelistEntrySchema>
 export type StoreData = z.infer<typeof dataSchema>
+export type StoredPosition = z.infer<typeof positionSchema>
 
 export function emptyData(): StoreData {
   return {schemaVersion: SCHEMA_VERSION, entries: [], whitelist: [], positions: {}}

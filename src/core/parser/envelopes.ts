@@ -1,0 +1,148 @@
+/**
+ * Envelopes: what Roundcube's log driver, and whatever carried the line
+ * after it, put in front of the message. Each recogniser returns the line's
+ * time and the message body, or null. A log's envelope is detected from its
+ * lines (the last one that matched is tried first) unless the configuration
+ * names it.
+ *
+ * | id           | example prefix                                                  | time                      |
+ * | file         | `[25-Nov-2026 13:00:00 +0000]: `                                | the date (any PHP format) |
+ * | stdout       | `errors: ` / `userlogins: ` (also inside php-fpm's decoration)  | none: the read time       |
+ * | php          | `[25-Nov-2026 13:47:20 UTC] userlogins: ` (PHP's error_log)     | the date                  |
+ * | syslog       | `Nov 25 13:44:56 mail roundcube: ` or `roundcube[4242]: `       | host-local, year inferred |
+ * | rfc3339      | `2026-11-25T13:44:57.833801+00:00 mail roundcube: `             | the date                  |
+ * | journal-json | one `journalctl -o json` record per line                        | __REALTIME_TIMESTAMP      |
+ *
+ * journalctl's short-iso output has the rfc3339 shape (`+0000` offsets too).
+ */
+import {monthIndex, parseAutoDate, type DateParser} from './dates.js'
+import {wallTimeToUtc} from './timezone.js'
+
+export const ENVELOPE_IDS = ['file', 'stdout', 'php', 'syslog', 'rfc3339', 'journal-json'] as const
+export type EnvelopeId = (typeof ENVELOPE_IDS)[number]
+
+export interface EnvelopeContext {
+  /** syslog identity Roundcube logs under (`syslog_id`), default `roundcube`. */
+  ident: string
+  /** Parser for a configured `log_date_format`; auto-detected shapes otherwise. */
+  dateParser?: DateParser
+  /** IANA zone for times written without an offset; undefined: the host's. */
+  timezone?: string
+  /** The time of this run: the time of lines that carry none, and the reference for syslog's missing year. */
+  now: number
+}
+
+export interface Enveloped {
+  time: number
+  body: string
+}
+
+export interface Envelope {
+  id: EnvelopeId
+  match(line: string, ctx: EnvelopeContext): Enveloped | null
+}
+
+const FILE = /^\[([^\]]{1,64})\]: /
+const STDOUT = /^(?:errors|userlogins): /
+const FPM = /^\[[^\]]*\] WARNING: \[pool [^\]]*\] child \d+ said into std(?:out|err): "(.*)"$/
+const PHP = /^\[([^\]]{1,64})\] (?:errors|userlogins): /
+const SYSLOG = /^([A-Z][a-z]{2}) ([ \d]?\d) (\d{2}):(\d{2}):(\d{2}) (\S+) ([^\s:[]+)(?:\[\d+\])?: /
+const RFC3339 = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:Z|[+-]\d{2}:?\d{2})) (\S+) ([^\s:[]+)(?:\[\d+\])?: /
+
+const file: Envelope = {
+  id: 'file',
+  match(line, ctx) {
+    const m = FILE.exec(line)
+    if (m === null) return null
+    const text = m[1] ?? ''
+    const time = ctx.dateParser !== undefined ? ctx.dateParser(text) : parseAutoDate(text, ctx.timezone)
+    if (time === null) return null
+    return {time, body: line.slice(m[0].length)}
+  },
+}
+
+const stdout: Envelope = {
+  id: 'stdout',
+  match(line, ctx) {
+    const fpm = FPM.exec(line)
+    const inner = fpm === null ? line : (fpm[1] ?? '')
+    const m = STDOUT.exec(inner)
+    if (m === null) return null
+    return {time: ctx.now, body: inner.slice(m[0].length)}
+  },
+}
+
+const php: Envelope = {
+  id: 'php',
+  match(line, ctx) {
+    const m = PHP.exec(line)
+    if (m === null) return null
+    const time = parseAutoDate(m[1] ?? '', ctx.timezone)
+    if (time === null) return null
+    return {time, body: line.slice(m[0].length)}
+  },
+}
+
+const YEAR_SLACK_MS = 7 * 24 * 3600 * 1000
+
+const syslog: Envelope = {
+  id: 'syslog',
+  match(line, ctx) {
+    const m = SYSLOG.exec(line)
+    if (m === null || m[7] !== ctx.ident) return null
+    const month = monthIndex(m[1] ?? '')
+    if (month === undefined) return null
+    const fields = [Number(m[2]), Number(m[3]), Number(m[4]), Number(m[5])] as const
+    // No year in the line: this year, or last year for a December line read in January.
+    const year = new Date(ctx.now).getUTCFullYear()
+    let time = wallTimeToUtc(year, month, ...fields, 0, ctx.timezone)
+    if (time > ctx.now + YEAR_SLACK_MS) time = wallTimeToUtc(year - 1, month, ...fields, 0, ctx.timezone)
+    if (!Number.isFinite(time)) return null
+    return {time, body: line.slice(m[0].length)}
+  },
+}
+
+const rfc3339: Envelope = {
+  id: 'rfc3339',
+  match(line, ctx) {
+    const m = RFC3339.exec(line)
+    if (m === null || m[3] !== ctx.ident) return null
+    const time = parseAutoDate(m[1] ?? '', ctx.timezone)
+    if (time === null) return null
+    return {time, body: line.slice(m[0].length)}
+  },
+}
+
+function journalMessage(value: unknown): string | null {
+  if (typeof value === 'string') return value
+  // journald gives a MESSAGE that is not valid UTF-8 as an array of bytes.
+  if (Array.isArray(value) && value.every((b) => typeof b === 'number')) return Buffer.from(value as number[]).toString('utf8')
+  return null
+}
+
+const journalJson: Envelope = {
+  id: 'journal-json',
+  match(line, ctx) {
+    if (!line.startsWith('{')) return null
+    let rec: Record<string, unknown>
+    try {
+      rec = JSON.parse(line) as Record<string, unknown>
+    } catch {
+      return null
+    }
+    if (rec === null || typeof rec !== 'object' || rec.SYSLOG_IDENTIFIER !== ctx.ident) return null
+    const body = journalMessage(rec.MESSAGE)
+    const us = Number(rec.__REALTIME_TIMESTAMP ?? rec._SOURCE_REALTIME_TIMESTAMP)
+    if (body === null || !Number.isFinite(us)) return null
+    return {time: Math.floor(us / 1000), body: body.replace(/\n+$/, '')}
+  },
+}
+
+export const ENVELOPES: Record<EnvelopeId, Envelope> = {
+  file,
+  stdout,
+  php,
+  syslog,
+  rfc3339,
+  'journal-json': journalJson,
+}
