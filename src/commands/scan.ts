@@ -21,6 +21,7 @@ export interface ScanJson {
   newlyBlocked: ScanResult['newlyBlocked']
   /** With --replay: every block on the file's timeline. */
   replay?: {ip: string; instance: string; at: string; until: string | null}[]
+  stats: ScanResult['stats']
   files: ScanResult['files']
   warnings: string[]
 }
@@ -58,6 +59,7 @@ export default class Scan extends BaseCommand<typeof Scan> {
       if (given !== undefined && log === undefined) throw new UsageError(`${flag} goes with --log`)
     }
     const ctx = await this.loadContext({keepText: verbose})
+    const collect = verbose || this.jsonEnabled()
     const fileResult =
       log === undefined
         ? undefined
@@ -65,8 +67,9 @@ export default class Scan extends BaseCommand<typeof Scan> {
             instance: instance ?? ctx.config.instances[0]?.name ?? 'master',
             format: format as LogConfig['format'] | undefined,
             replay,
+            collect,
           })
-    const result = fileResult ?? (await scan(ctx, {dryRun}))
+    const result = fileResult ?? (await scan(ctx, {dryRun, collect}))
     for (const w of result.warnings) this.warn(w)
     const failures = result.events.filter((e) => e.outcome === 'failure')
     if (verbose) {
@@ -81,9 +84,8 @@ export default class Scan extends BaseCommand<typeof Scan> {
       this.log(`replay: ${fileResult.replayBlocks.length} block(s) of ${new Set(fileResult.replayBlocks.map((b) => b.ip)).size} address(es) with maxAttempts ${ctx.config.maxAttempts}, periodMinutes ${ctx.config.periodMinutes}, blockMinutes ${ctx.config.blockMinutes}`)
     }
     if (log !== undefined || verbose) {
-      const counted = failures.filter((e) => e.counted).length
-      const ips = new Set(failures.filter((e) => e.counted).map((e) => e.ip)).size
-      this.log(`${failures.length} failed logins recognised, ${counted} counted, from ${ips} address(es)`)
+      const {stats} = result
+      this.log(`${stats.failures} failed logins recognised, ${stats.counted} counted, from ${stats.addresses} address(es)`)
     }
     return {
       events: failures.map((e) => ({
@@ -108,6 +110,7 @@ export default class Scan extends BaseCommand<typeof Scan> {
             })),
           }
         : {}),
+      stats: result.stats,
       files: result.files,
       warnings: result.warnings,
     }

@@ -6,7 +6,7 @@
 import type {Config, LogConfig} from './config/config.js'
 import {
   activeBlocks,
-  applyEvents,
+  Decider,
   expireBlocks,
   isBlockActive,
   neverBlockReason,
@@ -18,7 +18,7 @@ import {ExitCode, FirewallError, RcguardError, UsageError} from './errors.js'
 import type {ApplyResult, DesiredState, FirewallBackend} from './firewall/index.js'
 import {basename} from 'node:path'
 import {glob} from 'tinyglobby'
-import {isRotatedName, readNewLines} from './logreader/reader.js'
+import {isRotatedName, readNewLines, readTail} from './logreader/reader.js'
 import {canonicalIp, compareIps, familyOf, NetworkList, parseCidr} from './net/ip.js'
 import {LineParser, type ParseOptions} from './parser/parse.js'
 import type {Entry, StoreData, StoredPosition} from './store/schema.js'
@@ -52,8 +52,12 @@ export interface BlockInfo {
 
 export interface ScanResult {
   files: FileReport[]
+  /** Every parsed event (only when collected). */
   events: SourcedEvent[]
+  /** Every decision when collected; otherwise only the blocks. */
   decisions: Decision[]
+  /** Counts, always kept. */
+  stats: {failures: number; counted: number; addresses: number}
   newlyBlocked: BlockInfo[]
   warnings: string[]
 }
@@ -99,18 +103,44 @@ export interface ScanOptions {
    * not counted (a fresh install does not block on old history).
    */
   replay?: boolean
+  /** Keep every event and decision in the result (for --verbose, --json and tests). */
+  collect?: boolean
 }
 
-/** Reads every configured log from its saved position and applies the decisions to `data`. */
+/** The newest time among a log's last lines, or null: where its first read starts counting. */
+async function newestTime(file: string, parser: LineParser): Promise<number | null> {
+  let newest: number | null = null
+  for (const line of await readTail(file)) {
+    const e = parser.parse(line)
+    if (e !== null && (newest === null || e.time > newest)) newest = e.time
+  }
+  return newest
+}
+
+/**
+ * Reads every configured log from its saved position, one line at a time,
+ * and applies each event to `data` as it is parsed: memory holds the
+ * addresses seen, not the lines.
+ */
 async function scanInto(ctx: GuardContext, data: StoreData, options: ScanOptions = {}): Promise<ScanResult> {
   const now = ctx.now()
   const {config} = ctx
-  const result: ScanResult = {files: [], events: [], decisions: [], newlyBlocked: [], warnings: []}
+  const result: ScanResult = {
+    files: [],
+    events: [],
+    decisions: [],
+    newlyBlocked: [],
+    warnings: [],
+    stats: {failures: 0, counted: 0, addresses: 0},
+  }
+  const addresses = new Set<string>()
   const positions: Record<string, StoredPosition> = {}
   const parseOptions: ParseOptions = {
     countErrors: new Set(config.countErrors),
     trustedProxies: new NetworkList(config.trustedProxies),
   }
+  const before = new Set(data.entries.filter((e) => isBlockActive(e, now)).map((e) => `${e.instance} ${e.ip}`))
+  const decider = new Decider(data, config, whitelistOf(config, data), now)
   const periodMs = config.periodMinutes * 60_000
   for (const instance of config.instances) {
     for (const log of instance.logs) {
@@ -119,37 +149,48 @@ async function scanInto(ctx: GuardContext, data: StoreData, options: ScanOptions
       for (const file of paths) {
         const saved = data.positions[file]
         const parser = new LineParser(log, parseOptions, {...saved?.parser}, now)
-        const events: SourcedEvent[] = []
+        let cutoff = -Infinity
+        if (saved === undefined && options.replay !== true) {
+          const newest = await newestTime(file, new LineParser(log, parseOptions, {}, now))
+          if (newest !== null) cutoff = newest - periodMs
+        }
+        let events = 0
+        let old = 0
         const report = await readNewLines(file, saved, (text, lineNo, from) => {
           const event = parser.parse(text)
           if (event === null) return
+          events++
           const sourced: SourcedEvent = {...event, instance: instance.name, file: from, lineNo}
-          if (ctx.keepText === true) sourced.text = text
-          events.push(sourced)
-        })
-        const notes = [...report.notes]
-        if (saved === undefined && options.replay !== true && events.length > 0) {
-          const newest = events.reduce((t, e) => Math.max(t, e.time), -Infinity)
-          const cutoff = newest - periodMs
-          let old = 0
-          for (const e of events) {
-            if (e.time < cutoff && e.counted) {
-              e.counted = false
-              e.reason = 'older than the window on the first read of this log'
-              old++
+          if (sourced.counted && sourced.time < cutoff) {
+            sourced.counted = false
+            sourced.reason = 'older than the window on the first read of this log'
+            old++
+          }
+          if (sourced.outcome === 'failure') {
+            result.stats.failures++
+            if (sourced.counted && sourced.ip !== null) {
+              result.stats.counted++
+              addresses.add(sourced.ip)
             }
           }
-          if (old > 0) notes.push(`first read: ${old} failed login(s) older than ${config.periodMinutes} min before the log's newest line not counted`)
-        }
-        result.events.push(...events)
+          const decision = decider.apply(sourced)
+          if (options.collect === true) {
+            if (ctx.keepText === true) sourced.text = text
+            result.events.push(sourced)
+            result.decisions.push(decision)
+          } else if (decision.action === 'blocked') {
+            result.decisions.push(decision)
+          }
+        })
+        const notes = [...report.notes]
+        if (old > 0) notes.push(`first read: ${old} failed login(s) older than ${config.periodMinutes} min before the log's newest line not counted`)
         result.warnings.push(...report.warnings)
         if (report.position !== undefined) positions[file] = {...report.position, parser: parser.state}
-        result.files.push({file, bytes: report.bytes, lines: report.lines, events: events.length, notes})
+        result.files.push({file, bytes: report.bytes, lines: report.lines, events, notes})
       }
     }
   }
-  const before = new Set(data.entries.filter((e) => isBlockActive(e, now)).map((e) => `${e.instance} ${e.ip}`))
-  result.decisions = applyEvents(data, result.events, config, whitelistOf(config, data), now)
+  result.stats.addresses = addresses.size
   result.newlyBlocked = data.entries
     .filter((e) => isBlockActive(e, now) && !before.has(`${e.instance} ${e.ip}`))
     .map(blockInfo)
@@ -187,14 +228,14 @@ function firewallFailed(err: unknown): never {
 }
 
 /** `scan`: new log lines into the store; no firewall change. */
-export async function scan(ctx: GuardContext, options: {dryRun: boolean}): Promise<ScanResult> {
+export async function scan(ctx: GuardContext, options: {dryRun: boolean; collect?: boolean}): Promise<ScanResult> {
   if (options.dryRun) {
     const data = await ctx.store.read()
-    return scanInto(ctx, data)
+    return scanInto(ctx, data, {collect: options.collect})
   }
   return ctx.store.withLock({wait: true}, async () => {
     const data = await ctx.store.read()
-    const result = await scanInto(ctx, data)
+    const result = await scanInto(ctx, data, {collect: options.collect})
     pruneEntries(data, ctx.config, ctx.now())
     await ctx.store.write(data)
     return result
@@ -218,7 +259,7 @@ export interface ReplayBlock {
 export async function scanFile(
   ctx: GuardContext,
   file: string,
-  options: {instance: string; format?: LogConfig['format']; replay?: boolean},
+  options: {instance: string; format?: LogConfig['format']; replay?: boolean; collect?: boolean},
 ): Promise<ScanResult & {replayBlocks: ReplayBlock[]}> {
   const inst = ctx.config.instances.find((i) => i.name === options.instance)
   if (inst === undefined) throw new UsageError(`no instance named ${options.instance} in the configuration`)
@@ -233,7 +274,7 @@ export async function scanFile(
   }
   const config: Config = {...ctx.config, instances: [{...inst, logs: [log]}]}
   const data: StoreData = {schemaVersion: 1, entries: [], whitelist: [], positions: {}}
-  const result = await scanInto({...ctx, config}, data, {replay: options.replay})
+  const result = await scanInto({...ctx, config}, data, {replay: options.replay, collect: options.collect})
   if (result.files.length === 0 || (result.files[0]?.bytes === 0 && result.warnings.length > 0)) {
     throw new RcguardError(result.warnings[0] ?? `cannot read ${file}`, ExitCode.USAGE)
   }
@@ -244,10 +285,10 @@ export async function scanFile(
 }
 
 /** `hacks`: scan, end expired blocks, then regenerate the firewall rules. */
-export async function hacks(ctx: GuardContext, options: {dryRun: boolean}): Promise<HacksResult> {
+export async function hacks(ctx: GuardContext, options: {dryRun: boolean; collect?: boolean}): Promise<HacksResult> {
   const run = async (): Promise<HacksResult> => {
     const data = await ctx.store.read()
-    const scanned = await scanInto(ctx, data)
+    const scanned = await scanInto(ctx, data, {collect: options.collect})
     const now = ctx.now()
     const expired = expireBlocks(data, now).map(blockInfo)
     pruneEntries(data, ctx.config, now)

@@ -80,40 +80,38 @@ function insertSorted(times: number[], t: number): void {
 }
 
 /**
- * Applies parsed events to the store's entries (in place) and returns one
- * decision per event. `now` only decides whether a new block is still in force.
+ * Applies events one at a time to the store's entries (in place), so a scan
+ * of any size needs memory for the addresses only, not for the lines. `now`
+ * only decides whether a new block is still in force.
  */
-export function applyEvents(
-  data: StoreData,
-  events: SourcedEvent[],
-  settings: DecisionSettings,
-  whitelist: NetworkList,
-  now: number,
-): Decision[] {
-  const periodMs = settings.periodMinutes * 60_000
-  const byKey = new Map<string, Entry>()
-  for (const e of data.entries) byKey.set(entryKey(e.instance, e.ip), e)
-  const ordered = [...events].sort((a, b) => a.time - b.time)
-  const decisions: Decision[] = []
-  for (const event of ordered) {
+export class Decider {
+  private readonly periodMs: number
+  private readonly byKey = new Map<string, Entry>()
+
+  constructor(
+    private readonly data: StoreData,
+    private readonly settings: DecisionSettings,
+    private readonly whitelist: NetworkList,
+    private readonly now: number,
+  ) {
+    this.periodMs = settings.periodMinutes * 60_000
+    for (const e of data.entries) this.byKey.set(entryKey(e.instance, e.ip), e)
+  }
+
+  apply(event: SourcedEvent): Decision {
+    const {settings, periodMs, byKey} = this
     if (event.outcome === 'success' && settings.resetOnSuccess === true && event.ip !== null) {
       const entry = byKey.get(entryKey(event.instance, event.ip))
-      if (entry !== undefined && entry.failures.length > 0 && !isBlockActive(entry, event.time)) {
-        decisions.push({action: 'reset', event, why: `${event.ip}: successful login, ${entry.failures.length} failure(s) forgotten (resetOnSuccess)`})
-        entry.failures = []
-        continue
+      const earlier = entry?.failures.filter((t) => t <= event.time).length ?? 0
+      if (entry !== undefined && earlier > 0 && !isBlockActive(entry, event.time)) {
+        entry.failures = entry.failures.filter((t) => t > event.time)
+        return {action: 'reset', event, why: `${event.ip}: successful login, ${earlier} earlier failure(s) forgotten (resetOnSuccess)`}
       }
     }
-    if (!event.counted || event.ip === null) {
-      decisions.push({action: 'ignored', event, why: event.reason})
-      continue
-    }
+    if (!event.counted || event.ip === null) return {action: 'ignored', event, why: event.reason}
     const ip = event.ip
-    const never = neverBlockReason(ip, whitelist)
-    if (never !== null) {
-      decisions.push({action: 'never-block', event, why: `${ip} is never blocked: ${never}`})
-      continue
-    }
+    const never = neverBlockReason(ip, this.whitelist)
+    if (never !== null) return {action: 'never-block', event, why: `${ip} is never blocked: ${never}`}
     const key = entryKey(event.instance, ip)
     let entry = byKey.get(key)
     if (entry === undefined) {
@@ -131,7 +129,7 @@ export function applyEvents(
         recent: [],
       }
       byKey.set(key, entry)
-      data.entries.push(entry)
+      this.data.entries.push(entry)
     }
     if (event.grammar === 'F1' || event.grammar === 'F2') {
       // One attempt is logged as F1 (errors) and F2 (userlogins) about a second apart, with the
@@ -143,12 +141,11 @@ export function applyEvents(
       if (i !== -1) {
         const twin = entry.recent[i]
         entry.recent.splice(i, 1)
-        decisions.push({
+        return {
           action: 'duplicate',
           event,
           why: `same attempt as the ${twin?.grammar ?? ''} line${session === '' ? '' : ` of session ${session}`}: counted once`,
-        })
-        continue
+        }
       }
       entry.recent.push({session, grammar: event.grammar, time: event.time})
       if (entry.recent.length > RECENT_KEEP) entry.recent.splice(0, entry.recent.length - RECENT_KEEP)
@@ -160,8 +157,7 @@ export function applyEvents(
       entry.lastUser = event.user
     }
     if (entry.blockedAt !== null && (entry.blockedUntil === null || entry.blockedUntil > event.time)) {
-      decisions.push({action: 'already-blocked', event, why: `${ip} is already blocked`})
-      continue
+      return {action: 'already-blocked', event, why: `${ip} is already blocked`}
     }
     insertSorted(entry.failures, event.time)
     const newest = entry.failures[entry.failures.length - 1] ?? event.time
@@ -169,12 +165,11 @@ export function applyEvents(
     while ((entry.failures[0] ?? Infinity) < keepFrom) entry.failures.shift()
     const start = findWindow(entry.failures, settings.maxAttempts, periodMs)
     if (start === -1) {
-      decisions.push({
+      return {
         action: 'counted',
         event,
         why: `${ip}: ${entry.failures.length} of ${settings.maxAttempts} failures within ${minutes(settings.periodMinutes)}`,
-      })
-      continue
+      }
     }
     const trigger = entry.failures[start + settings.maxAttempts - 1] ?? event.time
     entry.blockedAt = trigger
@@ -182,16 +177,27 @@ export function applyEvents(
     entry.blocks++
     entry.failures = []
     const length = settings.blockMinutes === 0 ? 'until deleted' : `for ${minutes(settings.blockMinutes)}`
-    const stale = entry.blockedUntil !== null && entry.blockedUntil <= now ? ' (already over: the lines are old)' : ''
-    decisions.push({
+    const stale = entry.blockedUntil !== null && entry.blockedUntil <= this.now ? ' (already over: the lines are old)' : ''
+    return {
       action: 'blocked',
       event,
       why: `${ip}: ${settings.maxAttempts} failures within ${minutes(settings.periodMinutes)}: blocked ${length}${stale}`,
       blockedAt: trigger,
       blockedUntil: entry.blockedUntil,
-    })
+    }
   }
-  return decisions
+}
+
+/** Applies a batch of events in time order; returns one decision per event. */
+export function applyEvents(
+  data: StoreData,
+  events: SourcedEvent[],
+  settings: DecisionSettings,
+  whitelist: NetworkList,
+  now: number,
+): Decision[] {
+  const decider = new Decider(data, settings, whitelist, now)
+  return [...events].sort((a, b) => a.time - b.time).map((e) => decider.apply(e))
 }
 
 /** Ends blocks whose time is over; returns the entries whose block ended. */

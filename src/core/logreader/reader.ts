@@ -252,3 +252,29 @@ export async function readNewLines(
     await fh.close()
   }
 }
+
+/**
+ * The complete lines in the last `bytes` bytes of a file (the first, partial
+ * one dropped), oldest first. Used to learn a log's newest time before
+ * reading it from the start.
+ */
+export async function readTail(path: string, bytes = 256 * 1024): Promise<string[]> {
+  let fh: FileHandle
+  try {
+    fh = await open(path, 'r')
+  } catch {
+    return []
+  }
+  try {
+    const {size} = await fh.stat()
+    const start = Math.max(0, size - bytes)
+    const buf = Buffer.alloc(size - start)
+    const {bytesRead} = await fh.read(buf, 0, buf.length, start)
+    const lines = buf.toString('utf8', 0, bytesRead).split('\n')
+    if (start > 0) lines.shift()
+    lines.pop()
+    return lines.filter((l) => l.length <= MAX_LINE_BYTES)
+  } finally {
+    await fh.close()
+  }
+}
