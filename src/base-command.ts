@@ -47,6 +47,15 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
     }
   }
 
+  /**
+   * A problem that does not stop the command: one line on stderr, never
+   * wrapped (oclif's warn() wraps to the terminal width, which breaks cron mail
+   * and grep).
+   */
+  protected warning(message: string): void {
+    this.complain(`rcguard: warning: ${message}`)
+  }
+
   /** Prints a line on stderr, also in --json mode. */
   protected complain(line: string): void {
     process.stderr.write(`${line}\n`)

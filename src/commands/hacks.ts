@@ -25,7 +25,7 @@ export default class Hacks extends BaseCommand<typeof Hacks> {
     const dryRun = this.flags['dry-run']
     const ctx = await this.loadContext({keepText: verbose})
     const result = await hacks(ctx, {dryRun, collect: verbose})
-    for (const w of result.warnings) this.warn(w)
+    for (const w of result.warnings) this.warning(w)
     if (verbose) {
       this.log(`configuration: ${ctx.loaded.path ?? 'built-in defaults'}; database: ${ctx.config.database}; firewall: ${result.firewall.backend}`)
       for (const line of scanReport(result)) this.log(line)

@@ -70,7 +70,7 @@ export default class Scan extends BaseCommand<typeof Scan> {
             collect,
           })
     const result = fileResult ?? (await scan(ctx, {dryRun, collect}))
-    for (const w of result.warnings) this.warn(w)
+    for (const w of result.warnings) this.warning(w)
     const failures = result.events.filter((e) => e.outcome === 'failure')
     if (verbose) {
       for (const line of scanReport(result)) this.log(line)
