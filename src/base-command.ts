@@ -42,6 +42,7 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
       loaded,
       store: new JsonStore(config.database),
       firewall: createBackend(config, runner),
+      makeBackend: (name, prefix) => createBackend(config, runner, name, prefix),
       now: systemClock(),
       keepText: options.keepText ?? false,
     }

@@ -27,7 +27,7 @@ export default class Hacks extends BaseCommand<typeof Hacks> {
     const result = await hacks(ctx, {dryRun, collect: verbose})
     for (const w of result.warnings) this.warning(w)
     if (verbose) {
-      this.log(`configuration: ${ctx.loaded.path ?? 'built-in defaults'}; database: ${ctx.config.database}; firewall: ${result.firewall.backend}`)
+      this.log(`configuration: ${ctx.loaded.path ?? 'built-in defaults'}; database: ${ctx.config.database}; firewall: ${result.firewall.backend}${ctx.config.firewall.backend === 'auto' ? ' (chosen by firewall.backend auto)' : ''}`)
       for (const line of scanReport(result)) this.log(line)
     }
     for (const b of result.newlyBlocked) this.log(blockLine(b))

@@ -15,11 +15,13 @@ import {
   type SourcedEvent,
 } from './decisions/decide.js'
 import {ExitCode, FirewallError, RcguardError, UsageError} from './errors.js'
-import type {ApplyResult, DesiredState, FirewallBackend} from './firewall/index.js'
+import {merge} from './firewall/backend.js'
+import {installedBackends} from './firewall/index.js'
+import type {ApplyResult, BackendName, DesiredState, FirewallBackend} from './firewall/index.js'
 import {basename} from 'node:path'
 import {glob} from 'tinyglobby'
 import {isRotatedName, readNewLines, readTail} from './logreader/reader.js'
-import {canonicalIp, compareIps, familyOf, NetworkList, parseCidr} from './net/ip.js'
+import {canonicalIp, cidrsOverlap, compareIps, familyOf, NetworkList, networkOf, parseCidr, type Cidr} from './net/ip.js'
 import {LineParser, type ParseOptions} from './parser/parse.js'
 import type {Entry, StoreData, StoredPosition} from './store/schema.js'
 import type {Store} from './store/store.js'
@@ -31,6 +33,8 @@ export interface GuardContext {
   now: () => number
   /** Keep each matched line's text in its event (for --verbose). */
   keepText?: boolean
+  /** Another backend (the one used before a switch, or all of them for flush). */
+  makeBackend?: (name: BackendName, prefix: string) => FirewallBackend
 }
 
 export interface FileReport {
@@ -198,25 +202,58 @@ async function scanInto(ctx: GuardContext, data: StoreData, options: ScanOptions
   return result
 }
 
+/**
+ * The firewall's desired state from the store: per instance, its ports and
+ * the networks in force. IPv6 attackers are widened to firewall.ipv6Prefix
+ * (e.g. /64) unless that network would reach a never-blocked one.
+ */
 export function desiredState(config: Config, data: StoreData, now: number): DesiredState {
+  const never = [...config.whitelist, ...config.trustedProxies, ...data.whitelist.map((w) => w.cidr), '::1/128']
+    .map((c) => parseCidr(c))
+    .filter((c): c is Cidr => c !== null)
   const blocks = activeBlocks(data, whitelistOf(config, data), now)
+  const widen = (ip: string): string => {
+    const host = networkOf(ip, 128)
+    if (config.firewall.ipv6Prefix === 128) return host.text
+    const net = networkOf(ip, config.firewall.ipv6Prefix)
+    return never.some((n) => cidrsOverlap(n, net)) ? host.text : net.text
+  }
   return {
     instances: config.instances.map((inst) => {
       const ips = blocks.get(inst.name) ?? []
+      const v6 = [...new Set(ips.filter((ip) => familyOf(ip) === 6).map(widen))]
       return {
         name: inst.name,
         ports: inst.ports,
-        v4: ips.filter((ip) => familyOf(ip) === 4),
-        v6: ips.filter((ip) => familyOf(ip) === 6),
+        v4: ips.filter((ip) => familyOf(ip) === 4).map((ip) => `${ip}/32`),
+        v6: v6.sort((a, b) => compareIps(a.split('/')[0] ?? '', b.split('/')[0] ?? '')),
       }
     }),
   }
 }
 
-/** Brings the firewall in line with the store (or removes every rule when disabled). */
+/**
+ * Brings the firewall in line with the store (or removes every rule when
+ * disabled). When the backend or prefix changed since the last run, the old
+ * backend's objects are removed first, so a switch leaves nothing behind.
+ */
 async function syncFirewall(ctx: GuardContext, data: StoreData): Promise<ApplyResult> {
-  if (!ctx.config.enabled) return ctx.firewall.remove()
-  return ctx.firewall.apply(desiredState(ctx.config, data, ctx.now()))
+  const result: ApplyResult = {changed: false, drift: [], applied: []}
+  const current = {backend: ctx.firewall.name, prefix: ctx.config.firewall.prefix}
+  const previous = data.firewall
+  if (previous !== undefined && (previous.backend !== current.backend || previous.prefix !== current.prefix)) {
+    if (previous.backend !== 'none' && ctx.makeBackend !== undefined) {
+      const old = await ctx.makeBackend(previous.backend as BackendName, previous.prefix).remove()
+      old.drift.unshift(`firewall changed from ${previous.backend} (${previous.prefix}) to ${current.backend} (${current.prefix}): old objects removed`)
+      merge(result, old)
+    }
+  }
+  merge(result, ctx.config.enabled ? await ctx.firewall.apply(desiredState(ctx.config, data, ctx.now())) : await ctx.firewall.remove())
+  if (previous?.backend !== current.backend || previous.prefix !== current.prefix) {
+    data.firewall = current
+    await ctx.store.write(data)
+  }
+  return result
 }
 
 /** After the store is saved: a firewall failure names what was kept. */
@@ -482,6 +519,24 @@ export async function whitelistList(ctx: GuardContext): Promise<{cidr: string; s
   ]
 }
 
+/**
+ * Removes rcguard's objects from every firewall tool present: the current
+ * backend's and any other's (a backend used before, a database lost), under
+ * the configured prefix and the one last recorded.
+ */
+async function removeEverywhere(ctx: GuardContext, data: StoreData | null = null): Promise<ApplyResult> {
+  const result = await ctx.firewall.remove()
+  if (ctx.makeBackend === undefined) return result
+  const prefixes = new Set([ctx.config.firewall.prefix, data?.firewall?.prefix ?? ctx.config.firewall.prefix])
+  for (const prefix of prefixes) {
+    for (const name of installedBackends()) {
+      if (name === ctx.firewall.name && prefix === ctx.config.firewall.prefix) continue
+      merge(result, await ctx.makeBackend(name, prefix).remove())
+    }
+  }
+  return result
+}
+
 export interface FlushResult {
   entriesRemoved: number
   whitelistRemoved: number
@@ -498,7 +553,7 @@ export async function flush(ctx: GuardContext, options: {all: boolean}): Promise
     } catch (err) {
       readError = err
     }
-    const firewall = await ctx.firewall.remove()
+    const firewall = await removeEverywhere(ctx, data)
     if (data === null) throw readError
     const result = {entriesRemoved: data.entries.length, whitelistRemoved: options.all ? data.whitelist.length : 0, firewall}
     data.entries = []

@@ -54,16 +54,26 @@ const instanceSchema = z
       .string()
       .regex(/^[A-Za-z0-9_-]{1,16}$/, 'use 1 to 16 letters, digits, "-" or "_" (it becomes part of a chain name)'),
     logs: z.array(logEntry).min(1),
-    ports: z
-      .array(port)
-      .min(1)
-      .refine((ps) => new Set(ps).size === ps.length, {message: 'ports must not repeat'}),
+    ports: z.union([
+      z.literal('all'),
+      z
+        .array(port)
+        .min(1)
+        .refine((ps) => new Set(ps).size === ps.length, {message: 'ports must not repeat'}),
+    ]),
   })
   .strict()
 
 const firewallSchema = z
   .object({
-    backend: z.enum(['iptables', 'none']).default('iptables'),
+    backend: z.enum(['auto', 'iptables', 'ipset', 'nftables', 'none']).default('iptables'),
+    action: z.enum(['DROP', 'REJECT']).default('DROP'),
+    chains: z
+      .array(z.enum(['INPUT', 'FORWARD', 'DOCKER-USER']))
+      .min(1)
+      .refine((cs) => new Set(cs).size === cs.length, {message: 'chains must not repeat'})
+      .default(['INPUT']),
+    ipv6Prefix: z.number().int().min(16).max(128).default(128),
     prefix: z
       .string()
       .regex(/^[A-Za-z][A-Za-z0-9_]{0,9}$/, 'use 1 to 10 letters, digits or "_", starting with a letter')
@@ -94,6 +104,9 @@ export const configSchema = z
       ])
       .refine((is) => new Set(is.map((i) => i.name)).size === is.length, {
         message: 'instance names must be unique',
+      })
+      .refine((is) => new Set(is.map((i) => i.name.replace(/-/g, '_'))).size === is.length, {
+        message: 'instance names must differ in more than "-" versus "_" (nftables set names use "_")',
       }),
     firewall: firewallSchema.prefault({}),
   })

@@ -1,16 +1,20 @@
 /**
  * Firewall backends turn the desired state — per instance, its ports and the
- * addresses blocked on them — into kernel rules. Every backend is
- * idempotent (nothing is executed when the live rules already match) and
- * atomic (one transaction per family), and owns only objects whose names
- * start with the configured prefix.
+ * networks blocked on them — into kernel rules. Every backend is idempotent
+ * (nothing that changes the rules runs when the live rules already match),
+ * atomic (one transaction per family and tool), self-healing (whatever
+ * differs from the desired state is put back, and reported as drift), and
+ * owns only objects whose names start with the configured prefix.
  */
 import type {Runner} from './runner.js'
 
 export interface InstanceRules {
   name: string
-  ports: number[]
+  /** tcp ports to close, or 'all' for every port and protocol. */
+  ports: number[] | 'all'
+  /** Blocked IPv4 networks, canonical CIDR (`192.0.2.7/32`), sorted. */
   v4: string[]
+  /** Blocked IPv6 networks, canonical CIDR (`2001:db8::/64`), sorted. */
   v6: string[]
 }
 
@@ -23,12 +27,12 @@ export interface ApplyResult {
   changed: boolean
   /** What differed from the desired state before the change, one line each. */
   drift: string[]
-  /** The exact rule text applied, per family, for --verbose. */
+  /** The exact rule text applied, per tool and family, for --verbose. */
   applied: string[]
 }
 
 export interface FirewallBackend {
-  readonly name: string
+  readonly name: BackendName
   /** The complete rule set for the desired state, as text an admin can read. */
   render(desired: DesiredState): string
   /** Makes the live rules equal the desired state. */
@@ -37,9 +41,32 @@ export interface FirewallBackend {
   remove(): Promise<ApplyResult>
 }
 
+export type BackendName = 'iptables' | 'ipset' | 'nftables' | 'none'
+export type Action = 'DROP' | 'REJECT'
+/** Where blocked traffic is caught: INPUT for a Roundcube on the host, DOCKER-USER or FORWARD for one in containers. */
+export type HookChain = 'INPUT' | 'FORWARD' | 'DOCKER-USER'
+
 export interface BackendOptions {
   prefix: string
   runner: Runner
+  action: Action
+  chains: HookChain[]
+}
+
+export function emptyResult(): ApplyResult {
+  return {changed: false, drift: [], applied: []}
+}
+
+export function merge(into: ApplyResult, more: ApplyResult): ApplyResult {
+  into.changed ||= more.changed
+  into.drift.push(...more.drift)
+  into.applied.push(...more.applied)
+  return into
+}
+
+/** `192.0.2.7/32` → `192.0.2.7`: host networks written as plain addresses. */
+export function hostOrCidr(cidr: string): string {
+  return cidr.endsWith('/32') || cidr.endsWith('/128') ? cidr.slice(0, cidr.lastIndexOf('/')) : cidr
 }
 
 export class NoFirewall implements FirewallBackend {
@@ -50,10 +77,10 @@ export class NoFirewall implements FirewallBackend {
   }
 
   async apply(): Promise<ApplyResult> {
-    return {changed: false, drift: [], applied: []}
+    return emptyResult()
   }
 
   async remove(): Promise<ApplyResult> {
-    return {changed: false, drift: [], applied: []}
+    return emptyResult()
   }
 }

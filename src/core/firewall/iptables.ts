@@ -1,7 +1,11 @@
 /**
- * iptables / ip6tables backend: one chain `<prefix>-<instance>` per instance
- * and family holding one DROP rule per blocked address, jumped to from INPUT
- * for the instance's tcp ports only.
+ * iptables / ip6tables: reading and changing the filter table in one
+ * transaction, and the `iptables` backend built on it.
+ *
+ * The backend keeps one chain `<prefix>-<instance>` per instance and family
+ * holding one rule per blocked network, jumped to from each configured hook
+ * chain (INPUT; DOCKER-USER or FORWARD for Roundcube in containers) for the
+ * instance's tcp ports only.
  *
  * Each run reads `iptables-save -t filter`, computes the difference to the
  * desired state and, only when there is one, applies it as a single
@@ -10,20 +14,30 @@
  * empties it, so the chain is refilled in the same transaction.
  */
 import {FirewallError} from '../errors.js'
-import {firstErrorLine, type Runner} from './runner.js'
-import type {ApplyResult, BackendOptions, DesiredState, FirewallBackend} from './backend.js'
+import {firstErrorLine, toolHint, type Runner} from './runner.js'
+import {
+  emptyResult,
+  merge,
+  type Action,
+  type ApplyResult,
+  type BackendOptions,
+  type DesiredState,
+  type FirewallBackend,
+  type HookChain,
+  type InstanceRules,
+} from './backend.js'
 
-type Fam = 4 | 6
+export type Fam = 4 | 6
 
-const TOOLS: Record<Fam, {save: string; restore: string; label: string; host: number}> = {
-  4: {save: 'iptables-save', restore: 'iptables-restore', label: 'IPv4', host: 32},
-  6: {save: 'ip6tables-save', restore: 'ip6tables-restore', label: 'IPv6', host: 128},
+export const TOOLS: Record<Fam, {save: string; restore: string; label: string; reject: string}> = {
+  4: {save: 'iptables-save', restore: 'iptables-restore', label: 'IPv4', reject: 'icmp-port-unreachable'},
+  6: {save: 'ip6tables-save', restore: 'ip6tables-restore', label: 'IPv6', reject: 'icmp6-port-unreachable'},
 }
 
 /** multiport takes at most 15 ports per rule. */
 const MULTIPORT_MAX = 15
 
-interface LiveTable {
+export interface LiveTable {
   /** Chain names declared in the filter table. */
   chains: Set<string>
   /** Rule lines (`-A CHAIN ...`) per chain, in order. */
@@ -41,8 +55,7 @@ export function parseSave(text: string): LiveTable {
     }
     if (!inFilter) continue
     if (line.startsWith(':')) {
-      const name = line.slice(1).split(' ')[0] ?? ''
-      chains.add(name)
+      chains.add(line.slice(1).split(' ')[0] ?? '')
     } else if (line.startsWith('-A ')) {
       const chain = line.split(' ')[1] ?? ''
       const list = rules.get(chain) ?? []
@@ -53,65 +66,66 @@ export function parseSave(text: string): LiveTable {
   return {chains, rules}
 }
 
-export class IptablesBackend implements FirewallBackend {
-  readonly name = 'iptables'
-  private readonly prefix: string
-  private readonly runner: Runner
+/** The verdict part of a rule, in iptables-save's spelling. */
+export function verdict(action: Action, fam: Fam): string {
+  return action === 'DROP' ? '-j DROP' : `-j REJECT --reject-with ${TOOLS[fam].reject}`
+}
 
-  constructor(options: BackendOptions) {
-    this.prefix = `${options.prefix}-`
-    this.runner = options.runner
-  }
-
-  chainName(instance: string): string {
-    return `${this.prefix}${instance}`
-  }
-
-  private jumpRules(chain: string, ports: number[]): string[] {
+/**
+ * Rules in one hook chain that send an instance's traffic to `target`
+ * (`-j chain`, or a set match with a verdict). INPUT matches the tcp ports
+ * the packet is addressed to; the forwarding chains match the port the
+ * client connected to before Docker's DNAT (conntrack's original port).
+ */
+export function hookRules(hook: HookChain, ports: InstanceRules['ports'], target: string): string[] {
+  if (ports === 'all') return [`-A ${hook} ${target}`]
+  if (hook === 'INPUT') {
     const out: string[] = []
     for (let i = 0; i < ports.length; i += MULTIPORT_MAX) {
-      const group = ports.slice(i, i + MULTIPORT_MAX).join(',')
-      out.push(`-A INPUT -p tcp -m multiport --dports ${group} -j ${chain}`)
+      out.push(`-A ${hook} -p tcp -m multiport --dports ${ports.slice(i, i + MULTIPORT_MAX).join(',')} ${target}`)
     }
     return out
   }
+  return ports.map((p) => `-A ${hook} -p tcp -m conntrack --ctorigdstport ${p} --ctdir ORIGINAL ${target}`)
+}
 
-  /** Desired chains (name → rule lines) and jump lines, in iptables-save's own spelling. */
-  private desiredFor(desired: DesiredState, fam: Fam): {chains: Map<string, string[]>; jumps: string[]} {
-    const chains = new Map<string, string[]>()
-    const jumps: string[] = []
-    for (const inst of desired.instances) {
-      const chain = this.chainName(inst.name)
-      const addrs = fam === 4 ? inst.v4 : inst.v6
-      chains.set(chain, addrs.map((ip) => `-A ${chain} -s ${ip}/${TOOLS[fam].host} -j DROP`))
-      jumps.push(...this.jumpRules(chain, [...inst.ports]))
-    }
-    return {chains, jumps}
+export interface IptablesWanted {
+  /** Chains of ours with their rule lines. */
+  chains: Map<string, string[]>
+  /** Our rules in chains that are not ours (the hook chains). */
+  hooks: string[]
+}
+
+function permissionHint(stderr: string): string {
+  return /Permission denied|you must be root|Operation not permitted/i.test(stderr) ? ' (run rcguard as root, or use --dry-run)' : ''
+}
+
+/**
+ * Brings the filter table's objects named with `prefix` to the wanted state
+ * in one iptables-restore transaction per family.
+ */
+export class IptablesSync {
+  constructor(
+    private readonly runner: Runner,
+    readonly prefix: string,
+  ) {}
+
+  isOurs(name: string): boolean {
+    return name.startsWith(this.prefix)
   }
 
-  render(desired: DesiredState): string {
-    const out: string[] = []
-    for (const fam of [4, 6] as const) {
-      const {chains, jumps} = this.desiredFor(desired, fam)
-      out.push(`# ${fam === 4 ? 'iptables' : 'ip6tables'} (${TOOLS[fam].label}), applied with ${TOOLS[fam].restore} --noflush`)
-      out.push('*filter')
-      for (const name of chains.keys()) out.push(`:${name} - [0:0]`)
-      for (const lines of chains.values()) out.push(...lines)
-      out.push(...jumps)
-      out.push('COMMIT')
-    }
-    return `${out.join('\n')}\n`
+  /** A rule in a chain that is not ours but belongs to us: it jumps to our chain or matches our set. */
+  refersToUs(rule: string): boolean {
+    const target = / -j (\S+)/.exec(rule)?.[1]
+    const set = / --match-set (\S+) /.exec(rule)?.[1]
+    return (target !== undefined && this.isOurs(target)) || (set !== undefined && this.isOurs(set))
   }
 
-  private isOurs(chain: string): boolean {
-    return chain.startsWith(this.prefix)
-  }
-
-  private async readLive(fam: Fam): Promise<LiveTable> {
+  async read(fam: Fam): Promise<LiveTable> {
     const tool = TOOLS[fam].save
     const r = await this.runner.run(tool, ['-t', 'filter'])
     if (r.exitCode !== 0) {
-      throw new FirewallError(`${tool} failed (exit ${r.exitCode}): ${firstErrorLine(r.stderr)}${permissionHint(r.stderr)}`)
+      throw new FirewallError(`${tool} failed (exit ${r.exitCode}): ${firstErrorLine(r.stderr)}${permissionHint(r.stderr)}${toolHint(r.stderr)}`)
     }
     return parseSave(r.stdout)
   }
@@ -121,40 +135,30 @@ export class IptablesBackend implements FirewallBackend {
     const tool = TOOLS[fam].restore
     const r = await this.runner.run(tool, ['--noflush', '-w', '5'], {input: text})
     if (r.exitCode !== 0) {
+      const missing = /Chain '?(DOCKER-USER|FORWARD)'? does not exist|Couldn't load target `DOCKER-USER'/.exec(r.stderr)
+      const hint = missing === null ? '' : ` (is Docker running? chain ${missing[1] ?? ''} is created by Docker)`
       throw new FirewallError(
-        `${tool} refused the rule set (exit ${r.exitCode}): ${firstErrorLine(r.stderr)}; no rule was changed${permissionHint(r.stderr)}`,
+        `${tool} refused the rule set (exit ${r.exitCode}): ${firstErrorLine(r.stderr)}; no rule was changed${hint}${permissionHint(r.stderr)}${toolHint(r.stderr)}`,
       )
     }
     return text
   }
 
-  /** Jump rules in built-in chains that lead to one of our chains. */
-  private ourJumps(live: LiveTable): string[] {
-    const out: string[] = []
-    for (const [chain, rules] of live.rules) {
-      if (this.isOurs(chain)) continue
-      for (const rule of rules) {
-        const target = / -j (\S+)$/.exec(rule)?.[1]
-        if (target !== undefined && this.isOurs(target)) out.push(rule)
-      }
-    }
-    return out
-  }
-
-  private async applyFamily(desired: DesiredState, fam: Fam): Promise<{drift: string[]; applied: string | null}> {
-    const live = await this.readLive(fam)
-    const want = this.desiredFor(desired, fam)
+  async sync(fam: Fam, want: IptablesWanted): Promise<{drift: string[]; applied: string | null}> {
+    const live = await this.read(fam)
+    const label = TOOLS[fam].label
     const drift: string[] = []
     const lines: string[] = []
-    const label = TOOLS[fam].label
 
     for (const [chain, rules] of want.chains) {
       const have = live.rules.get(chain) ?? []
       if (!live.chains.has(chain)) {
         drift.push(`${label}: chain ${chain} is missing`)
       } else if (have.join('\n') !== rules.join('\n')) {
-        const add = rules.filter((r) => !have.includes(r)).length
-        const del = have.filter((r) => !rules.includes(r)).length
+        const haveSet = new Set(have)
+        const wantSet = new Set(rules)
+        const add = rules.filter((r) => !haveSet.has(r)).length
+        const del = have.filter((r) => !wantSet.has(r)).length
         drift.push(`${label}: chain ${chain} differs (${add} rule(s) to add, ${del} to remove)`)
       } else {
         continue
@@ -162,28 +166,36 @@ export class IptablesBackend implements FirewallBackend {
       lines.push(`:${chain} - [0:0]`, ...rules)
     }
 
-    // Jumps: exactly one of each desired jump, none other to our chains.
-    const haveJumps = this.ourJumps(live)
-    const remaining = [...haveJumps]
+    // Our rules in other chains: exactly one of each wanted rule, none other.
+    const remaining: string[] = []
+    for (const [chain, rules] of live.rules) {
+      if (!this.isOurs(chain)) remaining.push(...rules.filter((r) => this.refersToUs(r)))
+    }
     const toInsert: string[] = []
-    for (const jump of want.jumps) {
-      const i = remaining.indexOf(jump)
-      if (i === -1) toInsert.push(jump)
+    for (const rule of want.hooks) {
+      const i = remaining.indexOf(rule)
+      if (i === -1) toInsert.push(rule)
       else remaining.splice(i, 1)
     }
     for (const extra of remaining) {
-      drift.push(`${label}: unexpected jump "${extra}"`)
+      drift.push(`${label}: unexpected rule "${extra}"`)
       lines.push(extra.replace(/^-A /, '-D '))
     }
-    for (const jump of toInsert) {
-      drift.push(`${label}: jump "${jump}" is missing`)
-      lines.push(jump.replace(/^-A (\S+) /, '-I $1 1 '))
+    for (const rule of toInsert) {
+      const chain = rule.split(' ')[1] ?? ''
+      if (!live.chains.has(chain)) {
+        throw new FirewallError(
+          `${label}: chain ${chain} does not exist${chain === 'DOCKER-USER' ? ': is Docker running? Docker creates it' : ''}; nothing was changed`,
+        )
+      }
+      drift.push(`${label}: rule "${rule}" is missing`)
+      lines.push(rule.replace(/^-A (\S+) /, '-I $1 1 '))
     }
 
-    // Chains of ours that are no longer wanted (an instance was removed).
+    // Chains of ours that are no longer wanted (an instance was removed, the backend changed).
     for (const chain of live.chains) {
       if (this.isOurs(chain) && !want.chains.has(chain)) {
-        drift.push(`${label}: chain ${chain} is no longer configured`)
+        drift.push(`${label}: chain ${chain} is not wanted`)
         lines.push(`-F ${chain}`, `-X ${chain}`)
       }
     }
@@ -191,16 +203,56 @@ export class IptablesBackend implements FirewallBackend {
     if (lines.length === 0) return {drift, applied: null}
     return {drift, applied: await this.restore(fam, lines)}
   }
+}
+
+export class IptablesBackend implements FirewallBackend {
+  readonly name = 'iptables'
+  private readonly sync: IptablesSync
+
+  constructor(private readonly options: BackendOptions) {
+    this.sync = new IptablesSync(options.runner, `${options.prefix}-`)
+  }
+
+  chainName(instance: string): string {
+    return `${this.options.prefix}-${instance}`
+  }
+
+  /** Desired chains and hook rules, in iptables-save's own spelling. */
+  wanted(desired: DesiredState, fam: Fam): IptablesWanted {
+    const chains = new Map<string, string[]>()
+    const hooks: string[] = []
+    for (const inst of desired.instances) {
+      const chain = this.chainName(inst.name)
+      const nets = fam === 4 ? inst.v4 : inst.v6
+      chains.set(chain, nets.map((net) => `-A ${chain} -s ${net} ${verdict(this.options.action, fam)}`))
+      for (const hook of this.options.chains) hooks.push(...hookRules(hook, inst.ports, `-j ${chain}`))
+    }
+    return {chains, hooks}
+  }
+
+  render(desired: DesiredState): string {
+    const out: string[] = []
+    for (const fam of [4, 6] as const) {
+      const {chains, hooks} = this.wanted(desired, fam)
+      out.push(`# ${fam === 4 ? 'iptables' : 'ip6tables'} (${TOOLS[fam].label}), applied with ${TOOLS[fam].restore} --noflush`)
+      out.push('*filter')
+      for (const name of chains.keys()) out.push(`:${name} - [0:0]`)
+      for (const lines of chains.values()) out.push(...lines)
+      out.push(...hooks)
+      out.push('COMMIT')
+    }
+    return `${out.join('\n')}\n`
+  }
 
   async apply(desired: DesiredState): Promise<ApplyResult> {
-    const result: ApplyResult = {changed: false, drift: [], applied: []}
+    const result = emptyResult()
     for (const fam of [4, 6] as const) {
-      const r = await this.applyFamily(desired, fam)
-      result.drift.push(...r.drift)
-      if (r.applied !== null) {
-        result.changed = true
-        result.applied.push(`# ${TOOLS[fam].restore} --noflush -w 5\n${r.applied}`)
-      }
+      const r = await this.sync.sync(fam, this.wanted(desired, fam))
+      merge(result, {
+        changed: r.applied !== null,
+        drift: r.drift,
+        applied: r.applied === null ? [] : [`# ${TOOLS[fam].restore} --noflush -w 5\n${r.applied}`],
+      })
     }
     return result
   }
@@ -208,10 +260,4 @@ export class IptablesBackend implements FirewallBackend {
   async remove(): Promise<ApplyResult> {
     return this.apply({instances: []})
   }
-}
-
-function permissionHint(stderr: string): string {
-  return /Permission denied|you must be root|Operation not permitted/i.test(stderr)
-    ? ' (run rcguard as root, or use --dry-run)'
-    : ''
 }

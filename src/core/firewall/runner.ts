@@ -31,6 +31,8 @@ const PACKAGE_OF: Record<string, string> = {
   ip6tables: 'iptables',
   'ip6tables-save': 'iptables',
   'ip6tables-restore': 'iptables',
+  ipset: 'ipset',
+  nft: 'nftables',
 }
 
 export function searchPath(path: string | undefined): string {
@@ -80,4 +82,12 @@ export function firstErrorLine(stderr: string): string {
       .map((l) => l.trim())
       .find((l) => l !== '' && !l.startsWith('Try `')) ?? 'no error text'
   )
+}
+
+/** A hint for errors that come from a missing kernel feature rather than from rcguard's input. */
+export function toolHint(stderr: string): string {
+  if (/do you need to insmod|Table does not exist|Kernel error received: (?:set type not supported|Unknown error|Protocol not supported)|Operation not supported/i.test(stderr)) {
+    return ' (the kernel lacks a module this backend needs: try "modprobe ip_tables ip6_tables ip_set nf_tables", or choose another firewall.backend)'
+  }
+  return ''
 }

@@ -126,3 +126,18 @@ export function compareIps(a: string, b: string): number {
   }
   return 0
 }
+
+/** Whether two networks share any address. */
+export function cidrsOverlap(a: Cidr, b: Cidr): boolean {
+  if (a.family !== b.family) return false
+  const shorter = a.prefix <= b.prefix ? a : b
+  const other = shorter === a ? b : a
+  return other.network.match(shorter.network, shorter.prefix)
+}
+
+/** The network of `prefix` bits that holds ip (IPv6 aggregation). */
+export function networkOf(ip: string, prefix: number): Cidr {
+  const c = parseCidr(`${ip}/${prefix}`)
+  if (c === null) throw new Error(`invalid address ${ip}/${prefix}`)
+  return c
+}

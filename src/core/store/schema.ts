@@ -56,6 +56,8 @@ export const dataSchema = z.object({
   entries: z.array(entrySchema),
   whitelist: z.array(whitelistEntrySchema),
   positions: z.record(z.string(), positionSchema),
+  /** The backend and prefix whose objects are live, so a switch removes them. */
+  firewall: z.object({backend: z.string(), prefix: z.string()}).optional(),
 })
 
 export type Entry = z.infer<typeof entrySchema>

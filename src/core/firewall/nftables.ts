@@ -1,0 +1,198 @@
+/**
+ * nftables backend: one table `inet <prefix>` holding, per instance, an
+ * IPv4 and an IPv6 set (`flags interval`, so networks and addresses mix) and
+ * the rules that drop their traffic on the instance's ports — in a chain on
+ * the input hook, and for Roundcube in containers (chains DOCKER-USER or
+ * FORWARD) in a chain on the prerouting hook, before Docker's address
+ * translation changes the port.
+ *
+ * The table is replaced whole in one `nft -f` transaction (declared, deleted
+ * and declared again with its full content): the kernel switches from the
+ * complete old rule set to the complete new one. Nothing is run when the live
+ * table already matches: its sets' elements, its chains and its rules, which
+ * carry a comment naming their content.
+ */
+import {createHash} from 'node:crypto'
+import {FirewallError} from '../errors.js'
+import {firstErrorLine, toolHint, type Runner} from './runner.js'
+import {emptyResult, hostOrCidr, type ApplyResult, type BackendOptions, type DesiredState, type FirewallBackend} from './backend.js'
+
+interface WantedChain {
+  name: string
+  hook: 'input' | 'prerouting'
+  priority: number
+  rules: string[]
+}
+
+interface WantedTable {
+  sets: Map<string, {type: 'ipv4_addr' | 'ipv6_addr'; elements: string[]}>
+  chains: WantedChain[]
+}
+
+function digest(text: string): string {
+  return createHash('sha256').update(text).digest('hex').slice(0, 12)
+}
+
+/** An nft element from `nft -j` output, as canonical CIDR text. */
+function elementText(e: unknown): string | null {
+  if (typeof e === 'string') return e.includes('/') ? e : `${e}/${e.includes(':') ? 128 : 32}`
+  if (e !== null && typeof e === 'object') {
+    const o = e as {prefix?: {addr?: string; len?: number}; elem?: {val?: unknown}}
+    if (o.prefix?.addr !== undefined && o.prefix.len !== undefined) return `${o.prefix.addr}/${o.prefix.len}`
+    if (o.elem !== undefined) return elementText(o.elem.val)
+  }
+  return null
+}
+
+export class NftablesBackend implements FirewallBackend {
+  readonly name = 'nftables'
+  private readonly table: string
+  private readonly runner: Runner
+
+  constructor(private readonly options: BackendOptions) {
+    this.table = options.prefix
+    this.runner = options.runner
+  }
+
+  /** nft identifiers take no "-": instance names map it to "_" (config refuses names that would then collide). */
+  setName(instance: string, fam: 4 | 6): string {
+    return `${instance.replace(/-/g, '_')}_v${fam}`
+  }
+
+  private wanted(desired: DesiredState): WantedTable {
+    const sets: WantedTable['sets'] = new Map()
+    const verdict = this.options.action === 'DROP' ? 'drop' : 'reject'
+    const input: string[] = []
+    const pre: string[] = []
+    for (const inst of desired.instances) {
+      sets.set(this.setName(inst.name, 4), {type: 'ipv4_addr', elements: inst.v4})
+      sets.set(this.setName(inst.name, 6), {type: 'ipv6_addr', elements: inst.v6})
+      const ports = inst.ports === 'all' ? '' : `tcp dport { ${inst.ports.join(', ')} } `
+      for (const fam of [4, 6] as const) {
+        const match = `${ports}${fam === 4 ? 'ip' : 'ip6'} saddr @${this.setName(inst.name, fam)}`
+        input.push(`${match} ${verdict}`)
+        // reject is not allowed before routing: prerouting drops.
+        pre.push(`${match} drop`)
+      }
+    }
+    const chains: WantedChain[] = []
+    if (this.options.chains.includes('INPUT')) chains.push({name: 'input', hook: 'input', priority: -10, rules: input})
+    if (this.options.chains.some((c) => c !== 'INPUT')) chains.push({name: 'prerouting', hook: 'prerouting', priority: -150, rules: pre})
+    return {sets, chains}
+  }
+
+  private script(want: WantedTable, replace: boolean): string {
+    const t = `inet ${this.table}`
+    const out: string[] = []
+    if (replace) out.push(`table ${t} {}`, `delete table ${t}`)
+    out.push(`table ${t} {`)
+    for (const [name, set] of want.sets) {
+      out.push(`  set ${name} {`, `    type ${set.type}`, '    flags interval')
+      if (set.elements.length > 0) out.push(`    elements = { ${set.elements.map(hostOrCidr).join(', ')} }`)
+      out.push('  }')
+    }
+    for (const chain of want.chains) {
+      out.push(`  chain ${chain.name} {`, `    type filter hook ${chain.hook} priority ${chain.priority}; policy accept;`)
+      for (const rule of chain.rules) out.push(`    ${rule} comment "rcguard ${digest(rule)}"`)
+      out.push('  }')
+    }
+    out.push('}')
+    return `${out.join('\n')}\n`
+  }
+
+  render(desired: DesiredState): string {
+    return `# nft -f - (the table replaced in one transaction)\n${this.script(this.wanted(desired), true)}`
+  }
+
+  private async nft(args: string[], input?: string): Promise<{stdout: string; stderr: string; exitCode: number}> {
+    return this.runner.run('nft', args, input === undefined ? {} : {input})
+  }
+
+  /** The live table as nft -j lists it, or null when it does not exist. */
+  private async live(): Promise<unknown[] | null> {
+    const r = await this.nft(['-j', 'list', 'table', 'inet', this.table])
+    if (r.exitCode !== 0) {
+      if (/No such file or directory/.test(r.stderr)) return null
+      throw new FirewallError(`nft list failed (exit ${r.exitCode}): ${firstErrorLine(r.stderr)}${permission(r.stderr)}${toolHint(r.stderr)}`)
+    }
+    try {
+      return (JSON.parse(r.stdout) as {nftables: unknown[]}).nftables
+    } catch {
+      throw new FirewallError('nft -j list printed something that is not JSON: is nft older than 0.9.3?')
+    }
+  }
+
+  private differences(live: unknown[] | null, want: WantedTable): string[] {
+    if (live === null) return want.sets.size > 0 || want.chains.length > 0 ? [`table inet ${this.table} is missing`] : []
+    const drift: string[] = []
+    const sets = new Map<string, {type?: string; flags?: string[]; elem?: unknown[]}>()
+    const chains = new Map<string, {hook?: string; prio?: number; policy?: string; type?: string}>()
+    const rules = new Map<string, string[]>()
+    for (const item of live) {
+      const o = item as {
+        set?: {name: string; type?: string; flags?: string[]; elem?: unknown[]}
+        chain?: {name: string; hook?: string; prio?: number; policy?: string; type?: string}
+        rule?: {chain: string; comment?: string}
+      }
+      if (o.set !== undefined) sets.set(o.set.name, o.set)
+      if (o.chain !== undefined) chains.set(o.chain.name, o.chain)
+      if (o.rule !== undefined) rules.set(o.rule.chain, [...(rules.get(o.rule.chain) ?? []), o.rule.comment ?? ''])
+    }
+    for (const [name, set] of want.sets) {
+      const have = sets.get(name)
+      if (have === undefined) {
+        drift.push(`set ${name} is missing`)
+        continue
+      }
+      if (have.type !== set.type || !(have.flags ?? []).includes('interval')) drift.push(`set ${name} has the wrong type`)
+      const haveElems = new Set((have.elem ?? []).map(elementText))
+      const add = set.elements.filter((e) => !haveElems.has(e)).length
+      const del = haveElems.size - (set.elements.length - add)
+      if (add > 0 || del > 0) drift.push(`set ${name} differs (${add} to add, ${del} to remove)`)
+    }
+    for (const name of sets.keys()) if (!want.sets.has(name)) drift.push(`set ${name} is not wanted`)
+    for (const chain of want.chains) {
+      const have = chains.get(chain.name)
+      if (have === undefined) {
+        drift.push(`chain ${chain.name} is missing`)
+        continue
+      }
+      if (have.hook !== chain.hook || have.prio !== chain.priority || have.policy !== 'accept' || have.type !== 'filter') {
+        drift.push(`chain ${chain.name} has the wrong hook, priority or policy`)
+      }
+      const wantComments = chain.rules.map((r) => `rcguard ${digest(r)}`)
+      if ((rules.get(chain.name) ?? []).join('\n') !== wantComments.join('\n')) drift.push(`chain ${chain.name}: its rules differ`)
+    }
+    for (const name of chains.keys()) if (!want.chains.some((c) => c.name === name)) drift.push(`chain ${name} is not wanted`)
+    return drift
+  }
+
+  private async run(script: string): Promise<void> {
+    const r = await this.nft(['-f', '-'], script)
+    if (r.exitCode !== 0) {
+      throw new FirewallError(`nft refused the rule set (exit ${r.exitCode}): ${firstErrorLine(r.stderr)}; no rule was changed${permission(r.stderr)}${toolHint(r.stderr)}`)
+    }
+  }
+
+  async apply(desired: DesiredState): Promise<ApplyResult> {
+    const want = this.wanted(desired)
+    const live = await this.live()
+    const drift = this.differences(live, want)
+    if (drift.length === 0) return emptyResult()
+    const script = this.script(want, live !== null)
+    await this.run(script)
+    return {changed: true, drift, applied: [`# nft -f -\n${script}`]}
+  }
+
+  async remove(): Promise<ApplyResult> {
+    const live = await this.live()
+    if (live === null) return emptyResult()
+    const script = `delete table inet ${this.table}\n`
+    await this.run(script)
+    return {changed: true, drift: [`table inet ${this.table} is not wanted`], applied: [`# nft -f -\n${script}`]}
+  }
+}
+
+function permission(stderr: string): string {
+  return /Operation not permitted|Permission denied/i.test(stderr) ? ' (run rcguard as root, or use --dry-run)' : ''
+}
