@@ -183,6 +183,8 @@ export class IptablesSync {
     }
     for (const rule of toInsert) {
       const chain = rule.split(' ')[1] ?? ''
+      // Docker makes DOCKER-USER for IPv6 only when its ip6tables support is on: no chain, no IPv6 containers.
+      if (!live.chains.has(chain) && chain === 'DOCKER-USER' && fam === 6) continue
       if (!live.chains.has(chain)) {
         throw new FirewallError(
           `${label}: chain ${chain} does not exist${chain === 'DOCKER-USER' ? ': is Docker running? Docker creates it' : ''}; nothing was changed`,
