@@ -140,7 +140,7 @@ describe('man pages', () => {
         let defaultValue: unknown
         let path = `${prefix}${name}`
         for (;;) {
-          if (schema instanceof z.ZodDefault) {
+          if (schema instanceof z.ZodDefault || schema instanceof z.ZodPrefault) {
             defaultValue = schema.def.defaultValue
             schema = schema.unwrap() as z.ZodType
           } else if (schema instanceof z.ZodOptional || schema instanceof z.ZodNullable) {
@@ -150,9 +150,13 @@ describe('man pages', () => {
           }
         }
         out.push({path, schema, defaultValue})
-        if (schema instanceof z.ZodArray && schema.element instanceof z.ZodObject) {
+        const element = schema instanceof z.ZodArray ? (schema.element as z.ZodType) : undefined
+        // A list entry may be a union (a log is a path or an object): walk its object form.
+        const objectForm =
+          element instanceof z.ZodUnion ? (element.options as z.ZodType[]).find((o) => o instanceof z.ZodObject) : element
+        if (objectForm instanceof z.ZodObject) {
           path = `${path}[]`
-          out.push(...keysOf(schema.element.shape as Record<string, z.ZodType>, `${path}.`))
+          out.push(...keysOf(objectForm.shape as Record<string, z.ZodType>, `${path}.`))
         } else if (schema instanceof z.ZodObject) {
           out.push(...keysOf(schema.shape as Record<string, z.ZodType>, `${path}.`))
         }
