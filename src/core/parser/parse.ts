@@ -53,6 +53,7 @@ export interface LogParseState {
 export const DEFAULT_PARSE_OPTIONS: ParseOptions = {countErrors: new Set([0, 1, 4]), trustedProxies: new NetworkList([])}
 
 const SESSION_PREFIX = /^<([A-Za-z0-9,-]{1,64})> /
+const MESSAGE_BYTES = /"MESSAGE"\s*:\s*\[/
 
 /** Cheap test that a line may hold a login event, before any regular expression runs. */
 export function mayBeLoginLine(line: string): boolean {
@@ -96,9 +97,13 @@ export class LineParser {
   }
 
   parse(line: string): LoginEvent | null {
-    if (!mayBeLoginLine(line)) return null
+    // A journal record whose MESSAGE is not valid UTF-8 holds it as an array
+    // of byte values: its text can only be tested once decoded.
+    const bytes = line.startsWith('{') && MESSAGE_BYTES.test(line)
+    if (!bytes && !mayBeLoginLine(line)) return null
     const env = this.unwrap(line)
     if (env === null) return null
+    if (bytes && !mayBeLoginLine(env.body)) return null
     let body = env.body
     let session: string | null = null
     const sp = SESSION_PREFIX.exec(body)
