@@ -44,7 +44,8 @@ export interface Envelope {
 
 const FILE = /^\[([^\]]{1,64})\]: /
 const STDOUT = /^(?:errors|userlogins): /
-const FPM = /^\[[^\]]*\] WARNING: \[pool [^\]]*\] child \d+ said into std(?:out|err): "(.*)"$/
+// `s`: the message is attacker text and may hold a CR or U+2028/U+2029, which `.` would not match.
+const FPM = /^\[[^\]]*\] WARNING: \[pool [^\]]*\] child \d+ said into std(?:out|err): "(.*)"$/s
 const PHP = /^\[([^\]]{1,64})\] (?:errors|userlogins): /
 const SYSLOG = /^([A-Z][a-z]{2}) ([ \d]?\d) (\d{2}):(\d{2}):(\d{2}) (\S+) ([^\s:[]+)(?:\[\d+\])?: /
 const RFC3339 = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:Z|[+-]\d{2}:?\d{2})) (\S+) ([^\s:[]+)(?:\[\d+\])?: /
