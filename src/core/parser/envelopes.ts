@@ -16,7 +16,7 @@
  * journalctl's short-iso output has the rfc3339 shape (`+0000` offsets too).
  */
 import {monthIndex, parseAutoDate, type DateParser} from './dates.js'
-import {wallTimeToUtc} from './timezone.js'
+import {wallTimeToUtc, zoneOffset} from './timezone.js'
 
 export const ENVELOPE_IDS = ['file', 'stdout', 'php', 'syslog', 'rfc3339', 'journal-json'] as const
 export type EnvelopeId = (typeof ENVELOPE_IDS)[number]
@@ -95,7 +95,8 @@ const syslog: Envelope = {
     if (month === undefined) return null
     const fields = [Number(m[2]), Number(m[3]), Number(m[4]), Number(m[5])] as const
     // No year in the line: this year, or last year for a December line read in January.
-    const year = new Date(ctx.now).getUTCFullYear()
+    // "This year" on the log's wall clock: around New Year it differs from UTC's.
+    const year = new Date(ctx.now + zoneOffset(ctx.now, ctx.timezone)).getUTCFullYear()
     let time = wallTimeToUtc(year, month, ...fields, 0, ctx.timezone)
     if (time > ctx.now + YEAR_SLACK_MS) time = wallTimeToUtc(year - 1, month, ...fields, 0, ctx.timezone)
     if (!Number.isFinite(time)) return null
