@@ -1,0 +1,96 @@
+/**
+ * Real packets: a server namespace (where rcguard runs and a TCP listener
+ * answers on two ports) and a client namespace joined by a veth pair. After
+ * a block, a connection from the blocked address to a configured port fails,
+ * to another port succeeds, and from another address succeeds; after unblock
+ * it succeeds again. IPv4 and IPv6, for every backend. Documentation
+ * addresses only, inside namespaces this test creates.
+ */
+import {test} from 'node:test'
+import assert from 'node:assert/strict'
+import {writeFileSync} from 'node:fs'
+import {execa, type ResultPromise} from 'execa'
+import {appendLines, burst, cli, netns, requireRoot, setup} from '../helpers/env.js'
+
+const T0 = new Date(Date.UTC(2026, 10, 25, 13, 0, 0))
+const at = (min: number) => new Date(T0.getTime() + min * 60_000)
+const nowEnv = (min: number) => ({RCGUARD_NOW: at(min).toISOString()})
+
+const SERVER_4 = '192.0.2.1'
+const ATTACKER_4 = '192.0.2.66'
+const OTHER_4 = '192.0.2.77'
+const SERVER_6 = '2001:db8:5::1'
+const ATTACKER_6 = '2001:db8:5::66'
+const OTHER_6 = '2001:db8:5::77'
+const GUARDED = 8443
+const UNGUARDED = 8080
+
+const LISTENER = `
+const net = require('node:net');
+for (const port of [${GUARDED}, ${UNGUARDED}]) net.createServer((s) => s.end('hi\\n')).listen(port, '::');
+setTimeout(() => process.exit(0), 120000);
+`
+
+const CONNECT = `
+const net = require('node:net');
+const [host, port, local] = process.argv.slice(1);
+const s = net.connect({host, port: Number(port), localAddress: local, timeout: 1500});
+s.on('data', () => { console.log('open'); process.exit(0); });
+s.on('timeout', () => { console.log('timeout'); process.exit(0); });
+s.on('error', (e) => { console.log(e.code); process.exit(0); });
+`
+
+async function sh(ns: string, args: string[]): Promise<void> {
+  const r = await execa('ip', ['netns', 'exec', ns, ...args], {reject: false})
+  if (r.exitCode !== 0) throw new Error(`${args.join(' ')} in ${ns}: ${String(r.stderr)}`)
+}
+
+for (const backend of ['iptables', 'ipset', 'nftables'] as const) {
+  test(`${backend}: a blocked client cannot reach the guarded port, everyone else and other ports can`, async (t) => {
+    if (!requireRoot(t)) return
+    const server = await netns(t)
+    const client = await netns(t)
+    const veth = `rcg${server.name.slice(-6)}`
+    await execa('ip', ['link', 'add', `${veth}s`, 'netns', server.name, 'type', 'veth', 'peer', 'name', `${veth}c`, 'netns', client.name])
+    await sh(server.name, ['ip', 'addr', 'add', `${SERVER_4}/24`, 'dev', `${veth}s`])
+    await sh(server.name, ['ip', '-6', 'addr', 'add', `${SERVER_6}/64`, 'dev', `${veth}s`, 'nodad'])
+    await sh(server.name, ['ip', 'link', 'set', `${veth}s`, 'up'])
+    await sh(server.name, ['ip', 'link', 'set', 'lo', 'up'])
+    for (const a of [ATTACKER_4, OTHER_4]) await sh(client.name, ['ip', 'addr', 'add', `${a}/24`, 'dev', `${veth}c`])
+    for (const a of [ATTACKER_6, OTHER_6]) await sh(client.name, ['ip', '-6', 'addr', 'add', `${a}/64`, 'dev', `${veth}c`, 'nodad'])
+    await sh(client.name, ['ip', 'link', 'set', `${veth}c`, 'up'])
+
+    const listener: ResultPromise = execa('ip', ['netns', 'exec', server.name, 'node', '-e', LISTENER], {reject: false})
+    t.after(() => {
+      listener.kill()
+    })
+    const connect = async (host: string, port: number, local: string): Promise<string> => {
+      const r = await execa('ip', ['netns', 'exec', client.name, 'node', '-e', CONNECT, host, String(port), local], {reject: false})
+      return String(r.stdout).trim()
+    }
+    // Wait for the listener.
+    for (let i = 0; i < 50 && (await connect(SERVER_4, UNGUARDED, OTHER_4)) !== 'open'; i++) await new Promise((r) => setTimeout(r, 100))
+
+    const s = setup(t)
+    writeFileSync(s.config, JSON.stringify({database: s.db, instances: [{name: 'master', logs: [s.log], ports: [GUARDED, 443]}], firewall: {backend}}))
+    const matrix = async () => ({
+      attacker4: await connect(SERVER_4, GUARDED, ATTACKER_4),
+      attacker4other: await connect(SERVER_4, UNGUARDED, ATTACKER_4),
+      other4: await connect(SERVER_4, GUARDED, OTHER_4),
+      attacker6: await connect(SERVER_6, GUARDED, ATTACKER_6),
+      attacker6other: await connect(SERVER_6, UNGUARDED, ATTACKER_6),
+      other6: await connect(SERVER_6, GUARDED, OTHER_6),
+    })
+    const allOpen = {attacker4: 'open', attacker4other: 'open', other4: 'open', attacker6: 'open', attacker6other: 'open', other6: 'open'}
+    assert.deepEqual(await matrix(), allOpen, 'before any block')
+
+    appendLines(s.log, [...burst(at(0), ATTACKER_4, 6), ...burst(at(0), ATTACKER_6, 6)])
+    const h = await cli(['hacks', '--config', s.config], {netns: server.name, env: nowEnv(3)})
+    assert.equal(h.exitCode, 0, h.stderr)
+    assert.deepEqual(await matrix(), {...allOpen, attacker4: 'timeout', attacker6: 'timeout'}, 'after the block')
+
+    const u = await cli(['unblock', ATTACKER_4, ATTACKER_6, '--config', s.config], {netns: server.name, env: nowEnv(4)})
+    assert.equal(u.exitCode, 0, u.stderr)
+    assert.deepEqual(await matrix(), allOpen, 'after unblock')
+  })
+}
