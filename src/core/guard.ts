@@ -22,7 +22,7 @@ import {basename} from 'node:path'
 import {glob} from 'tinyglobby'
 import {isRotatedName, readNewLines, readTail} from './logreader/reader.js'
 import {canonicalIp, cidrsOverlap, compareIps, familyOf, NetworkList, networkOf, parseCidr, type Cidr} from './net/ip.js'
-import {LineParser, type ParseOptions} from './parser/parse.js'
+import {EntryParser, LineParser, type ParseOptions, type SourcedLine} from './parser/parse.js'
 import type {Entry, StoreData, StoredPosition} from './store/schema.js'
 import type {Store} from './store/store.js'
 
@@ -107,8 +107,10 @@ export interface ScanOptions {
    * not counted (a fresh install does not block on old history).
    */
   replay?: boolean
-  /** Keep every event and decision in the result (for --verbose, --json and tests). */
+  /** Keep every event and decision in the result (for --verbose and tests). */
   collect?: boolean
+  /** Called for every event as it is decided (streamed output). */
+  onEvent?: (event: SourcedEvent, decision: Decision) => void
 }
 
 /** The newest time among a log's last lines, or null: where its first read starts counting. */
@@ -154,22 +156,27 @@ async function scanInto(ctx: GuardContext, data: StoreData, options: ScanOptions
         const saved = data.positions[file]
         const parser = new LineParser(log, parseOptions, {...saved?.parser}, now)
         let cutoff = -Infinity
-        if (saved === undefined && options.replay !== true) {
+        const firstRead = saved === undefined && options.replay !== true
+        if (firstRead) {
           const newest = await newestTime(file, new LineParser(log, parseOptions, {}, now))
           if (newest !== null) cutoff = newest - periodMs
         }
         let events = 0
         let old = 0
-        const report = await readNewLines(file, saved, (text, lineNo, from) => {
-          const event = parser.parse(text)
-          if (event === null) return
+        let doubtful = 0
+        const handle = ({event, lineNo, text, file: from}: SourcedLine): void => {
           events++
-          const sourced: SourcedEvent = {...event, instance: instance.name, file: from, lineNo}
-          if (sourced.counted && sourced.time < cutoff) {
+          const sourced = event as SourcedEvent
+          sourced.instance = instance.name
+          sourced.file = from
+          sourced.lineNo = lineNo
+          if (sourced.counted && (sourced.time < cutoff || (firstRead && sourced.timed === false))) {
+            // A line without a time of its own (stdout) on a first read could be any age: history.
             sourced.counted = false
             sourced.reason = 'older than the window on the first read of this log'
             old++
           }
+          if (sourced.doubt !== undefined) doubtful++
           if (sourced.outcome === 'failure') {
             result.stats.failures++
             if (sourced.counted && sourced.ip !== null) {
@@ -178,6 +185,7 @@ async function scanInto(ctx: GuardContext, data: StoreData, options: ScanOptions
             }
           }
           const decision = decider.apply(sourced)
+          if (options.onEvent !== undefined) options.onEvent(sourced, decision)
           if (options.collect === true) {
             if (ctx.keepText === true) sourced.text = text
             result.events.push(sourced)
@@ -185,7 +193,22 @@ async function scanInto(ctx: GuardContext, data: StoreData, options: ScanOptions
           } else if (decision.action === 'blocked') {
             result.decisions.push(decision)
           }
+        }
+        const entries = new EntryParser(parser)
+        let current = file
+        const report = await readNewLines(file, saved, (text, lineNo, from) => {
+          if (from !== current) {
+            entries.finish(handle)
+            current = from
+          }
+          entries.feed(text, lineNo, from, handle)
         })
+        entries.finish(handle)
+        if (doubtful > 0) {
+          result.warnings.push(
+            `${file}: ${doubtful} login line(s) not counted because their address could be forged (see --verbose); without a reverse proxy, have the web server drop X-Forwarded-For and X-Real-IP; with one, list it in trustedProxies`,
+          )
+        }
         const notes = [...report.notes]
         if (old > 0) notes.push(`first read: ${old} failed login(s) older than ${config.periodMinutes} min before the log's newest line not counted`)
         result.warnings.push(...report.warnings)

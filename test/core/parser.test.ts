@@ -1,6 +1,6 @@
 import {test} from 'node:test'
 import assert from 'node:assert/strict'
-import {parseLine} from '../../src/core/parser/parse.js'
+import {DEFAULT_PARSE_OPTIONS, EntryParser, LineParser, parseLine} from '../../src/core/parser/parse.js'
 
 const RC = 'in /usr/share/roundcube/program/lib/Roundcube/rcube_imap.php on line 211 (POST /?_task=login&_action=login)'
 const T = Date.UTC(2026, 10, 25, 13, 0, 0)
@@ -137,4 +137,28 @@ test('a long hostile line full of fake tails still yields the real address', () 
   assert.ok(e)
   assert.equal(e.ip, '192.0.2.5')
   assert.equal(e.counted, true)
+})
+
+test('a newline in the user name cannot frame: the entry is read whole and counts against its real address', () => {
+  const entries = new EntryParser(new LineParser({format: 'auto', ident: 'roundcube', sessionPrefix: 'auto'}, DEFAULT_PARSE_OPTIONS, {}, T))
+  // What Roundcube writes for user "victim from 192.0.2.99 in session k3v9x2pqa7m1c0de (error: 0)\nx" sent from 203.0.113.50.
+  const log = [
+    '[25-Nov-2026 13:00:00 +0000]: <k3v9x2pq> Failed login for victim from 192.0.2.99 in session k3v9x2pqa7m1c0de (error: 0)',
+    'x from 203.0.113.50 in session k3v9x2pqa7m1c0de (error: 0)',
+    '[25-Nov-2026 13:00:05 +0000]: <a1a1a1a1> Failed login for bob from 192.0.2.7 in session a1a1a1a1b2b2b2b2 (error: 0)',
+    // A second newline can put a whole fake entry in between; without a session prefix it does not count either.
+    '[25-Nov-2026 13:00:06 +0000]: <c3c3c3c3> Failed login for v from 192.0.2.98 in session c3c3c3c3d4d4d4d4 (error: 0)',
+    '[25-Nov-2026 13:00:06 +0000]: Failed login for w from 192.0.2.97 in session zz (error: 0)',
+    'y from 203.0.113.50 in session c3c3c3c3d4d4d4d4 (error: 0)',
+  ]
+  const seen: [number, string | null, boolean][] = []
+  const emit = ({event, lineNo}: {event: {ip: string | null; counted: boolean}; lineNo: number}) => seen.push([lineNo, event.ip, event.counted])
+  log.forEach((line, i) => entries.feed(line, i + 1, 'userlogins.log', emit))
+  entries.finish(emit)
+  assert.deepEqual(seen, [
+    [1, '203.0.113.50', true],
+    [3, '192.0.2.7', true],
+    [4, '203.0.113.50', true],
+    [5, '192.0.2.97', false],
+  ])
 })

@@ -23,6 +23,7 @@ import {join} from 'node:path'
 import fc from 'fast-check'
 import {
   DEFAULT_PARSE_OPTIONS,
+  EntryParser,
   LineParser,
   MAX_LINE_BYTES,
   type LogFormat,
@@ -559,11 +560,9 @@ test('2d. mutations inside the user name of an F2 line without header group keep
         // A journal MESSAGE that is not valid UTF-8 is written as a byte array, which
         // the parser does not read at all: property 5, kept apart so this one guards the
         // rest. Drop this exclusion when property 5 loses its todo.
-        fc.pre(c.envelope !== 'journal-json' || isUtf8(mutated))
         const line = render(c, mutated)
         // A CR in the user name of a php-fpm-decorated line hides it: property 6.
         // Drop this exclusion when property 6 loses its todo.
-        fc.pre(!(isFpm(c) && LINE_SEPARATORS.test(line)))
         const e = makeParser(c.envelope, mode).parse(line)
         assert.ok(e !== null, `the real tail is intact but the line is not recognised: ${JSON.stringify(line)}`)
         assert.equal(e.grammar, 'F2')
@@ -611,7 +610,6 @@ test('3. framing: whatever the user name of an F2 line holds (no LF), a counted 
         // php-fpm's decoration with a line separator in the message is not recognised
         // at all: property 6, kept apart so this one guards the rest. Drop this
         // exclusion when property 6 loses its todo.
-        fc.pre(!(isFpm(c) && LINE_SEPARATORS.test(c.message)))
         runs++
         const line = render(c, utf8(c.message))
         const e = makeParser(c.envelope, mode).parse(line)
@@ -745,18 +743,20 @@ test('4. reader: lines appended in arbitrary pieces are each delivered once, com
   )
 })
 
-test('3c. framing with an LF in the user name: no physical line of the entry counts an address other than REMOTE_ADDR, even with session prefixes required', {todo: 'bug: the part before the LF keeps the real envelope and <session> prefix and ends with attacker text, so a fake tail there is counted (see the report)'}, () => {
+test('3c. framing with an LF in the user name: no physical line of the entry counts an address other than REMOTE_ADDR, even with session prefixes required', () => {
   fc.assert(
     fc.property(
       composed({grammar: 'F2', headers: false, user: fc.tuple(hostileUser, hostileUser).map(([a, b]) => `${a}\n${b}`)}).filter((c) => c.prefixed),
       (c) => {
         // What the reader delivers from the one entry Roundcube wrote: two or more physical lines.
-        const parser = makeParser(c.envelope === 'journal-json' ? 'file' : c.envelope, 'required')
+        // The scan reads them through an EntryParser, which looks one entry ahead.
+        const entries = new EntryParser(makeParser(c.envelope === 'journal-json' ? 'file' : c.envelope, 'required'))
         const text = c.envelope === 'journal-json' ? `[25-Nov-2026 13:00:00 +0000]: ${c.message}` : render(c, utf8(c.message))
-        for (const line of physicalLines(text)) {
-          const e = parser.parse(line)
-          if (e?.counted === true) assert.equal(e.ip, c.real, `counted ${e.ip}, REMOTE_ADDR is ${c.realText}, from line ${JSON.stringify(line)}`)
+        const check = ({event: e, text: line}: {event: LoginEvent; text: string}) => {
+          if (e.counted) assert.equal(e.ip, c.real, `counted ${e.ip}, REMOTE_ADDR is ${c.realText}, from line ${JSON.stringify(line)}`)
         }
+        physicalLines(text).forEach((line, i) => entries.feed(line, i + 1, 'log', check))
+        entries.finish(check)
       },
     ),
     params(0x5eed09, 300),
@@ -774,7 +774,7 @@ const nearCapLine: fc.Arbitrary<Uint8Array> = fc
     return printable(utf8(ch.repeat(Math.max(0, Math.floor((MAX_LINE_BYTES + delta) / size) + (delta > 0 ? 1 : 0)))))
   })
 
-test('4b. reader: a line longer than MAX_LINE_BYTES bytes is skipped and counted, a shorter one delivered, wherever the appends cut', {todo: 'bug: the cap is applied to UTF-16 code units of a complete line, bytes of an incomplete one (see the report)'}, async (t) => {
+test('4b. reader: a line longer than MAX_LINE_BYTES bytes is skipped and counted, a shorter one delivered, wherever the appends cut', async (t) => {
   const dir = tempDir(t, 'rcguard-property-')
   let n = 0
   await fc.assert(
@@ -793,7 +793,7 @@ test('4b. reader: a line longer than MAX_LINE_BYTES bytes is skipped and counted
 // ---------------------------------------------------------------------------
 // 5.-7. Representations of the same message, and event times
 
-test('5. journal-json: a MESSAGE journald wrote as a byte array (not valid UTF-8) is parsed like the same text', {todo: 'bug: mayBeLoginLine runs on the raw JSON line, where a byte-array MESSAGE has no "ailed login for " text, so the record is dropped before the envelope decodes it'}, () => {
+test('5. journal-json: a MESSAGE journald wrote as a byte array (not valid UTF-8) is parsed like the same text', () => {
   fc.assert(
     fc.property(composed(), fc.array(fc.record({kind: fc.constant('insert' as const), at: fc.nat(), bytes: invalidUtf8}), {minLength: 1, maxLength: 3}), (c, ops) => {
       const message = mutate(utf8(c.message), ops).data
@@ -808,7 +808,7 @@ test('5. journal-json: a MESSAGE journald wrote as a byte array (not valid UTF-8
 /** User names and header values with the characters JavaScript's `.` stops at, among others. */
 const separatorUser = fc.array(fc.oneof(framingFragment, fc.constantFrom('\r', '\u2028', '\u2029', '\u0085', '\t', '\v', '\f')), {maxLength: 6}).map((a) => a.join(''))
 
-test('6. stdout: a line inside php-fpm\'s "child N said into stdout" decoration is parsed like the same line undecorated', {todo: 'bug: the FPM pattern\'s (.*) has no s flag, so CR, U+2028 or U+2029 in the user name or a header value hides the whole line'}, () => {
+test('6. stdout: a line inside php-fpm\'s "child N said into stdout" decoration is parsed like the same line undecorated', () => {
   const fpm = ENVELOPE_TEXT.stdout.find(([before]) => before.includes(' said into '))
   assert.ok(fpm !== undefined)
   fc.assert(
@@ -821,7 +821,7 @@ test('6. stdout: a line inside php-fpm\'s "child N said into stdout" decoration 
   )
 })
 
-test('7. every event\'s time is a valid date (reports format it with toISOString)', {todo: 'bug: journal-json takes __REALTIME_TIMESTAMP as is, so a record with a huge one gives a time new Date() cannot hold and `scan --json` throws RangeError'}, () => {
+test('7. every event\'s time is a valid date (reports format it with toISOString)', () => {
   fc.assert(
     fc.property(fc.oneof(mutatedLine.map(({text}) => text), randomInput.map(decode)), parserChoice, (text, choice) => {
       for (const {event} of parseAll(text, choice)) assertValidTime(event)

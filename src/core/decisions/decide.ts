@@ -100,7 +100,7 @@ export class Decider {
 
   apply(event: SourcedEvent): Decision {
     const {settings, periodMs, byKey} = this
-    if (event.outcome === 'success' && settings.resetOnSuccess === true && event.ip !== null) {
+    if (event.outcome === 'success' && settings.resetOnSuccess === true && event.ip !== null && event.doubt === undefined) {
       const entry = byKey.get(entryKey(event.instance, event.ip))
       const earlier = entry?.failures.filter((t) => t <= event.time).length ?? 0
       if (entry !== undefined && earlier > 0 && !isBlockActive(entry, event.time)) {

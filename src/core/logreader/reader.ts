@@ -90,25 +90,19 @@ async function readLines(
       from = nl + 1
       offset = pos - (data.length - from)
     }
-    const last = data.lastIndexOf(0x0a)
-    if (last >= from) {
-      const text = data.toString('utf8', from, last)
-      let i = 0
-      for (;;) {
-        const nl = text.indexOf('\n', i)
-        let line = nl === -1 ? text.slice(i) : text.slice(i, nl)
-        lineNo++
-        if (line.length > MAX_LINE_BYTES) {
-          longLines++
-        } else {
-          if (line.endsWith('\r')) line = line.slice(0, -1)
-          onLine(line, lineNo, file)
-        }
-        if (nl === -1) break
-        i = nl + 1
+    // Line by line on the bytes, so the length limit is in bytes whatever the text holds.
+    let nl = data.indexOf(0x0a, from)
+    while (nl !== -1) {
+      lineNo++
+      if (nl - from > MAX_LINE_BYTES) {
+        longLines++
+      } else {
+        const stop = nl > from && data[nl - 1] === 0x0d ? nl - 1 : nl
+        onLine(data.toString('utf8', from, stop), lineNo, file)
       }
-      offset = pos - (data.length - last - 1)
-      from = last + 1
+      from = nl + 1
+      offset = pos - (data.length - from)
+      nl = data.indexOf(0x0a, from)
     }
     const rest = data.subarray(from)
     if (rest.length > MAX_LINE_BYTES) {

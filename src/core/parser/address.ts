@@ -61,7 +61,7 @@ export function parseAddressField(text: string): {addr: AddressField} | null {
 /**
  * The F1 form: `IP. SERVER-TEXT` or `IP[ ](HEADERS). SERVER-TEXT`. The dot
  * that ends the sentence is not part of the address. A group ends at its
- * last `). `; a header value containing one makes the line ambiguous anyway.
+ * last `). ` (the address before the group is not in doubt either way).
  */
 export function parseSentenceAddressField(text: string): {addr: AddressField; rest: string} | null {
   const token = ipToken(text)
@@ -100,14 +100,16 @@ export function addressCandidates<T extends {addr: AddressField}>(
 
 /**
  * The client address of a line from its candidates: the rightmost. The line
- * is ambiguous when that candidate carries a header group and either another
- * candidate exists or a header value contains a parenthesis: the header text
- * could then have been written to look like the tail.
+ * is ambiguous when that candidate carries a header group and another
+ * candidate exists: the header text could then have been written to look like
+ * the tail, or the user name to look like the address field, and no text rule
+ * can tell which. A single candidate is never in doubt, whatever its header
+ * values hold (a parenthesis there must not let a client hide its attempts).
  */
 export function chooseAddress<T extends {addr: AddressField}>(candidates: T[]): {chosen: T; ambiguous: boolean} | null {
   const chosen = candidates[0]
   if (chosen === undefined) return null
   const h = chosen.addr.headers
-  const ambiguous = h !== null && (candidates.length > 1 || h.includes('(') || h.includes(')'))
+  const ambiguous = h !== null && candidates.length > 1
   return {chosen, ambiguous}
 }

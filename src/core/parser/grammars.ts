@@ -84,8 +84,10 @@ function attribute(
   const {addr} = choice.chosen
   let ip = addr.ip
   let {counted, reason} = countable
+  let doubt: GrammarResult['doubt']
   if (choice.ambiguous) {
     counted = false
+    doubt = 'ambiguous'
     reason = 'ambiguous: header text could have forged the address'
   } else if (ip === null) {
     counted = false
@@ -100,7 +102,7 @@ function attribute(
     }
     ip = client
   }
-  return {grammar, outcome, ip, user, errorCode, counted: outcome === 'failure' && counted, reason}
+  return {grammar, outcome, ip, user, errorCode, counted: outcome === 'failure' && counted, reason, ...(doubt === undefined ? {} : {doubt})}
 }
 
 const F2_TAIL = /^(.*) in session ([A-Za-z0-9,-]*|no-session) \(error: (-?\d{1,9})\)$/s

@@ -20,6 +20,14 @@ export interface LoginEvent {
   counted: boolean
   /** One short phrase: why it counts or not. */
   reason: string
+  /**
+   * Why the line itself is in doubt: `ambiguous` when header text could have
+   * forged the address, `forged` when its shape shows attacker text (an
+   * injected newline). Such lines never count and never clear a count.
+   */
+  doubt?: 'ambiguous' | 'forged'
+  /** False when the envelope carries no time (stdout) and the read time stands in. */
+  timed?: boolean
 }
 
 export interface ParsedLine {
