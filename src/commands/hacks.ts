@@ -2,6 +2,32 @@ import {Flags} from '@oclif/core'
 import {BaseCommand} from '../base-command.js'
 import {hacks, type HacksResult} from '../core/guard.js'
 import {blockLine, scanReport, expiredLine} from '../ui/format.js'
+import {blockJson, eventJson, type BlockJson, type EventJson} from '../ui/json-stream.js'
+
+export interface HacksJson {
+  newlyBlocked: BlockJson[]
+  expired: BlockJson[]
+  enabled: boolean
+  firewall: HacksResult['firewall']
+  stats: HacksResult['stats']
+  files: HacksResult['files']
+  warnings: string[]
+  /** With --verbose: every login line and the decision taken. */
+  decisions?: (EventJson & {action: string; why: string})[]
+}
+
+function hacksJson(r: HacksResult): HacksJson {
+  return {
+    newlyBlocked: r.newlyBlocked.map(blockJson),
+    expired: r.expired.map(blockJson),
+    enabled: r.enabled,
+    firewall: r.firewall,
+    stats: r.stats,
+    files: r.files,
+    warnings: r.warnings,
+    ...(r.events.length > 0 ? {decisions: r.decisions.map((d) => ({...eventJson(d.event), action: d.action, why: d.why}))} : {}),
+  }
+}
 
 export default class Hacks extends BaseCommand<typeof Hacks> {
   static override summary = 'What cron runs: scan the logs, expire blocks, regenerate the firewall rules.'
@@ -20,7 +46,7 @@ export default class Hacks extends BaseCommand<typeof Hacks> {
     return true
   }
 
-  async run(): Promise<HacksResult> {
+  async run(): Promise<HacksJson> {
     const {verbose} = this.flags
     const dryRun = this.flags['dry-run']
     const ctx = await this.loadContext({keepText: verbose})
@@ -36,7 +62,7 @@ export default class Hacks extends BaseCommand<typeof Hacks> {
     if (dryRun) {
       this.log(`rule set that would be applied (${result.firewall.backend}):`)
       this.log((result.firewall.rendered ?? '').trimEnd())
-      return result
+      return hacksJson(result)
     }
     if (verbose) {
       for (const d of result.firewall.drift) this.log(`drift: ${d}`)
@@ -46,6 +72,6 @@ export default class Hacks extends BaseCommand<typeof Hacks> {
     } else if (result.firewall.changed && result.newlyBlocked.length === 0 && result.expired.length === 0) {
       this.log(`firewall rules corrected: ${result.firewall.drift.join('; ')}`)
     }
-    return result
+    return hacksJson(result)
   }
 }

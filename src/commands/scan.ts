@@ -4,21 +4,13 @@ import {scan, scanFile, type ScanResult} from '../core/guard.js'
 import {UsageError} from '../core/errors.js'
 import type {LogConfig} from '../core/config/config.js'
 import {ENVELOPE_IDS} from '../core/parser/envelopes.js'
+import type {SourcedEvent} from '../core/decisions/decide.js'
 import {blockLine, scanReport, time, until} from '../ui/format.js'
+import {blockJson, JsonEventStream, type BlockJson, type EventJson} from '../ui/json-stream.js'
 
 export interface ScanJson {
-  events: {
-    line: number
-    time: string
-    ip: string | null
-    user: string
-    grammar: string
-    counted: boolean
-    reason: string
-    file: string
-    instance: string
-  }[]
-  newlyBlocked: ScanResult['newlyBlocked']
+  events: EventJson[]
+  newlyBlocked: BlockJson[]
   /** With --replay: every block on the file's timeline. */
   replay?: {ip: string; instance: string; at: string; until: string | null}[]
   stats: ScanResult['stats']
@@ -51,7 +43,7 @@ export default class Scan extends BaseCommand<typeof Scan> {
     }),
   }
 
-  async run(): Promise<ScanJson> {
+  async run(): Promise<undefined> {
     const {verbose, log, instance, replay, format} = this.flags
     const dryRun = this.flags['dry-run']
     if (log !== undefined && !dryRun) throw new UsageError('--log reads a file for testing and needs --dry-run')
@@ -59,7 +51,9 @@ export default class Scan extends BaseCommand<typeof Scan> {
       if (given !== undefined && log === undefined) throw new UsageError(`${flag} goes with --log`)
     }
     const ctx = await this.loadContext({keepText: verbose})
-    const collect = verbose || this.jsonEnabled()
+    // --json streams one event at a time: a log of any size is reported in flat memory.
+    const stream = this.jsonEnabled() ? new JsonEventStream(process.stdout) : undefined
+    const onEvent = stream === undefined ? undefined : (e: SourcedEvent) => stream.event(e)
     const fileResult =
       log === undefined
         ? undefined
@@ -67,11 +61,32 @@ export default class Scan extends BaseCommand<typeof Scan> {
             instance: instance ?? ctx.config.instances[0]?.name ?? 'master',
             format: format as LogConfig['format'] | undefined,
             replay,
-            collect,
+            collect: verbose,
+            onEvent,
+            before: () => stream?.open(),
           })
-    const result = fileResult ?? (await scan(ctx, {dryRun, collect}))
+    const result = fileResult ?? (await scan(ctx, {dryRun, collect: verbose, onEvent, before: () => stream?.open()}))
     for (const w of result.warnings) this.warning(w)
-    const failures = result.events.filter((e) => e.outcome === 'failure')
+    const summary: Omit<ScanJson, 'events'> = {
+      newlyBlocked: result.newlyBlocked.map(blockJson),
+      ...(replay && fileResult !== undefined
+        ? {
+            replay: fileResult.replayBlocks.map((b) => ({
+              ip: b.ip,
+              instance: b.instance,
+              at: new Date(b.at).toISOString(),
+              until: b.until === null ? null : new Date(b.until).toISOString(),
+            })),
+          }
+        : {}),
+      stats: result.stats,
+      files: result.files,
+      warnings: result.warnings,
+    }
+    if (stream !== undefined) {
+      stream.close(summary)
+      return undefined
+    }
     if (verbose) {
       for (const line of scanReport(result)) this.log(line)
     }
@@ -87,32 +102,6 @@ export default class Scan extends BaseCommand<typeof Scan> {
       const {stats} = result
       this.log(`${stats.failures} failed logins recognised, ${stats.counted} counted, from ${stats.addresses} address(es)`)
     }
-    return {
-      events: failures.map((e) => ({
-        line: e.lineNo,
-        time: new Date(e.time).toISOString(),
-        ip: e.ip,
-        user: e.user,
-        grammar: e.grammar,
-        counted: e.counted,
-        reason: e.reason,
-        file: e.file,
-        instance: e.instance,
-      })),
-      newlyBlocked: result.newlyBlocked,
-      ...(replay && fileResult !== undefined
-        ? {
-            replay: fileResult.replayBlocks.map((b) => ({
-              ip: b.ip,
-              instance: b.instance,
-              at: new Date(b.at).toISOString(),
-              until: b.until === null ? null : new Date(b.until).toISOString(),
-            })),
-          }
-        : {}),
-      stats: result.stats,
-      files: result.files,
-      warnings: result.warnings,
-    }
+    return undefined
   }
 }

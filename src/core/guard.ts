@@ -20,7 +20,7 @@ import {installedBackends} from './firewall/index.js'
 import type {ApplyResult, BackendName, DesiredState, FirewallBackend} from './firewall/index.js'
 import {basename} from 'node:path'
 import {glob} from 'tinyglobby'
-import {isRotatedName, readNewLines, readTail} from './logreader/reader.js'
+import {isRotatedName, readNewLines, readTail, unreadable} from './logreader/reader.js'
 import {canonicalIp, cidrsOverlap, compareIps, familyOf, NetworkList, networkOf, parseCidr, type Cidr} from './net/ip.js'
 import {EntryParser, LineParser, type ParseOptions, type SourcedLine} from './parser/parse.js'
 import type {Entry, StoreData, StoredPosition} from './store/schema.js'
@@ -111,6 +111,8 @@ export interface ScanOptions {
   collect?: boolean
   /** Called for every event as it is decided (streamed output). */
   onEvent?: (event: SourcedEvent, decision: Decision) => void
+  /** Called once the logs are about to be read (after the checks that can refuse the request). */
+  before?: () => void
 }
 
 /** The newest time among a log's last lines, or null: where its first read starts counting. */
@@ -148,6 +150,7 @@ async function scanInto(ctx: GuardContext, data: StoreData, options: ScanOptions
   const before = new Set(data.entries.filter((e) => isBlockActive(e, now)).map((e) => `${e.instance} ${e.ip}`))
   const decider = new Decider(data, config, whitelistOf(config, data), now)
   const periodMs = config.periodMinutes * 60_000
+  options.before?.()
   for (const instance of config.instances) {
     for (const log of instance.logs) {
       const {paths, warning} = await expandLog(log.path)
@@ -288,14 +291,14 @@ function firewallFailed(err: unknown): never {
 }
 
 /** `scan`: new log lines into the store; no firewall change. */
-export async function scan(ctx: GuardContext, options: {dryRun: boolean; collect?: boolean}): Promise<ScanResult> {
+export async function scan(ctx: GuardContext, options: {dryRun: boolean} & Pick<ScanOptions, 'collect' | 'onEvent' | 'before'>): Promise<ScanResult> {
   if (options.dryRun) {
     const data = await ctx.store.read()
-    return scanInto(ctx, data, {collect: options.collect})
+    return scanInto(ctx, data, options)
   }
   return ctx.store.withLock({wait: true}, async () => {
     const data = await ctx.store.read()
-    const result = await scanInto(ctx, data, {collect: options.collect})
+    const result = await scanInto(ctx, data, options)
     pruneEntries(data, ctx.config, ctx.now())
     await ctx.store.write(data)
     return result
@@ -319,7 +322,7 @@ export interface ReplayBlock {
 export async function scanFile(
   ctx: GuardContext,
   file: string,
-  options: {instance: string; format?: LogConfig['format']; replay?: boolean; collect?: boolean},
+  options: {instance: string; format?: LogConfig['format']} & Pick<ScanOptions, 'replay' | 'collect' | 'onEvent' | 'before'>,
 ): Promise<ScanResult & {replayBlocks: ReplayBlock[]}> {
   const inst = ctx.config.instances.find((i) => i.name === options.instance)
   if (inst === undefined) throw new UsageError(`no instance named ${options.instance} in the configuration`)
@@ -332,12 +335,11 @@ export async function scanFile(
     dateFormat: options.format === undefined || options.format === template?.format ? template?.dateFormat : undefined,
     timezone: template?.timezone,
   }
+  const problem = await unreadable(file)
+  if (problem !== null) throw new RcguardError(problem, ExitCode.USAGE)
   const config: Config = {...ctx.config, instances: [{...inst, logs: [log]}]}
   const data: StoreData = {schemaVersion: 1, entries: [], whitelist: [], positions: {}}
-  const result = await scanInto({...ctx, config}, data, {replay: options.replay, collect: options.collect})
-  if (result.files.length === 0 || (result.files[0]?.bytes === 0 && result.warnings.length > 0)) {
-    throw new RcguardError(result.warnings[0] ?? `cannot read ${file}`, ExitCode.USAGE)
-  }
+  const result = await scanInto({...ctx, config}, data, options)
   const replayBlocks: ReplayBlock[] = result.decisions
     .filter((d) => d.action === 'blocked' && d.event.ip !== null)
     .map((d) => ({ip: d.event.ip ?? '', instance: d.event.instance, at: d.blockedAt ?? d.event.time, until: d.blockedUntil ?? null}))

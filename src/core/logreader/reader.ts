@@ -272,3 +272,18 @@ export async function readTail(path: string, bytes = 256 * 1024): Promise<string
     await fh.close()
   }
 }
+
+/** Why a log cannot be read, in the words of the warnings, or null when it can. */
+export async function unreadable(path: string): Promise<string | null> {
+  try {
+    const fh = await open(path, 'r')
+    try {
+      if (!(await fh.stat()).isFile()) return `log ${path} is not a regular file: name the log file itself`
+    } finally {
+      await fh.close()
+    }
+    return null
+  } catch (err) {
+    return explainOpenError(path, err as NodeJS.ErrnoException)
+  }
+}
