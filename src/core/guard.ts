@@ -164,6 +164,8 @@ async function scanInto(ctx: GuardContext, data: StoreData, options: ScanOptions
           const newest = await newestTime(file, new LineParser(log, parseOptions, {}, now))
           if (newest !== null) cutoff = newest - periodMs
         }
+        // Nothing asks to see every line: history before the cutoff is passed over unparsed.
+        if (options.collect !== true && options.onEvent === undefined) parser.skipBefore = cutoff
         let events = 0
         let old = 0
         let doubtful = 0
@@ -213,6 +215,7 @@ async function scanInto(ctx: GuardContext, data: StoreData, options: ScanOptions
           )
         }
         const notes = [...report.notes]
+        old += parser.skipped
         if (old > 0) notes.push(`first read: ${old} failed login(s) older than ${config.periodMinutes} min before the log's newest line not counted`)
         result.warnings.push(...report.warnings)
         if (report.position !== undefined) positions[file] = {...report.position, parser: parser.state}

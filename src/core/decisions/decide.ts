@@ -87,6 +87,8 @@ function insertSorted(times: number[], t: number): void {
 export class Decider {
   private readonly periodMs: number
   private readonly byKey = new Map<string, Entry>()
+  /** neverBlockReason per address: the whitelist is matched once per address, not per line. */
+  private readonly never = new Map<string, string | null>()
 
   constructor(
     private readonly data: StoreData,
@@ -110,7 +112,11 @@ export class Decider {
     }
     if (!event.counted || event.ip === null) return {action: 'ignored', event, why: event.reason}
     const ip = event.ip
-    const never = neverBlockReason(ip, this.whitelist)
+    let never = this.never.get(ip)
+    if (never === undefined) {
+      never = neverBlockReason(ip, this.whitelist)
+      this.never.set(ip, never)
+    }
     if (never !== null) return {action: 'never-block', event, why: `${ip} is never blocked: ${never}`}
     const key = entryKey(event.instance, ip)
     let entry = byKey.get(key)
@@ -165,10 +171,14 @@ export class Decider {
     while ((entry.failures[0] ?? Infinity) < keepFrom) entry.failures.shift()
     const start = findWindow(entry.failures, settings.maxAttempts, periodMs)
     if (start === -1) {
+      const count = entry.failures.length
       return {
         action: 'counted',
         event,
-        why: `${ip}: ${entry.failures.length} of ${settings.maxAttempts} failures within ${minutes(settings.periodMinutes)}`,
+        // Built only when asked for (--verbose): most lines are counted and most runs do not ask.
+        get why() {
+          return `${ip}: ${count} of ${settings.maxAttempts} failures within ${minutes(settings.periodMinutes)}`
+        },
       }
     }
     const trigger = entry.failures[start + settings.maxAttempts - 1] ?? event.time

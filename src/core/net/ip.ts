@@ -17,6 +17,49 @@ export type Family = 4 | 6
  * IPv4 address.
  */
 export function canonicalIp(text: string): string | null {
+  if (isPlainIpv4(text)) return text
+  const known = canonical.get(text)
+  if (known !== undefined) return known
+  const result = computeCanonicalIp(text)
+  if (canonical.size >= CANONICAL_CACHE) canonical.clear()
+  canonical.set(text, result)
+  return result
+}
+
+/**
+ * Dotted decimal without leading zeros is already canonical IPv4: the common
+ * case, answered without parsing.
+ */
+function isPlainIpv4(t: string): boolean {
+  const n = t.length
+  if (n < 7 || n > 15) return false
+  let dots = 0
+  let digits = 0
+  let value = 0
+  for (let i = 0; i < n; i++) {
+    const c = t.charCodeAt(i)
+    if (c === 46) {
+      if (digits === 0) return false
+      dots++
+      digits = 0
+      value = 0
+    } else if (c >= 48 && c <= 57) {
+      if (digits > 0 && value === 0) return false
+      value = value * 10 + (c - 48)
+      digits++
+      if (value > 255) return false
+    } else {
+      return false
+    }
+  }
+  return dots === 3 && digits > 0
+}
+
+/** Log lines repeat the same addresses: remember the answers for the last many. */
+const CANONICAL_CACHE = 65_536
+const canonical = new Map<string, string | null>()
+
+function computeCanonicalIp(text: string): string | null {
   let t = text.trim()
   if (t.startsWith('[') && t.endsWith(']')) t = t.slice(1, -1)
   const zone = t.indexOf('%')

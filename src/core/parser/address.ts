@@ -12,7 +12,6 @@
  */
 import {canonicalIp} from '../net/ip.js'
 
-const IP_CHAR = /[0-9A-Za-z:.%_-]/
 
 export interface AddressField {
   /** REMOTE_ADDR as written (may be empty). */
@@ -32,9 +31,14 @@ function ipField(raw: string, headers: string | null): AddressField | null {
   return {raw, ip, headers}
 }
 
+/** Characters an address field's first token can hold: [0-9A-Za-z:.%_-]. */
+function isIpChar(c: number): boolean {
+  return (c >= 48 && c <= 58) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c === 46 || c === 37 || c === 95 || c === 45
+}
+
 function ipToken(text: string): string {
   let i = 0
-  while (i < text.length && i < 64 && IP_CHAR.test(text[i] ?? '')) i++
+  while (i < text.length && i < 64 && isIpChar(text.charCodeAt(i))) i++
   return text.slice(0, i)
 }
 

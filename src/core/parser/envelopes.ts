@@ -30,6 +30,8 @@ export interface EnvelopeContext {
   timezone?: string
   /** The time of this run: the time of lines that carry none, and the reference for syslog's missing year. */
   now: number
+  /** The last date text parsed and its time (a one-entry cache). */
+  lastDate?: {text: string; time: number}
 }
 
 export interface Enveloped {
@@ -56,7 +58,10 @@ const file: Envelope = {
     const m = FILE.exec(line)
     if (m === null) return null
     const text = m[1] ?? ''
+    // Consecutive lines mostly share their second: parse each date text once.
+    if (ctx.lastDate?.text === text) return {time: ctx.lastDate.time, body: line.slice(m[0].length)}
     const time = ctx.dateParser !== undefined ? ctx.dateParser(text) : parseAutoDate(text, ctx.timezone)
+    if (time !== null) ctx.lastDate = {text, time}
     if (time === null) return null
     return {time, body: line.slice(m[0].length)}
   },

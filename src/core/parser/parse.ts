@@ -96,18 +96,17 @@ export class EntryParser {
   }
 
   feed(text: string, lineNo: number, file: string, emit: (line: SourcedLine) => void): void {
+    const event = this.parser.parse(text)
     const group = this.group
     if (group !== null) {
       if (group.first.file === file && group.texts.length < MAX_CONTINUATION && !this.parser.isEntryStart(text)) {
         group.texts.push(text)
         if (LOGIN_TAIL.test(text)) group.tailAt = group.texts.length
-        const event = this.parser.parse(text)
         if (event !== null) group.rest.push({event, lineNo, text, file})
         return
       }
       this.finish(emit)
     }
-    const event = this.parser.parse(text)
     if (event !== null) this.group = {first: {event, lineNo, text, file}, texts: [], tailAt: 0, rest: []}
   }
 
@@ -140,6 +139,14 @@ export class EntryParser {
 export class LineParser {
   private readonly ctx: EnvelopeContext
   private readonly order: EnvelopeId[]
+  private last: {line: string; env: {time: number; body: string; id: EnvelopeId} | null} | undefined
+  /**
+   * Lines older than this are history that cannot count (a log's first
+   * read): they are passed over after their envelope, without parsing the
+   * rest, and only counted in `skipped`.
+   */
+  skipBefore = -Infinity
+  skipped = 0
 
   constructor(
     private readonly format: LogFormat,
@@ -184,7 +191,8 @@ export class LineParser {
    * name, a stack trace).
    */
   isEntryStart(line: string): boolean {
-    const env = this.unwrap(line, false)
+    // parse() of the same line has usually unwrapped it already.
+    const env = line === this.last?.line ? this.last.env : this.unwrap(line, false)
     if (env === null) return false
     return !this.prefixRequired() || SESSION_PREFIX.test(env.body)
   }
@@ -195,7 +203,12 @@ export class LineParser {
     const bytes = line.startsWith('{') && MESSAGE_BYTES.test(line)
     if (!bytes && !mayBeLoginLine(line)) return null
     const env = this.unwrap(line)
+    this.last = {line, env}
     if (env === null || !Number.isFinite(env.time) || env.time < 0 || env.time > LATEST_TIME) return null
+    if (env.time < this.skipBefore) {
+      this.skipped++
+      return null
+    }
     if (bytes && !mayBeLoginLine(env.body)) return null
     let body = env.body
     let session: string | null = null
@@ -209,7 +222,9 @@ export class LineParser {
       if (prefix === undefined) continue
       const result = grammar.parse(body.slice(prefix.length), this.options)
       if (result === null) return null
-      const event: LoginEvent = {...result, time: env.time, session}
+      const event = result as LoginEvent
+      event.time = env.time
+      event.session = session
       if (env.id === 'stdout') event.timed = false
       if (session !== null) {
         this.state.prefixed = true
