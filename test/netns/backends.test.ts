@@ -106,25 +106,21 @@ create rcguard-webmail2-6 hash:net family inet6 hashsize 1024 maxelem 65536 buck
 table inet rcguard {
 	set master_v4 {
 		type ipv4_addr
-		flags interval
 		elements = { 203.0.113.7, 203.0.113.8 }
 	}
 
 	set master_v6 {
 		type ipv6_addr
-		flags interval
 		elements = { 2001:db8::bad }
 	}
 
 	set webmail2_v4 {
 		type ipv4_addr
-		flags interval
 		elements = { 198.18.5.5 }
 	}
 
 	set webmail2_v6 {
 		type ipv6_addr
-		flags interval
 	}
 
 	chain input {
@@ -265,4 +261,20 @@ test('a missing DOCKER-USER chain is one clear line, exit 5, and the database is
   assert.match(r.stderr, /the database was saved and the next "rcguard hacks" run retries/)
   const list = await cli(['list', '--json', '--config', s.config], {env: nowEnv(3)})
   assert.match(list.stdout, /203\.0\.113\.9/)
+})
+
+test('nftables: widened IPv6 networks make an interval set; REJECT on the input hook; a rerun changes nothing', async (t) => {
+  if (!requireRoot(t)) return
+  const ns = await netns(t)
+  const s = setup(t)
+  writeFileSync(s.config, JSON.stringify({database: s.db, instances: [{name: 'master', logs: [s.log], ports: [443]}], firewall: {backend: 'nftables', action: 'REJECT', ipv6Prefix: 64}}))
+  appendLines(s.log, [...burst(at(0), '2001:db8:0:1::bad', 6), ...burst(at(0), '203.0.113.7', 6)])
+  const r = await cli(['hacks', '--config', s.config], {netns: ns.name, env: nowEnv(3)})
+  assert.equal(r.exitCode, 0, r.stderr)
+  const table = normaliseDigests(await out(ns, 'nft', ['list', 'table', 'inet', 'rcguard']))
+  assert.match(table, /set master_v6 \{\n\t\ttype ipv6_addr\n\t\tflags interval\n\t\telements = \{ 2001:db8:0:1::\/64 \}/)
+  assert.match(table, /set master_v4 \{\n\t\ttype ipv4_addr\n\t\telements = \{ 203\.0\.113\.7 \}/)
+  assert.match(table, /tcp dport 443 ip6 saddr @master_v6 reject with icmpv6 port-unreachable comment/)
+  const again = await cli(['hacks', '--verbose', '--config', s.config], {netns: ns.name, env: nowEnv(4)})
+  assert.match(again.stdout, /firewall already as wanted: nothing applied/)
 })

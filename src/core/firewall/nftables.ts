@@ -25,7 +25,8 @@ interface WantedChain {
 }
 
 interface WantedTable {
-  sets: Map<string, {type: 'ipv4_addr' | 'ipv6_addr'; elements: string[]}>
+  /** interval: the set holds networks (IPv6 widened to a prefix); plain hash sets are quicker to fill and to list. */
+  sets: Map<string, {type: 'ipv4_addr' | 'ipv6_addr'; interval: boolean; elements: string[]}>
   chains: WantedChain[]
 }
 
@@ -65,8 +66,8 @@ export class NftablesBackend implements FirewallBackend {
     const input: string[] = []
     const pre: string[] = []
     for (const inst of desired.instances) {
-      sets.set(this.setName(inst.name, 4), {type: 'ipv4_addr', elements: inst.v4})
-      sets.set(this.setName(inst.name, 6), {type: 'ipv6_addr', elements: inst.v6})
+      sets.set(this.setName(inst.name, 4), {type: 'ipv4_addr', interval: inst.v4.some((n) => !n.endsWith('/32')), elements: inst.v4})
+      sets.set(this.setName(inst.name, 6), {type: 'ipv6_addr', interval: inst.v6.some((n) => !n.endsWith('/128')), elements: inst.v6})
       const ports = inst.ports === 'all' ? '' : `tcp dport { ${inst.ports.join(', ')} } `
       for (const fam of [4, 6] as const) {
         const match = `${ports}${fam === 4 ? 'ip' : 'ip6'} saddr @${this.setName(inst.name, fam)}`
@@ -87,7 +88,8 @@ export class NftablesBackend implements FirewallBackend {
     if (replace) out.push(`table ${t} {}`, `delete table ${t}`)
     out.push(`table ${t} {`)
     for (const [name, set] of want.sets) {
-      out.push(`  set ${name} {`, `    type ${set.type}`, '    flags interval')
+      out.push(`  set ${name} {`, `    type ${set.type}`)
+      if (set.interval) out.push('    flags interval')
       if (set.elements.length > 0) out.push(`    elements = { ${set.elements.map(hostOrCidr).join(', ')} }`)
       out.push('  }')
     }
@@ -144,7 +146,7 @@ export class NftablesBackend implements FirewallBackend {
         drift.push(`set ${name} is missing`)
         continue
       }
-      if (have.type !== set.type || !(have.flags ?? []).includes('interval')) drift.push(`set ${name} has the wrong type`)
+      if (have.type !== set.type || (have.flags ?? []).includes('interval') !== set.interval) drift.push(`set ${name} has the wrong type`)
       const haveElems = new Set((have.elem ?? []).map(elementText))
       const add = set.elements.filter((e) => !haveElems.has(e)).length
       const del = haveElems.size - (set.elements.length - add)
