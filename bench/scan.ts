@@ -7,11 +7,15 @@
  *   (a) `grep -c 'Login failed' FILE`, spawned, wall time;
  *   (b) rcguard's core: scanFile() from src/core/guard.ts over the whole file
  *       as on a cron run's first read, in a child Node process (this file
- *       with --child), timed inside the child, with its peak RSS;
+ *       with --child), timed inside the child, with its peak RSS. A first
+ *       read only decides the lines of the last window before the log's
+ *       newest line, so it seeks there and counts the lines before it;
+ *   (r) the same with --replay: every line parsed and decided, the cost of a
+ *       `scan --replay` and of catching up on a log full of recent lines;
  *   (c) the full CLI: `node bin/run.js scan --dry-run --log FILE --config CFG
  *       --json` > /dev/null, wall time, with its peak RSS; and the same
- *       without --json (--json keeps every event for its output, a plain
- *       run does not). A CLI run that fails (say, out of heap) is reported
+ *       without --json (--json streams every recognised line, so it parses
+ *       all of them). A CLI run that fails (say, out of heap) is reported
  *       with its time and peak RSS at failure, and not repeated.
  * Then throughput (MB/s, lines/s), the rcguard/grep throughput ratio, peak
  * RSS at both sizes (is memory flat in the file size?), and the top five
@@ -50,7 +54,7 @@ interface ChildReport {
 }
 
 /** The child: one core scan of FILE, a JSON report on stdout. */
-async function child(file: string, dir: string): Promise<void> {
+async function child(file: string, dir: string, replay: boolean): Promise<void> {
   const {validateConfig} = await import('../src/core/config/config.js')
   const {createBackend, ExecaRunner} = await import('../src/core/firewall/index.js')
   const {scanFile} = await import('../src/core/guard.js')
@@ -68,7 +72,7 @@ async function child(file: string, dir: string): Promise<void> {
     keepText: false,
   }
   const t = process.hrtime.bigint()
-  const result = await scanFile(ctx, file, {instance: 'master'})
+  const result = await scanFile(ctx, file, {instance: 'master', replay})
   const t1 = process.hrtime.bigint()
   const report: ChildReport = {
     scanMs: Number(t1 - t) / 1e6,
@@ -157,6 +161,8 @@ interface Figures {
   size: {path: string; bytes: number; lines: number}
   grep: {ms: number; count: string}
   core: {ms: number; wallMs: number; rssKB: number; heapUsedKB: number; report: ChildReport}
+  /** The same with --replay: every line parsed and decided (no first-read shortcut). */
+  replay: {ms: number; rssKB: number; report: ChildReport}
   cliJson: CliFigures
   cliPlain: CliFigures
 }
@@ -177,6 +183,8 @@ function measure(size: {path: string; bytes: number; lines: number}, dir: string
   const grep = repeat(() => run('grep', ['-c', 'Login failed', size.path], {capture: true, dir}))
   const core = repeat(() => run('node', ['--import', 'tsx', SELF, '--child', size.path, dir], {capture: true, dir}))
   const reports = core.map((r) => JSON.parse(r.stdout) as ChildReport)
+  const replayRuns = repeat(() => run('node', ['--import', 'tsx', SELF, '--child', size.path, dir, '--replay'], {capture: true, dir}))
+  const replayReports = replayRuns.map((r) => JSON.parse(r.stdout) as ChildReport)
   const cfg = join(dir, 'rcguard.yml')
   writeFileSync(
     cfg,
@@ -194,6 +202,11 @@ function measure(size: {path: string; bytes: number; lines: number}, dir: string
       rssKB: median(core.map((r, i) => r.rssKB ?? reports[i]?.maxRssKB ?? 0)),
       heapUsedKB: median(reports.map((r) => r.heapUsedKB)),
       report: first,
+    },
+    replay: {
+      ms: median(replayReports.map((r) => r.scanMs)),
+      rssKB: median(replayRuns.map((r, i) => r.rssKB ?? replayReports[i]?.maxRssKB ?? 0)),
+      report: replayReports[0] ?? first,
     },
     cliJson: cliRuns([...scanArgs, '--json'], dir),
     cliPlain: cliRuns(scanArgs, dir),
@@ -279,6 +292,8 @@ function report(f: Figures): void {
   row("(a) grep -c 'Login failed'", f.grep.ms, false)
   row('(b) core scanFile, time inside the child', f.core.ms, true)
   row('    (b) child wall time, with node+tsx start', f.core.wallMs, true)
+  row('(r) core scanFile --replay: every line decided', f.replay.ms, true)
+  console.log(`      (r) ${num(f.replay.report.failures)} failed logins, ${num(f.replay.report.counted)} counted, peak RSS ${fmtMiB(f.replay.rssKB)}`)
   const cli = (label: string, c: CliFigures) => {
     if (c.failure === null) row(label, c.ms, true)
     else console.log(`  ${label.padEnd(46)} FAILED after ${(c.ms / 1000).toFixed(1)} s: ${c.failure}`)
@@ -324,7 +339,7 @@ async function main(): Promise<void> {
 }
 
 if (process.argv[2] === '--child') {
-  await child(process.argv[3] ?? '', process.argv[4] ?? '')
+  await child(process.argv[3] ?? '', process.argv[4] ?? '', process.argv[5] === '--replay')
 } else {
   await main()
 }

@@ -7,6 +7,7 @@ import type {Config, LogConfig} from './config/config.js'
 import {
   activeBlocks,
   Decider,
+  SKEW_MS,
   expireBlocks,
   isBlockActive,
   neverBlockReason,
@@ -148,7 +149,7 @@ async function scanInto(ctx: GuardContext, data: StoreData, options: ScanOptions
     trustedProxies: new NetworkList(config.trustedProxies),
   }
   const before = new Set(data.entries.filter((e) => isBlockActive(e, now)).map((e) => `${e.instance} ${e.ip}`))
-  const decider = new Decider(data, config, whitelistOf(config, data), now)
+  const decider = new Decider(data, config, whitelistOf(config, data), now, options.collect === true)
   const periodMs = config.periodMinutes * 60_000
   options.before?.()
   for (const instance of config.instances) {
@@ -201,13 +202,22 @@ async function scanInto(ctx: GuardContext, data: StoreData, options: ScanOptions
         }
         const entries = new EntryParser(parser)
         let current = file
-        const report = await readNewLines(file, saved, (text, lineNo, from) => {
-          if (from !== current) {
-            entries.finish(handle)
-            current = from
-          }
-          entries.feed(text, lineNo, from, handle)
-        })
+        // Nothing asks to see every line of a first read: start near the window instead of at byte 0.
+        const seeker = new LineParser(log, parseOptions, {}, now)
+        const seek =
+          parser.skipBefore > -Infinity ? {target: parser.skipBefore - SKEW_MS, timeOf: (line: string) => seeker.timeOf(line)} : undefined
+        const report = await readNewLines(
+          file,
+          saved,
+          (text, lineNo, from) => {
+            if (from !== current) {
+              entries.finish(handle)
+              current = from
+            }
+            entries.feed(text, lineNo, from, handle)
+          },
+          seek,
+        )
         entries.finish(handle)
         if (doubtful > 0) {
           result.warnings.push(

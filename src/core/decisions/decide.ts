@@ -95,6 +95,8 @@ export class Decider {
     private readonly settings: DecisionSettings,
     private readonly whitelist: NetworkList,
     private readonly now: number,
+    /** Write the `why` of counted lines (for --verbose). */
+    private readonly explain = true,
   ) {
     this.periodMs = settings.periodMinutes * 60_000
     for (const e of data.entries) this.byKey.set(entryKey(e.instance, e.ip), e)
@@ -171,14 +173,11 @@ export class Decider {
     while ((entry.failures[0] ?? Infinity) < keepFrom) entry.failures.shift()
     const start = findWindow(entry.failures, settings.maxAttempts, periodMs)
     if (start === -1) {
-      const count = entry.failures.length
       return {
         action: 'counted',
         event,
         // Built only when asked for (--verbose): most lines are counted and most runs do not ask.
-        get why() {
-          return `${ip}: ${count} of ${settings.maxAttempts} failures within ${minutes(settings.periodMinutes)}`
-        },
+        why: this.explain ? `${ip}: ${entry.failures.length} of ${settings.maxAttempts} failures within ${minutes(settings.periodMinutes)}` : '',
       }
     }
     const trigger = entry.failures[start + settings.maxAttempts - 1] ?? event.time

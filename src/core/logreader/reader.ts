@@ -170,14 +170,70 @@ async function findRotated(path: string, saved: LogPosition): Promise<string | n
   return null
 }
 
+export interface SeekOptions {
+  /** Lines before this time are not wanted (a log's first read): start near the first line at or after it. */
+  target: number
+  /** A line's time, or null for a line that carries none. */
+  timeOf: (line: string) => number | null
+}
+
+const SEEK_WINDOW = 64 * 1024
+
+/** The first line start at or after `pos` and the time of the first timed line from there. */
+async function probe(fh: FileHandle, pos: number, size: number, timeOf: SeekOptions['timeOf']): Promise<{start: number; time: number} | null> {
+  const buf = Buffer.alloc(Math.min(SEEK_WINDOW, size - pos))
+  const {bytesRead} = await fh.read(buf, 0, buf.length, pos)
+  let from = pos === 0 ? 0 : buf.indexOf(0x0a) + 1
+  if (from === 0 && pos !== 0) return null
+  for (;;) {
+    const nl = buf.indexOf(0x0a, from)
+    if (nl === -1 || nl >= bytesRead) return null
+    const t = timeOf(buf.toString('utf8', from, nl))
+    if (t !== null) return {start: pos + from, time: t}
+    from = nl + 1
+  }
+}
+
+/**
+ * Where to start reading a log whose lines before `target` are not wanted:
+ * a binary search over line starts by their times (Roundcube appends in time
+ * order, give or take seconds, which `target` must already allow for). Lines
+ * before the returned offset are counted, not read.
+ */
+async function seekStart(fh: FileHandle, size: number, seek: SeekOptions): Promise<{offset: number; lines: number}> {
+  let lo = 0
+  let hi = size
+  while (hi - lo > SEEK_WINDOW) {
+    const mid = Math.floor((lo + hi) / 2)
+    const p = await probe(fh, mid, size, seek.timeOf)
+    if (p === null || p.start >= hi) break
+    if (p.time < seek.target) lo = p.start
+    else hi = mid
+  }
+  if (lo === 0) return {offset: 0, lines: 0}
+  // The line numbers of what follows stay the file's own.
+  let lines = 0
+  const buf = Buffer.alloc(CHUNK)
+  for (let pos = 0; pos < lo; ) {
+    const {bytesRead} = await fh.read(buf, 0, Math.min(CHUNK, lo - pos), pos)
+    if (bytesRead === 0) break
+    const chunk = buf.subarray(0, bytesRead)
+    for (let i = chunk.indexOf(0x0a); i !== -1; i = chunk.indexOf(0x0a, i + 1)) lines++
+    pos += bytesRead
+  }
+  return {offset: lo, lines}
+}
+
 /**
  * Reads what was appended to `path` since `saved` and calls onLine for each
- * complete line. With no saved position the file is read from its start.
+ * complete line. With no saved position the file is read from its start, or
+ * with `seek` from near the first line that is wanted.
  */
 export async function readNewLines(
   path: string,
   saved: LogPosition | undefined,
   onLine: LineHandler,
+  seek?: SeekOptions,
 ): Promise<ReadReport> {
   const report: ReadReport = {position: saved, bytes: 0, lines: 0, longLines: 0, notes: [], warnings: []}
   let fh: FileHandle
@@ -225,6 +281,14 @@ export async function readNewLines(
       }
     }
     const end = st.size
+    if (saved === undefined && seek !== undefined && Number.isFinite(seek.target)) {
+      const found = await seekStart(fh, end, seek)
+      if (found.offset > 0) {
+        report.notes.push(`first read: the ${found.lines} line(s) before byte ${found.offset} are older than the window and were not read`)
+        start = found.offset
+        lineNo = found.lines
+      }
+    }
     const r = await readLines(fh, path, start, end, lineNo, onLine)
     report.bytes += r.offset - start
     report.lines += r.lines

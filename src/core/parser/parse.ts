@@ -184,6 +184,12 @@ export class LineParser {
     return this.format.sessionPrefix === 'required' || (this.format.sessionPrefix === 'auto' && this.state.prefixed === true)
   }
 
+  /** The time of a line's envelope, or null (for seeking in a log). */
+  timeOf(line: string): number | null {
+    const env = this.unwrap(line, false)
+    return env === null || !Number.isFinite(env.time) ? null : env.time
+  }
+
   /**
    * Whether a line starts a new log entry the way Roundcube writes one: its
    * envelope, and its `<session>` prefix where this log has them. A line that
