@@ -86,3 +86,27 @@ test('lines longer than the limit are skipped and reported, the rest still read'
   assert.equal(a.r.longLines, 1)
   assert.match(a.r.warnings.join(' '), /longer than/)
 })
+
+test('a first read can seek to a time: earlier lines are counted, not read; line numbers stay the file\'s own', async (t) => {
+  const f = join(tempDir(t), 'log')
+  const lines: string[] = []
+  for (let i = 0; i < 20_000; i++) lines.push(`[${String(i).padStart(6, '0')}] some text of a log line, number ${i}`)
+  writeFileSync(f, `${lines.join('\n')}\n`)
+  const timeOf = (line: string) => (line.startsWith('[') ? Number(line.slice(1, 7)) : null)
+  const got: [string, number][] = []
+  const r = await readNewLines(f, undefined, (text, no) => got.push([text, no]), {target: 15_000, timeOf})
+  // It starts within one 64 KiB search window (about 1,400 of these lines) before the target.
+  assert.ok(got.length < 5_000 + 1_500, `read ${got.length} lines`)
+  assert.ok(got.length >= 5_000, `read ${got.length} lines`)
+  // Every wanted line is there, with its number in the file.
+  const first = got.findIndex(([text]) => timeOf(text) === 15_000)
+  assert.notEqual(first, -1)
+  assert.deepEqual(got.slice(first), lines.slice(15_000).map((l, i) => [l, 15_001 + i]))
+  assert.equal(got[0]?.[1], 20_000 - got.length + 1)
+  assert.equal(r.position?.line, 20_000)
+  assert.match(r.notes.join(' '), /first read: the \d+ line\(s\) before byte \d+ are older than the window and were not read/)
+  // Without a usable time the whole file is read.
+  const all: string[] = []
+  await readNewLines(f, undefined, (text) => all.push(text), {target: 15_000, timeOf: () => null})
+  assert.equal(all.length, 20_000)
+})
