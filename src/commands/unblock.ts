@@ -1,4 +1,4 @@
-import {Args} from '@oclif/core'
+import {Args, Flags} from '@oclif/core'
 import {BaseCommand} from '../base-command.js'
 import {ExitCode, RcguardError} from '../core/errors.js'
 import {unblock, type ChangeResult} from '../core/guard.js'
@@ -8,6 +8,9 @@ export default class Unblock extends BaseCommand<typeof Unblock> {
   static override enableJsonFlag = true
   static override strict = false
   static override args = {address: Args.string({description: 'IPv4 or IPv6 address (several allowed)', required: true})}
+  static override flags = {
+    quiet: Flags.boolean({char: 'q', summary: 'An address that is not in the database is no error.', default: false}),
+  }
   static override examples = ['<%= config.bin %> unblock 192.0.2.10', '<%= config.bin %> unblock 192.0.2.10 2001:db8::25']
 
   async run(): Promise<ChangeResult> {
@@ -16,7 +19,7 @@ export default class Unblock extends BaseCommand<typeof Unblock> {
     const result = await unblock(ctx, argv as string[])
     for (const line of result.done) this.log(line)
     if (result.done.length > 0) this.log(result.firewallChanged ? 'firewall updated' : 'firewall unchanged')
-    if (result.notFound.length > 0) {
+    if (result.notFound.length > 0 && !this.flags.quiet) {
       throw new RcguardError(`not in the database: ${result.notFound.join(', ')}`, ExitCode.NOT_FOUND)
     }
     return result

@@ -11,6 +11,7 @@ export default class Whitelist extends BaseCommand<typeof Whitelist> {
   static override flags = {
     remove: Flags.boolean({summary: 'Take the addresses or networks off the whitelist.', default: false}),
     comment: Flags.string({summary: 'A note stored with the entry (who, why).'}),
+    quiet: Flags.boolean({char: 'q', summary: 'With --remove: a network that is not on the whitelist is no error.', default: false}),
   }
   static override examples = [
     '<%= config.bin %> whitelist',
@@ -33,7 +34,7 @@ export default class Whitelist extends BaseCommand<typeof Whitelist> {
       : await whitelistAdd(ctx, args, this.flags.comment ?? null)
     for (const line of result.done) this.log(line)
     if (result.done.length > 0) this.log(result.firewallChanged ? 'firewall updated' : 'firewall unchanged')
-    if (result.notFound.length > 0) {
+    if (result.notFound.length > 0 && !this.flags.quiet) {
       throw new RcguardError(`not on the whitelist: ${result.notFound.join(', ')}`, ExitCode.NOT_FOUND)
     }
     return result

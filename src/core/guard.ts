@@ -6,6 +6,7 @@
 import type {Config, LogConfig} from './config/config.js'
 import {
   activeBlocks,
+  blockLength,
   Decider,
   SKEW_MS,
   expireBlocks,
@@ -22,7 +23,7 @@ import type {ApplyResult, BackendName, DesiredState, FirewallBackend} from './fi
 import {basename} from 'node:path'
 import {glob} from 'tinyglobby'
 import {isRotatedName, readNewLines, readTail, unreadable} from './logreader/reader.js'
-import {canonicalIp, cidrsOverlap, compareIps, familyOf, NetworkList, networkOf, parseCidr, type Cidr} from './net/ip.js'
+import {canonicalIp, cidrsOverlap, compareIps, familyOf, hostAddresses, NetworkList, networkOf, parseCidr, type Cidr} from './net/ip.js'
 import {EntryParser, LineParser, type ParseOptions, type SourcedLine} from './parser/parse.js'
 import type {Entry, StoreData, StoredPosition} from './store/schema.js'
 import type {Store} from './store/store.js'
@@ -73,9 +74,18 @@ export interface HacksResult extends ScanResult {
   enabled: boolean
 }
 
-/** Never blocked: the configured whitelist, trusted proxies and the admin's whitelist. */
+/** Never blocked: the configured whitelist, trusted proxies, this host's own addresses and the admin's whitelist. */
+function neverBlockSources(config: Config, data: StoreData): {cidr: string; label: string}[] {
+  return [
+    ...config.whitelist.map((c) => ({cidr: c, label: `whitelisted in the configuration (${parseCidr(c)?.text ?? c})`})),
+    ...config.trustedProxies.map((c) => ({cidr: c, label: `a trusted proxy (${parseCidr(c)?.text ?? c})`})),
+    ...hostAddresses().map((ip) => ({cidr: ip, label: "this host's own address"})),
+    ...data.whitelist.map((w) => ({cidr: w.cidr, label: `whitelisted (${w.cidr})`})),
+  ]
+}
+
 function whitelistOf(config: Config, data: StoreData): NetworkList {
-  return new NetworkList([...config.whitelist, ...config.trustedProxies, ...data.whitelist.map((w) => w.cidr)])
+  return new NetworkList(neverBlockSources(config, data))
 }
 
 function blockInfo(e: Entry): BlockInfo {
@@ -247,7 +257,7 @@ async function scanInto(ctx: GuardContext, data: StoreData, options: ScanOptions
  * (e.g. /64) unless that network would reach a never-blocked one.
  */
 export function desiredState(config: Config, data: StoreData, now: number): DesiredState {
-  const never = [...config.whitelist, ...config.trustedProxies, ...data.whitelist.map((w) => w.cidr), '::1/128']
+  const never = [...neverBlockSources(config, data).map((n) => n.cidr), '::1/128']
     .map((c) => parseCidr(c))
     .filter((c): c is Cidr => c !== null)
   const blocks = activeBlocks(data, whitelistOf(config, data), now)
@@ -409,8 +419,33 @@ function iso(t: number | null): string | null {
   return t === null ? null : new Date(t).toISOString()
 }
 
-/** `list`: every entry with its state, blocked first, then by last seen. */
-export async function list(ctx: GuardContext): Promise<ListRow[]> {
+export interface ListFilter {
+  state?: EntryState[]
+  instance?: string
+  /** Only entries whose address is inside this network (whitelist entries: that overlap it). */
+  ip?: string
+}
+
+/** `list`: every entry with its state, blocked first, then by last seen; filtered. */
+export async function list(ctx: GuardContext, filter: ListFilter = {}): Promise<ListRow[]> {
+  let net: Cidr | null = null
+  if (filter.ip !== undefined) {
+    net = parseCidr(filter.ip)
+    if (net === null) throw new UsageError(`not an IPv4/IPv6 address or CIDR network: ${filter.ip}`)
+  }
+  const rows = await listAll(ctx)
+  return rows.filter((r) => {
+    if (filter.state !== undefined && !filter.state.includes(r.state)) return false
+    if (filter.instance !== undefined && r.instance !== filter.instance) return false
+    if (net !== null) {
+      const c = parseCidr(r.ip)
+      if (c === null || !cidrsOverlap(c, net)) return false
+    }
+    return true
+  })
+}
+
+async function listAll(ctx: GuardContext): Promise<ListRow[]> {
   const data = await ctx.store.read()
   const now = ctx.now()
   const whitelist = whitelistOf(ctx.config, data)
@@ -429,7 +464,7 @@ export async function list(ctx: GuardContext): Promise<ListRow[]> {
       blockedUntil: blocked ? iso(e.blockedUntil) : null,
       lastUser: e.lastUser,
       blocks: e.blocks,
-      comment: null,
+      comment: e.comment ?? null,
     })
   }
   const rank = {blocked: 0, watching: 1, whitelisted: 2}
@@ -507,6 +542,56 @@ export async function unblock(ctx: GuardContext, args: string[]): Promise<Change
       done.push(`${ip}: ${wasBlocked ? 'unblocked and forgotten' : 'forgotten (it was not blocked)'}; it is blocked again if it misbehaves again`)
     }
     return {done, notFound}
+  })
+}
+
+/**
+ * `block ADDR...`: a block by hand (fail2ban's banip). It lasts `minutes`
+ * (0: until deleted), by default what the next automatic block would; the
+ * never-block rules apply as to any block.
+ */
+export async function block(
+  ctx: GuardContext,
+  args: string[],
+  options: {minutes?: number; instance?: string; comment?: string},
+): Promise<ChangeResult> {
+  const ips = parseAddresses(args, false)
+  const instances = options.instance === undefined ? ctx.config.instances.map((i) => i.name) : [options.instance]
+  if (options.instance !== undefined && !ctx.config.instances.some((i) => i.name === options.instance)) {
+    throw new UsageError(`no instance named ${options.instance} in the configuration`)
+  }
+  return ctx.store.withLock({wait: true}, async () => {
+    const data = await ctx.store.read()
+    const never = whitelistOf(ctx.config, data)
+    const refused = ips.map((ip) => [ip, neverBlockReason(ip, never)] as const).filter(([, why]) => why !== null)
+    if (refused.length > 0) {
+      throw new UsageError(`refused: ${refused.map(([ip, why]) => `${ip} is never blocked (${why ?? ''})`).join('; ')}`)
+    }
+    const now = ctx.now()
+    const done: string[] = []
+    for (const ip of ips) {
+      for (const instance of instances) {
+        let entry = data.entries.find((e) => e.ip === ip && e.instance === instance)
+        if (entry === undefined) {
+          entry = {ip, instance, failures: [], attempts: 0, firstSeen: now, lastSeen: now, lastUser: '', blockedAt: null, blockedUntil: null, blocks: 0, recent: []}
+          data.entries.push(entry)
+        }
+        const minutes = options.minutes ?? blockLength(ctx.config, entry.blocks)
+        entry.blockedAt = now
+        entry.blockedUntil = minutes === 0 ? null : now + minutes * 60_000
+        entry.blocks++
+        entry.failures = []
+        if (options.comment !== undefined) entry.comment = options.comment
+        done.push(`${ip}: blocked on ${instance} ${minutes === 0 ? 'until deleted' : `for ${minutes} min`}`)
+      }
+    }
+    await ctx.store.write(data)
+    try {
+      const fw = await syncFirewall(ctx, data)
+      return {done, notFound: [], firewallChanged: fw.changed}
+    } catch (err) {
+      firewallFailed(err)
+    }
   })
 }
 

@@ -59,10 +59,20 @@ const STATE_COLOUR: Record<ListRow['state'], (s: string) => string> = {
   whitelisted: (s) => chalk.green(s),
 }
 
-export function listTable(rows: ListRow[]): string {
+/** "in 42 min", "3 h ago": a time relative to now, for tables. */
+export function relative(t: string | null, now: number): string {
+  if (t === null) return '-'
+  const d = Date.parse(t) - now
+  const a = Math.abs(d)
+  const span =
+    a < 60_000 ? `${Math.round(a / 1000)} s` : a < 3_600_000 ? `${Math.round(a / 60_000)} min` : a < 172_800_000 ? `${Math.round(a / 3_600_000)} h` : `${Math.round(a / 86_400_000)} days`
+  return d >= 0 ? `in ${span}` : `${span} ago`
+}
+
+export function listTable(rows: ListRow[], now: number): string {
   const plain = chalk.level === 0
   const table = new Table({
-    head: ['address', 'state', 'attempts', 'first seen', 'last seen', 'blocked until', 'instance', 'last user'],
+    head: ['address', 'state', 'attempts', 'first seen', 'last seen', 'blocked until', 'instance', 'last user / comment'],
     style: plain ? {head: [], border: []} : {head: ['bold'], border: ['grey']},
   })
   for (const r of rows) {
@@ -70,11 +80,11 @@ export function listTable(rows: ListRow[]): string {
       r.ip,
       STATE_COLOUR[r.state](r.state),
       String(r.attempts),
-      time(r.firstSeen),
-      time(r.lastSeen),
-      r.state === 'blocked' ? (r.blockedUntil === null ? 'until deleted' : time(r.blockedUntil)) : '-',
+      relative(r.firstSeen, now),
+      relative(r.lastSeen, now),
+      r.state === 'blocked' ? (r.blockedUntil === null ? 'until deleted' : relative(r.blockedUntil, now)) : '-',
       r.instance ?? '-',
-      r.state === 'whitelisted' ? (r.comment ?? '') : safe(r.lastUser ?? '', 32),
+      r.comment !== null ? safe(r.comment, 32) : safe(r.lastUser ?? '', 32),
     ])
   }
   return table.toString()

@@ -109,6 +109,17 @@ export const configSchema = z
         message: 'instance names must differ in more than "-" versus "_" (nftables set names use "_")',
       }),
     firewall: firewallSchema.prefault({}),
+    escalation: z
+      .object({
+        /** Each new block of an address blocked before lasts blockMinutes × factor^(earlier blocks). 1: no escalation. */
+        factor: z.number().min(1).max(100).default(2),
+        /** The longest a block can grow to. */
+        maxMinutes: z.number().positive().max(5256000).default(10080),
+        /** Block history is forgotten this long after an address's last block ended (or it was last seen). */
+        forgetDays: z.number().positive().max(3650).default(30),
+      })
+      .strict()
+      .prefault({}),
   })
   .strict()
 

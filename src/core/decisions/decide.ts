@@ -17,6 +17,20 @@ export interface DecisionSettings {
   blockMinutes: number
   /** A successful login from an address clears its failures (off by default: 2FA plugins log success before the second factor). */
   resetOnSuccess?: boolean
+  /** Repeat offenders: longer blocks each time (absent: every block lasts blockMinutes). */
+  escalation?: {factor: number; maxMinutes: number; forgetDays: number}
+}
+
+/**
+ * How long the next block of an address lasts, in minutes (0: until
+ * deleted): blockMinutes × factor^(earlier blocks), capped by maxMinutes.
+ */
+export function blockLength(settings: DecisionSettings, earlierBlocks: number): number {
+  if (settings.blockMinutes === 0) return 0
+  const e = settings.escalation
+  if (e === undefined || e.factor === 1 || earlierBlocks === 0) return settings.blockMinutes
+  const grown = settings.blockMinutes * e.factor ** Math.min(earlierBlocks, 64)
+  return Math.min(grown, Math.max(e.maxMinutes, settings.blockMinutes))
 }
 
 export interface SourcedEvent extends LoginEvent {
@@ -53,7 +67,7 @@ export function isBlockActive(entry: Entry, now: number): boolean {
 export function neverBlockReason(ip: string, whitelist: NetworkList): string | null {
   if (isLoopback(ip)) return 'loopback'
   const w = whitelist.match(ip)
-  if (w !== undefined) return `whitelisted (${w.text})`
+  if (w !== undefined) return w.label ?? `whitelisted (${w.text})`
   return null
 }
 
@@ -181,11 +195,13 @@ export class Decider {
       }
     }
     const trigger = entry.failures[start + settings.maxAttempts - 1] ?? event.time
+    const lengthMin = blockLength(settings, entry.blocks)
     entry.blockedAt = trigger
-    entry.blockedUntil = settings.blockMinutes === 0 ? null : trigger + settings.blockMinutes * 60_000
+    entry.blockedUntil = lengthMin === 0 ? null : trigger + lengthMin * 60_000
+    const repeat = entry.blocks > 0 && lengthMin !== settings.blockMinutes ? ` (block ${entry.blocks + 1} of this address: escalated)` : ''
     entry.blocks++
     entry.failures = []
-    const length = settings.blockMinutes === 0 ? 'until deleted' : `for ${minutes(settings.blockMinutes)}`
+    const length = lengthMin === 0 ? 'until deleted' : `for ${minutes(lengthMin)}${repeat}`
     const stale = entry.blockedUntil !== null && entry.blockedUntil <= this.now ? ' (already over: the lines are old)' : ''
     return {
       action: 'blocked',
@@ -214,9 +230,10 @@ export function expireBlocks(data: StoreData, now: number): Entry[] {
   const expired: Entry[] = []
   for (const entry of data.entries) {
     if (entry.blockedAt !== null && entry.blockedUntil !== null && entry.blockedUntil <= now) {
+      expired.push({...entry})
+      entry.lastBlockEnd = entry.blockedUntil
       entry.blockedAt = null
       entry.blockedUntil = null
-      expired.push(entry)
     }
   }
   return expired
@@ -228,8 +245,15 @@ export function expireBlocks(data: StoreData, now: number): Entry[] {
  */
 export function pruneEntries(data: StoreData, settings: DecisionSettings, now: number): number {
   const horizon = now - settings.periodMinutes * 60_000 - SKEW_MS
+  const forget = now - (settings.escalation?.forgetDays ?? 30) * 86_400_000
   const before = data.entries.length
-  data.entries = data.entries.filter((e) => e.blockedAt !== null || e.blocks > 0 || e.lastSeen >= horizon)
+  data.entries = data.entries.filter(
+    (e) =>
+      e.blockedAt !== null ||
+      e.lastSeen >= horizon ||
+      // Block history is kept for escalation, until forgetDays after the last block ended.
+      (e.blocks > 0 && Math.max(e.lastBlockEnd ?? 0, e.lastSeen) >= forget),
+  )
   return before - data.entries.length
 }
 

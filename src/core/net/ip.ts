@@ -6,6 +6,7 @@
  * ipaddr.isValid() accepts inet_aton shorthands such as "1.2.3" or "010.1.1.1".
  */
 import {isIP} from 'node:net'
+import {networkInterfaces} from 'node:os'
 import ipaddr from 'ipaddr.js'
 
 export type Family = 4 | 6
@@ -86,6 +87,8 @@ export interface Cidr {
   readonly family: Family
   readonly prefix: number
   readonly network: ipaddr.IPv4 | ipaddr.IPv6
+  /** Why the network is in a list, for messages (e.g. "this host's own address"). */
+  readonly label?: string
 }
 
 /**
@@ -131,12 +134,14 @@ export function cidrContains(cidr: Cidr, ip: string): boolean {
 export class NetworkList {
   private readonly cidrs: Cidr[]
 
-  constructor(entries: Iterable<string | Cidr>) {
+  constructor(entries: Iterable<string | Cidr | {cidr: string; label: string}>) {
     this.cidrs = []
     for (const e of entries) {
-      const c = typeof e === 'string' ? parseCidr(e) : e
-      if (c === null) throw new Error(`invalid address or network: ${String(e)}`)
-      this.cidrs.push(c)
+      const text = typeof e === 'string' ? e : 'label' in e && 'cidr' in e ? e.cidr : null
+      const parsed = text === null ? (e as Cidr) : parseCidr(text)
+      if (parsed === null) throw new Error(`invalid address or network: ${String(text)}`)
+      const label = typeof e === 'object' && 'label' in e ? e.label : undefined
+      this.cidrs.push(label === undefined ? parsed : {...parsed, label})
     }
   }
 
@@ -183,4 +188,16 @@ export function networkOf(ip: string, prefix: number): Cidr {
   const c = parseCidr(`${ip}/${prefix}`)
   if (c === null) throw new Error(`invalid address ${ip}/${prefix}`)
   return c
+}
+
+/** This host's own addresses (every interface's), canonical; never to be blocked. */
+export function hostAddresses(): string[] {
+  const out = new Set<string>()
+  for (const list of Object.values(networkInterfaces())) {
+    for (const a of list ?? []) {
+      const ip = canonicalIp(a.address)
+      if (ip !== null) out.add(ip)
+    }
+  }
+  return [...out]
 }

@@ -24,6 +24,10 @@ export const entrySchema = z.object({
   blockedUntil: ms.nullable(),
   /** How many times this address has been blocked (history kept across expiries). */
   blocks: z.number().int().nonnegative(),
+  /** When its last block ended (expiry), for forgetting the history after escalation.forgetDays. */
+  lastBlockEnd: ms.optional(),
+  /** A block made by hand (rcguard block): by whom or why. */
+  comment: z.string().optional(),
   /** Recent (session, source line shape) pairs, to count one attempt logged twice only once. */
   recent: z.array(z.object({session: z.string(), grammar: z.string(), time: ms})),
 })

@@ -1,0 +1,27 @@
+import {Args, Flags} from '@oclif/core'
+import {BaseCommand} from '../base-command.js'
+import {block, type ChangeResult} from '../core/guard.js'
+
+export default class Block extends BaseCommand<typeof Block> {
+  static override summary = 'Block addresses by hand, now (never-blocked addresses are refused).'
+  static override description =
+    'The block lasts --minutes (0: until deleted); by default as long as the next automatic block of that address would (escalation included). Without --instance it applies to every instance.'
+  static override enableJsonFlag = true
+  static override strict = false
+  static override args = {address: Args.string({description: 'IPv4 or IPv6 address (several allowed)', required: true})}
+  static override flags = {
+    minutes: Flags.integer({summary: 'How long the block lasts, in minutes; 0 means until deleted.', min: 0}),
+    instance: Flags.string({summary: 'Block on this instance only.'}),
+    comment: Flags.string({summary: 'A note stored with the entry (who, why).'}),
+  }
+  static override examples = ['<%= config.bin %> block 203.0.113.7', '<%= config.bin %> block 203.0.113.7 2001:db8::25 --minutes 1440 --comment "ticket 42"']
+
+  async run(): Promise<ChangeResult> {
+    const {argv} = await this.parse(Block)
+    const ctx = await this.loadContext()
+    const result = await block(ctx, argv as string[], {minutes: this.flags.minutes, instance: this.flags.instance, comment: this.flags.comment})
+    for (const line of result.done) this.log(line)
+    this.log(result.firewallChanged ? 'firewall updated' : 'firewall unchanged')
+    return result
+  }
+}
