@@ -1,0 +1,170 @@
+/**
+ * The digest of one run: every address blocked and released, sent as one
+ * notification (never one per address). User names come from the log, so
+ * from the attacker: they are escaped to one printable line before they go
+ * anywhere (mail body, JSON), and the subject carries none of them.
+ */
+
+/** A block as the guard reports it (BlockInfo), optionally with the users tried. */
+export interface BlockLike {
+  ip: string
+  instance: string
+  attempts: number
+  lastUser: string
+  blockedAt: number
+  blockedUntil: number | null
+  /** The user names tried, oldest first; otherwise only lastUser is known. */
+  users?: string[]
+}
+
+export interface DigestBlock {
+  ip: string
+  instance: string
+  attempts: number
+  /** Users tried (at most MAX_USERS, distinct, escaped). */
+  users: string[]
+  /** ISO 8601. */
+  blockedAt: string
+  /** ISO 8601, or null: blocked until deleted. */
+  blockedUntil: string | null
+  /** The block's length in minutes, or null: until deleted. */
+  minutes: number | null
+}
+
+export interface Digest {
+  host: string
+  /** ISO 8601: when the run happened. */
+  time: string
+  blocked: DigestBlock[]
+  released: DigestBlock[]
+}
+
+export const MAX_USERS = 10
+export const MAX_USER_LENGTH = 64
+
+/**
+ * Attacker-controlled text on one printable line: backslashes doubled;
+ * control characters (CR, LF, NUL, ESC, C1), format characters (bidi
+ * overrides, zero-width), line and paragraph separators and lone surrogates
+ * written as escapes; capped at `max` characters.
+ */
+export function escapeText(text: string, max = MAX_USER_LENGTH): string {
+  const clean = text.replace(/\\|[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]|\p{Cs}/gu, (c) => {
+    if (c === '\\') return '\\\\'
+    const code = c.codePointAt(0) ?? 0
+    return code <= 0xff ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u{${code.toString(16)}}`
+  })
+  if (clean.length <= max) return clean
+  // Cut on a code point boundary, never through an escape's surrogate pair.
+  const points = Array.from(clean)
+  let out = ''
+  for (const p of points) {
+    if (out.length + p.length > max - 1) break
+    out += p
+  }
+  return `${out}…`
+}
+
+function usersOf(b: BlockLike): string[] {
+  const out: string[] = []
+  for (const u of b.users ?? [b.lastUser]) {
+    if (u === '') continue
+    const e = escapeText(u)
+    if (!out.includes(e)) out.push(e)
+    if (out.length === MAX_USERS) break
+  }
+  return out
+}
+
+function iso(t: number): string {
+  return new Date(t).toISOString()
+}
+
+function digestBlock(b: BlockLike): DigestBlock {
+  return {
+    ip: b.ip,
+    instance: b.instance,
+    attempts: b.attempts,
+    users: usersOf(b),
+    blockedAt: iso(b.blockedAt),
+    blockedUntil: b.blockedUntil === null ? null : iso(b.blockedUntil),
+    minutes: b.blockedUntil === null ? null : Math.max(0, Math.round((b.blockedUntil - b.blockedAt) / 60_000)),
+  }
+}
+
+/** The digest of a run, or null when it neither blocked nor released anything. */
+export function buildDigest(input: {host: string; now: number; blocked: BlockLike[]; released: BlockLike[]}): Digest | null {
+  if (input.blocked.length === 0 && input.released.length === 0) return null
+  return {
+    host: escapeText(input.host, 255),
+    time: iso(input.now),
+    blocked: input.blocked.map(digestBlock),
+    released: input.released.map(digestBlock),
+  }
+}
+
+/** `2026-11-25 13:00:00Z` */
+function shortTime(isoTime: string): string {
+  return isoTime.replace('T', ' ').replace(/\.\d{3}Z$/, 'Z')
+}
+
+/** 45 min, 2 h, 1 h 30 min, 7 d. */
+export function duration(minutes: number | null): string {
+  if (minutes === null) return 'until deleted'
+  if (minutes < 60) return `${minutes} min`
+  if (minutes % 1440 === 0) return `${minutes / 1440} d`
+  const h = Math.floor(minutes / 60)
+  const m = minutes % 60
+  return m === 0 ? `${h} h` : `${h} h ${m} min`
+}
+
+function table(head: string[], rows: string[][]): string[] {
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)))
+  const numeric = new Set([2])
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => {
+        if (i === cells.length - 1) return c
+        const w = widths[i] ?? 0
+        return numeric.has(i) ? c.padStart(w) : c.padEnd(w)
+      })
+      .join('  ')
+      .trimEnd()
+  return [line(head), ...rows.map(line)].map((l) => `  ${l}`)
+}
+
+function section(title: string, blocks: DigestBlock[]): string[] {
+  if (blocks.length === 0) return []
+  const rows = blocks.map((b) => [
+    b.ip,
+    b.instance,
+    String(b.attempts),
+    duration(b.minutes),
+    b.blockedUntil === null ? '-' : shortTime(b.blockedUntil),
+    b.users.length === 0 ? '-' : b.users.join(', '),
+  ])
+  return [
+    `${title} (${blocks.length}):`,
+    ...table(['address', 'instance', 'attempts', 'block', 'until', 'users tried'], rows),
+    '',
+  ]
+}
+
+/** The subject and plain-text body of the one mail of a run. */
+export function digestText(d: Digest, subjectPrefix = '[rcguard]'): {subject: string; text: string} {
+  const counts: string[] = []
+  if (d.blocked.length > 0) counts.push(`${d.blocked.length} blocked`)
+  if (d.released.length > 0) counts.push(`${d.released.length} released`)
+  const summary = counts.length === 0 ? 'no changes' : counts.join(', ')
+  const subject = `${subjectPrefix === '' ? '' : `${subjectPrefix} `}${d.host}: ${summary}`
+  const lines = [
+    `rcguard on ${d.host} at ${shortTime(d.time)}: ${summary}.`,
+    '',
+    ...section('Blocked', d.blocked),
+    ...section('Released', d.released),
+    'User names are as the log shows them, with control characters escaped (\\xNN).',
+    'See every block with "rcguard list"; lift one with "rcguard unblock ADDRESS".',
+    'The digest is attached as JSON (rcguard-digest.json).',
+  ]
+  return {subject, text: `${lines.join('\n')}\n`}
+}
