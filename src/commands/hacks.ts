@@ -2,6 +2,7 @@ import {Flags} from '@oclif/core'
 import {BaseCommand} from '../base-command.js'
 import {hacks, type HacksResult} from '../core/guard.js'
 import {blockLine, scanReport, expiredLine} from '../ui/format.js'
+import {progressBar} from '../ui/progress.js'
 import {blockJson, eventJson, type BlockJson, type EventJson} from '../ui/json-stream.js'
 
 export interface HacksJson {
@@ -40,6 +41,7 @@ export default class Hacks extends BaseCommand<typeof Hacks> {
       summary: 'Change nothing: no database write, no firewall command; print the rule set that would be applied.',
       default: false,
     }),
+    quiet: Flags.boolean({char: 'q', summary: 'No progress bar and no report of blocks; errors and warnings still show.', default: false}),
   }
 
   protected override quietWhenBusy(): boolean {
@@ -50,12 +52,13 @@ export default class Hacks extends BaseCommand<typeof Hacks> {
     const {verbose} = this.flags
     const dryRun = this.flags['dry-run']
     const ctx = await this.loadContext({keepText: verbose})
-    const result = await hacks(ctx, {dryRun, collect: verbose})
+    const result = await hacks(ctx, {dryRun, collect: verbose, progress: progressBar(!this.jsonEnabled() && !this.flags.quiet)})
     for (const w of result.warnings) this.warning(w)
     if (verbose) {
       this.log(`configuration: ${ctx.loaded.path ?? 'built-in defaults'}; database: ${ctx.config.database}; firewall: ${result.firewall.backend}${ctx.config.firewall.backend === 'auto' ? ' (chosen by firewall.backend auto)' : ''}`)
       for (const line of scanReport(result)) this.log(line)
     }
+    if (this.flags.quiet) return hacksJson(result)
     for (const b of result.newlyBlocked) this.log(blockLine(b))
     for (const b of result.expired) this.log(expiredLine(b))
     if (!result.enabled && (verbose || result.firewall.changed)) this.log('rcguard is disabled (enabled: false): all its rules are removed')

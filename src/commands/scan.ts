@@ -6,6 +6,7 @@ import type {LogConfig} from '../core/config/config.js'
 import {ENVELOPE_IDS} from '../core/parser/envelopes.js'
 import type {SourcedEvent} from '../core/decisions/decide.js'
 import {blockLine, scanReport, time, until} from '../ui/format.js'
+import {progressBar} from '../ui/progress.js'
 import {blockJson, JsonEventStream, type BlockJson, type EventJson} from '../ui/json-stream.js'
 
 export interface ScanJson {
@@ -37,6 +38,7 @@ export default class Scan extends BaseCommand<typeof Scan> {
       summary: 'With --log: the log format (default: detected from the lines).',
       options: ['auto', ...ENVELOPE_IDS],
     }),
+    quiet: Flags.boolean({char: 'q', summary: 'No progress bar and no report; errors and warnings still show.', default: false}),
     replay: Flags.boolean({
       summary: 'With --log: run the decisions over the file\'s own timeline and report every block that would have happened.',
       default: false,
@@ -54,6 +56,7 @@ export default class Scan extends BaseCommand<typeof Scan> {
     // --json streams one event at a time: a log of any size is reported in flat memory.
     const stream = this.jsonEnabled() ? new JsonEventStream(process.stdout) : undefined
     const onEvent = stream === undefined ? undefined : (e: SourcedEvent) => stream.event(e)
+    const progress = progressBar(stream === undefined && !this.flags.quiet)
     const fileResult =
       log === undefined
         ? undefined
@@ -64,8 +67,9 @@ export default class Scan extends BaseCommand<typeof Scan> {
             collect: verbose,
             onEvent,
             before: () => stream?.open(),
+            progress,
           })
-    const result = fileResult ?? (await scan(ctx, {dryRun, collect: verbose, onEvent, before: () => stream?.open()}))
+    const result = fileResult ?? (await scan(ctx, {dryRun, collect: verbose, onEvent, before: () => stream?.open(), progress}))
     for (const w of result.warnings) this.warning(w)
     const summary: Omit<ScanJson, 'events'> = {
       newlyBlocked: result.newlyBlocked.map(blockJson),
@@ -87,6 +91,7 @@ export default class Scan extends BaseCommand<typeof Scan> {
       stream.close(summary)
       return undefined
     }
+    if (this.flags.quiet) return undefined
     if (verbose) {
       for (const line of scanReport(result)) this.log(line)
     }

@@ -124,6 +124,8 @@ export interface ScanOptions {
   onEvent?: (event: SourcedEvent, decision: Decision) => void
   /** Called once the logs are about to be read (after the checks that can refuse the request). */
   before?: () => void
+  /** Reading progress of each log (done = -1: that log is finished). */
+  progress?: (file: string, done: number, total: number) => void
 }
 
 /** The newest time among a log's last lines, or null: where its first read starts counting. */
@@ -226,8 +228,9 @@ async function scanInto(ctx: GuardContext, data: StoreData, options: ScanOptions
             }
             entries.feed(text, lineNo, from, handle)
           },
-          seek,
+          {seek, progress: options.progress === undefined ? undefined : (done, total) => options.progress?.(file, done, total)},
         )
+        options.progress?.(file, -1, -1)
         entries.finish(handle)
         if (doubtful > 0) {
           result.warnings.push(
@@ -314,7 +317,7 @@ function firewallFailed(err: unknown): never {
 }
 
 /** `scan`: new log lines into the store; no firewall change. */
-export async function scan(ctx: GuardContext, options: {dryRun: boolean} & Pick<ScanOptions, 'collect' | 'onEvent' | 'before'>): Promise<ScanResult> {
+export async function scan(ctx: GuardContext, options: {dryRun: boolean} & Pick<ScanOptions, 'collect' | 'onEvent' | 'before' | 'progress'>): Promise<ScanResult> {
   if (options.dryRun) {
     const data = await ctx.store.read()
     return scanInto(ctx, data, options)
@@ -345,7 +348,7 @@ export interface ReplayBlock {
 export async function scanFile(
   ctx: GuardContext,
   file: string,
-  options: {instance: string; format?: LogConfig['format']} & Pick<ScanOptions, 'replay' | 'collect' | 'onEvent' | 'before'>,
+  options: {instance: string; format?: LogConfig['format']} & Pick<ScanOptions, 'replay' | 'collect' | 'onEvent' | 'before' | 'progress'>,
 ): Promise<ScanResult & {replayBlocks: ReplayBlock[]}> {
   const inst = ctx.config.instances.find((i) => i.name === options.instance)
   if (inst === undefined) throw new UsageError(`no instance named ${options.instance} in the configuration`)
@@ -370,10 +373,10 @@ export async function scanFile(
 }
 
 /** `hacks`: scan, end expired blocks, then regenerate the firewall rules. */
-export async function hacks(ctx: GuardContext, options: {dryRun: boolean; collect?: boolean}): Promise<HacksResult> {
+export async function hacks(ctx: GuardContext, options: {dryRun: boolean} & Pick<ScanOptions, 'collect' | 'progress'>): Promise<HacksResult> {
   const run = async (): Promise<HacksResult> => {
     const data = await ctx.store.read()
-    const scanned = await scanInto(ctx, data, {collect: options.collect})
+    const scanned = await scanInto(ctx, data, {collect: options.collect, progress: options.progress})
     const now = ctx.now()
     const expired = expireBlocks(data, now).map(blockInfo)
     pruneEntries(data, ctx.config, now)

@@ -94,7 +94,7 @@ test('a first read can seek to a time: earlier lines are counted, not read; line
   writeFileSync(f, `${lines.join('\n')}\n`)
   const timeOf = (line: string) => (line.startsWith('[') ? Number(line.slice(1, 7)) : null)
   const got: [string, number][] = []
-  const r = await readNewLines(f, undefined, (text, no) => got.push([text, no]), {target: 15_000, timeOf})
+  const r = await readNewLines(f, undefined, (text, no) => got.push([text, no]), {seek: {target: 15_000, timeOf}})
   // It starts within one 64 KiB search window (about 1,400 of these lines) before the target.
   assert.ok(got.length < 5_000 + 1_500, `read ${got.length} lines`)
   assert.ok(got.length >= 5_000, `read ${got.length} lines`)
@@ -107,6 +107,6 @@ test('a first read can seek to a time: earlier lines are counted, not read; line
   assert.match(r.notes.join(' '), /first read: the \d+ line\(s\) before byte \d+ are older than the window and were not read/)
   // Without a usable time the whole file is read.
   const all: string[] = []
-  await readNewLines(f, undefined, (text) => all.push(text), {target: 15_000, timeOf: () => null})
+  await readNewLines(f, undefined, (text) => all.push(text), {seek: {target: 15_000, timeOf: () => null}})
   assert.equal(all.length, 20_000)
 })

@@ -64,6 +64,7 @@ async function readLines(
   end: number,
   firstLineNo: number,
   onLine: LineHandler,
+  progress?: (done: number) => void,
 ): Promise<{offset: number; lines: number; longLines: number}> {
   let offset = start
   let lineNo = firstLineNo
@@ -113,6 +114,7 @@ async function readLines(
       carry = Buffer.from(rest)
     }
     data = Buffer.alloc(0)
+    progress?.(pos - start)
   }
   return {offset, lines: lineNo - firstLineNo, longLines}
 }
@@ -229,12 +231,19 @@ async function seekStart(fh: FileHandle, size: number, seek: SeekOptions): Promi
  * complete line. With no saved position the file is read from its start, or
  * with `seek` from near the first line that is wanted.
  */
+export interface ReadOptions {
+  seek?: SeekOptions
+  /** Called after each chunk with the bytes read so far and the bytes this read will take in all. */
+  progress?: (done: number, total: number) => void
+}
+
 export async function readNewLines(
   path: string,
   saved: LogPosition | undefined,
   onLine: LineHandler,
-  seek?: SeekOptions,
+  options: ReadOptions = {},
 ): Promise<ReadReport> {
+  const {seek, progress} = options
   const report: ReadReport = {position: saved, bytes: 0, lines: 0, longLines: 0, notes: [], warnings: []}
   let fh: FileHandle
   try {
@@ -289,7 +298,8 @@ export async function readNewLines(
         lineNo = found.lines
       }
     }
-    const r = await readLines(fh, path, start, end, lineNo, onLine)
+    const total = end - start
+    const r = await readLines(fh, path, start, end, lineNo, onLine, progress === undefined ? undefined : (done) => progress(done, total))
     report.bytes += r.offset - start
     report.lines += r.lines
     report.longLines += r.longLines
