@@ -155,3 +155,18 @@ test('unblock --quiet: an unknown address is no error', async (t) => {
   const wq = await cli(['whitelist', '--remove', '192.0.2.0/24', '-q', '--config', s.config])
   assert.equal(wq.exitCode, 0, wq.stderr)
 })
+
+test('list colours states on a colour terminal and prints plain text otherwise (cron mail, NO_COLOR)', async (t) => {
+  const s = setup(t)
+  configure(s)
+  await cli(['block', '203.0.113.40', '--instance', 'master', '--config', s.config], {env: nowEnv(0)})
+  await cli(['whitelist', '198.51.100.0/24', '--config', s.config], {env: nowEnv(0)})
+  // eslint-disable-next-line no-control-regex
+  const ansi = /\u001b\[/
+  const plain = await cli(['list', '--config', s.config], {env: {...nowEnv(1), NO_COLOR: '1', FORCE_COLOR: '0'}})
+  assert.doesNotMatch(plain.stdout, ansi)
+  assert.match(plain.stdout, /203\.0\.113\.40 .*blocked/)
+  const colour = await cli(['list', '--config', s.config], {env: {...nowEnv(1), NO_COLOR: '', FORCE_COLOR: '1'}})
+  assert.match(colour.stdout, /\u001b\[31mblocked\u001b\[39m/)
+  assert.match(colour.stdout, /\u001b\[32mwhitelisted\u001b\[39m/)
+})
