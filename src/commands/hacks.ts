@@ -13,6 +13,8 @@ export interface HacksJson {
   stats: HacksResult['stats']
   files: HacksResult['files']
   warnings: string[]
+  /** One line per notification sent. */
+  notified: string[]
   /** With --verbose: every login line and the decision taken. */
   decisions?: (EventJson & {action: string; why: string})[]
 }
@@ -26,6 +28,7 @@ function hacksJson(r: HacksResult): HacksJson {
     stats: r.stats,
     files: r.files,
     warnings: r.warnings,
+    notified: r.notified ?? [],
     ...(r.events.length > 0 ? {decisions: r.decisions.map((d) => ({...eventJson(d.event), action: d.action, why: d.why}))} : {}),
   }
 }
@@ -58,6 +61,7 @@ export default class Hacks extends BaseCommand<typeof Hacks> {
       this.log(`configuration: ${ctx.loaded.path ?? 'built-in defaults'}; database: ${ctx.config.database}; firewall: ${result.firewall.backend}${ctx.config.firewall.backend === 'auto' ? ' (chosen by firewall.backend auto)' : ''}`)
       for (const line of scanReport(result)) this.log(line)
     }
+    if (verbose) for (const n of result.notified ?? []) this.log(`notified: ${n}`)
     if (this.flags.quiet) return hacksJson(result)
     for (const b of result.newlyBlocked) this.log(blockLine(b))
     for (const b of result.expired) this.log(expiredLine(b))

@@ -20,10 +20,12 @@ import {ExitCode, FirewallError, RcguardError, UsageError} from './errors.js'
 import {merge} from './firewall/backend.js'
 import {installedBackends} from './firewall/index.js'
 import type {ApplyResult, BackendName, DesiredState, FirewallBackend} from './firewall/index.js'
+import {hostname} from 'node:os'
 import {basename} from 'node:path'
 import {glob} from 'tinyglobby'
 import {isRotatedName, readNewLines, readTail, unreadable} from './logreader/reader.js'
 import {canonicalIp, cidrsOverlap, compareIps, familyOf, hostAddresses, NetworkList, networkOf, parseCidr, type Cidr} from './net/ip.js'
+import {buildDigest, notify} from './notify/index.js'
 import {EntryParser, LineParser, type ParseOptions, type SourcedLine} from './parser/parse.js'
 import type {Entry, StoreData, StoredPosition} from './store/schema.js'
 import type {Store} from './store/store.js'
@@ -52,6 +54,8 @@ export interface BlockInfo {
   instance: string
   attempts: number
   lastUser: string
+  /** User names tried, most recent last (at most 10). */
+  users: string[]
   blockedAt: number
   blockedUntil: number | null
 }
@@ -70,6 +74,8 @@ export interface ScanResult {
 
 export interface HacksResult extends ScanResult {
   expired: BlockInfo[]
+  /** One line per notification sent. */
+  notified?: string[]
   firewall: ApplyResult & {backend: string; rendered?: string}
   enabled: boolean
 }
@@ -94,6 +100,7 @@ function blockInfo(e: Entry): BlockInfo {
     instance: e.instance,
     attempts: e.attempts,
     lastUser: e.lastUser,
+    users: e.users ?? [e.lastUser],
     blockedAt: e.blockedAt ?? 0,
     blockedUntil: e.blockedUntil,
   }
@@ -389,12 +396,19 @@ export async function hacks(ctx: GuardContext, options: {dryRun: boolean} & Pick
       }
     }
     await ctx.store.write(data)
+    let applied: ApplyResult
     try {
-      const applied = await syncFirewall(ctx, data)
-      return {...base, firewall: {...applied, backend: ctx.firewall.name}}
+      applied = await syncFirewall(ctx, data)
     } catch (err) {
       firewallFailed(err)
     }
+    // One digest per run to the admin; a failed notification is a warning, never a failed run.
+    const notified: string[] = []
+    if (ctx.config.notify !== undefined) {
+      const digest = buildDigest({host: hostname(), now, blocked: base.newlyBlocked, released: expired})
+      if (digest !== null) base.warnings.push(...(await notify(ctx.config.notify, digest, {log: (line) => notified.push(line)})))
+    }
+    return {...base, notified, firewall: {...applied, backend: ctx.firewall.name}}
   }
   if (options.dryRun) return run()
   return ctx.store.withLock({wait: false}, run)

@@ -90,8 +90,8 @@ describe('man pages', () => {
       text = pageText('rcguard.8')
     })
 
-    test('the six commands are found', () => {
-      assert.deepEqual([...commands.keys()], ['flush', 'hacks', 'list', 'scan', 'unblock', 'whitelist'])
+    test('the seven commands are found', () => {
+      assert.deepEqual([...commands.keys()], ['block', 'flush', 'hacks', 'list', 'scan', 'unblock', 'whitelist'])
     })
 
     test('every command has its section', () => {

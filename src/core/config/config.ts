@@ -11,6 +11,7 @@ import {parseCidr} from '../net/ip.js'
 import {compilePhpDateFormat} from '../parser/dates.js'
 import {ENVELOPE_IDS} from '../parser/envelopes.js'
 import {isKnownZone} from '../parser/timezone.js'
+import {notifySchema} from '../notify/config.js'
 
 export const DEFAULT_CONFIG_PATH = '/etc/rcguard/rcguard.yml'
 
@@ -109,6 +110,7 @@ export const configSchema = z
         message: 'instance names must differ in more than "-" versus "_" (nftables set names use "_")',
       }),
     firewall: firewallSchema.prefault({}),
+    notify: notifySchema.optional(),
     escalation: z
       .object({
         /** Each new block of an address blocked before lasts blockMinutes × factor^(earlier blocks). 1: no escalation. */
@@ -156,6 +158,13 @@ export function validateConfig(raw: unknown, source: string, baseDir: string): C
   config.database = resolve(baseDir, config.database)
   for (const instance of config.instances) {
     for (const log of instance.logs) log.path = resolve(baseDir, log.path)
+  }
+  // A notification program named by a relative path is found next to the configuration.
+  const argv = config.notify?.command?.argv
+  if (argv !== undefined && argv[0] !== undefined && argv[0].includes('/')) argv[0] = resolve(baseDir, argv[0])
+  const sendmail = config.notify?.email?.transport
+  if (sendmail !== undefined && 'sendmail' in sendmail && sendmail.sendmail?.path !== undefined) {
+    sendmail.sendmail.path = resolve(baseDir, sendmail.sendmail.path)
   }
   return config
 }

@@ -58,6 +58,8 @@ export const DUPLICATE_WINDOW_MS = 5_000
 /** Lines from parallel PHP workers can be this much out of order. */
 export const SKEW_MS = 60_000
 const RECENT_KEEP = 16
+/** User names kept per address (for the admin's digest). */
+const MAX_USERS = 10
 
 export function isBlockActive(entry: Entry, now: number): boolean {
   return entry.blockedAt !== null && (entry.blockedUntil === null || entry.blockedUntil > now)
@@ -178,6 +180,11 @@ export class Decider {
       entry.lastSeen = event.time
       entry.lastUser = event.user
     }
+    const users = (entry.users ??= [])
+    const seen = users.indexOf(event.user)
+    if (seen !== -1) users.splice(seen, 1)
+    users.push(event.user)
+    if (users.length > MAX_USERS) users.shift()
     if (entry.blockedAt !== null && (entry.blockedUntil === null || entry.blockedUntil > event.time)) {
       return {action: 'already-blocked', event, why: `${ip} is already blocked`}
     }

@@ -26,6 +26,8 @@ export const entrySchema = z.object({
   blocks: z.number().int().nonnegative(),
   /** When its last block ended (expiry), for forgetting the history after escalation.forgetDays. */
   lastBlockEnd: ms.optional(),
+  /** User names tried, distinct, most recent last (at most 10), for notifications. */
+  users: z.array(z.string()).optional(),
   /** A block made by hand (rcguard block): by whom or why. */
   comment: z.string().optional(),
   /** Recent (session, source line shape) pairs, to count one attempt logged twice only once. */
