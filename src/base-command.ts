@@ -9,6 +9,7 @@ import {ExitCode, RcguardError} from './core/errors.js'
 import {createBackend, ExecaRunner} from './core/firewall/index.js'
 import type {GuardContext} from './core/guard.js'
 import {JsonStore} from './core/store/json-store.js'
+import {looseWrites} from './core/config/permissions.js'
 
 export type BaseFlags<T extends typeof Command> = Interfaces.InferredFlags<(typeof BaseCommand)['baseFlags'] & T['flags']>
 
@@ -36,7 +37,8 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
     const explicit = this.flags.config !== undefined
     const loaded = await loadConfig(this.flags.config ?? DEFAULT_CONFIG_PATH, explicit)
     const {config} = loaded
-    const runner = new ExecaRunner((line) => this.commandsRun.push(line))
+    const runner = new ExecaRunner((line) => this.commandsRun.push(line), config.firewall.timeoutSeconds * 1000)
+    for (const w of await looseWrites(loaded.path, config)) this.warning(w)
     return {
       config,
       loaded,

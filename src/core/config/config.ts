@@ -75,6 +75,8 @@ const firewallSchema = z
       .refine((cs) => new Set(cs).size === cs.length, {message: 'chains must not repeat'})
       .default(['INPUT']),
     ipv6Prefix: z.number().int().min(16).max(128).default(128),
+    /** How long one firewall command may run before it is stopped and the run fails. */
+    timeoutSeconds: z.number().positive().max(3600).default(60),
     prefix: z
       .string()
       .regex(/^[A-Za-z][A-Za-z0-9_]{0,9}$/, 'use 1 to 10 letters, digits or "_", starting with a letter')

@@ -245,6 +245,12 @@ export async function readNewLines(
 ): Promise<ReadReport> {
   const {seek, progress} = options
   const report: ReadReport = {position: saved, bytes: 0, lines: 0, longLines: 0, notes: [], warnings: []}
+  // Look before opening: opening a FIFO for reading would wait for a writer forever.
+  const problem = await notRegular(path)
+  if (problem !== null) {
+    report.warnings.push(problem)
+    return report
+  }
   let fh: FileHandle
   try {
     fh = await open(path, 'r')
@@ -327,6 +333,7 @@ export async function readNewLines(
  * reading it from the start.
  */
 export async function readTail(path: string, bytes = 256 * 1024): Promise<string[]> {
+  if ((await notRegular(path)) !== null) return []
   let fh: FileHandle
   try {
     fh = await open(path, 'r')
@@ -349,14 +356,25 @@ export async function readTail(path: string, bytes = 256 * 1024): Promise<string
 
 /** Why a log cannot be read, in the words of the warnings, or null when it can. */
 export async function unreadable(path: string): Promise<string | null> {
+  const problem = await notRegular(path)
+  if (problem !== null) return problem
   try {
     const fh = await open(path, 'r')
-    try {
-      if (!(await fh.stat()).isFile()) return `log ${path} is not a regular file: name the log file itself`
-    } finally {
-      await fh.close()
-    }
+    await fh.close()
     return null
+  } catch (err) {
+    return explainOpenError(path, err as NodeJS.ErrnoException)
+  }
+}
+
+/** A warning when path (followed through symlinks) is missing or not a regular file, else null. */
+async function notRegular(path: string): Promise<string | null> {
+  try {
+    const st = await stat(path)
+    if (st.isFile()) return null
+    if (st.isDirectory()) return `log ${path} is a directory, not a file: name the log file itself`
+    if (st.isFIFO()) return `log ${path} is a FIFO, not a file: rcguard reads log files, point it at the file the FIFO's reader writes`
+    return `log ${path} is not a regular file: name the log file itself`
   } catch (err) {
     return explainOpenError(path, err as NodeJS.ErrnoException)
   }
