@@ -6,6 +6,7 @@
  * ipaddr.isValid() accepts inet_aton shorthands such as "1.2.3" or "010.1.1.1".
  */
 import {isIP} from 'node:net'
+import {readFileSync} from 'node:fs'
 import {networkInterfaces} from 'node:os'
 import ipaddr from 'ipaddr.js'
 
@@ -190,7 +191,12 @@ export function networkOf(ip: string, prefix: number): Cidr {
   return c
 }
 
-/** This host's own addresses (every interface's), canonical; never to be blocked. */
+/**
+ * This host's own addresses, canonical; never to be blocked. Node lists only
+ * interfaces that are up and have a carrier, so the kernel's own tables are
+ * read too: every local IPv4 address (/proc/net/fib_trie) and every IPv6
+ * address (/proc/net/if_inet6), whatever the link state.
+ */
 export function hostAddresses(): string[] {
   const out = new Set<string>()
   for (const list of Object.values(networkInterfaces())) {
@@ -199,5 +205,30 @@ export function hostAddresses(): string[] {
       if (ip !== null) out.add(ip)
     }
   }
+  const trie = readProc('/proc/net/fib_trie')
+  let last: string | null = null
+  for (const line of trie.split('\n')) {
+    const leaf = /^\s*\|-- (\S+)$/.exec(line)
+    if (leaf !== null) last = leaf[1] ?? null
+    else if (last !== null && /\/32 host LOCAL$/.test(line.trim())) {
+      const ip = canonicalIp(last)
+      if (ip !== null) out.add(ip)
+    }
+  }
+  for (const line of readProc('/proc/net/if_inet6').split('\n')) {
+    const hex = line.split(/\s+/)[0] ?? ''
+    if (/^[0-9a-f]{32}$/.test(hex)) {
+      const ip = canonicalIp(hex.match(/.{4}/g)?.join(':') ?? '')
+      if (ip !== null) out.add(ip)
+    }
+  }
   return [...out]
+}
+
+function readProc(path: string): string {
+  try {
+    return readFileSync(path, 'utf8')
+  } catch {
+    return ''
+  }
 }
