@@ -61,7 +61,7 @@ export default class Hacks extends BaseCommand<typeof Hacks> {
       this.log(`configuration: ${ctx.loaded.path ?? 'built-in defaults'}; database: ${ctx.config.database}; firewall: ${result.firewall.backend}${ctx.config.firewall.backend === 'auto' ? ' (chosen by firewall.backend auto)' : ''}`)
       for (const line of scanReport(result)) this.log(line)
     }
-    if (verbose) for (const n of result.notified ?? []) this.log(`notified: ${n}`)
+    if (verbose) for (const n of result.notified ?? []) this.log(n)
     if (this.flags.quiet) return hacksJson(result)
     for (const b of result.newlyBlocked) this.log(blockLine(b))
     for (const b of result.expired) this.log(expiredLine(b))

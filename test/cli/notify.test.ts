@@ -60,7 +60,7 @@ test('one mail per run that blocks or releases, listing address, instance, attem
   ])
   const r = await cli(['hacks', '--verbose', '--config', s.config], {env: nowEnv(3)})
   assert.equal(r.exitCode, 0, r.stderr)
-  assert.match(r.stdout, /^notified: /m)
+  assert.match(r.stdout, /^notified admin@example\.com by e-mail/m)
   assert.equal(messages.length, 1, 'one digest for the run, not one mail per address')
   const mail = messages[0] ?? ''
   assert.match(mail, /^To: admin@example\.com/m)
