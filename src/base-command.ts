@@ -78,9 +78,17 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
       return undefined
     }
     if (err.oclif !== undefined) {
-      // oclif's own errors (bad flags, missing arguments): keep its exit code in --json mode too.
-      process.exitCode = err.oclif.exit ?? ExitCode.USAGE
-      return super.catch(err)
+      // oclif's own errors (bad flags, missing arguments): one line, its exit code, also in --json mode.
+      const exit = err.oclif.exit ?? ExitCode.USAGE
+      process.exitCode = exit
+      if (exit === 0) return undefined
+      const lines = err.message.split('\n').map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('See more help'))
+      // "Missing 1 required arg:" and "Parsing --minutes" say what is wrong on their next line.
+      let first = lines[0] ?? 'invalid command line'
+      if ((first.endsWith(':') || first.startsWith('Parsing --')) && lines[1] !== undefined) first = `${first.replace(/:$/, '')}: ${lines[1]}`
+      if (this.jsonEnabled()) this.logJson({error: {message: first, exitCode: exit, kind: 'UsageError'}})
+      this.complain(`rcguard: ${first} (see rcguard ${this.id ?? ''} --help)`.replace('  ', ' '))
+      return undefined
     }
     process.exitCode = ExitCode.INTERNAL
     if (this.jsonEnabled()) this.logJson({error: {message: err.message, exitCode: ExitCode.INTERNAL, kind: 'InternalError'}})

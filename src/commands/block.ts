@@ -10,7 +10,7 @@ export default class Block extends BaseCommand<typeof Block> {
   static override strict = false
   static override args = {address: Args.string({description: 'IPv4 or IPv6 address (several allowed)', required: true})}
   static override flags = {
-    minutes: Flags.integer({summary: 'How long the block lasts, in minutes; 0 means until deleted.', min: 0}),
+    minutes: Flags.integer({summary: 'How long the block lasts, in minutes (at most 5256000, ten years); 0 means until deleted.', min: 0, max: 5_256_000}),
     instance: Flags.string({summary: 'Block on this instance only.'}),
     comment: Flags.string({summary: 'A note stored with the entry (who, why).'}),
   }

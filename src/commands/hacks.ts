@@ -24,7 +24,7 @@ function hacksJson(r: HacksResult): HacksJson {
     newlyBlocked: r.newlyBlocked.map(blockJson),
     expired: r.expired.map(blockJson),
     enabled: r.enabled,
-    firewall: r.firewall,
+    firewall: {backend: r.firewall.backend, changed: r.firewall.changed, drift: r.firewall.drift, applied: r.firewall.applied, ...(r.firewall.rendered === undefined ? {} : {rendered: r.firewall.rendered})},
     stats: r.stats,
     files: r.files,
     warnings: r.warnings,
@@ -62,9 +62,12 @@ export default class Hacks extends BaseCommand<typeof Hacks> {
       for (const line of scanReport(result)) this.log(line)
     }
     if (verbose) for (const n of result.notified ?? []) this.log(n)
+    if (!this.flags.quiet) {
+      for (const b of result.newlyBlocked) this.log(blockLine(b))
+      for (const b of result.expired) this.log(expiredLine(b))
+    }
+    if (result.firewallError !== undefined) throw result.firewallError
     if (this.flags.quiet) return hacksJson(result)
-    for (const b of result.newlyBlocked) this.log(blockLine(b))
-    for (const b of result.expired) this.log(expiredLine(b))
     if (!result.enabled && (verbose || result.firewall.changed)) this.log('rcguard is disabled (enabled: false): all its rules are removed')
     if (dryRun) {
       this.log(`rule set that would be applied (${result.firewall.backend}):`)

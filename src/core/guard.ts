@@ -76,6 +76,8 @@ export interface HacksResult extends ScanResult {
   expired: BlockInfo[]
   /** One line per notification sent. */
   notified?: string[]
+  /** The firewall could not be brought in line (the command reports the blocks, then fails with it). */
+  firewallError?: FirewallError
   firewall: ApplyResult & {backend: string; rendered?: string}
   enabled: boolean
 }
@@ -396,11 +398,14 @@ export async function hacks(ctx: GuardContext, options: {dryRun: boolean} & Pick
       }
     }
     await ctx.store.write(data)
-    let applied: ApplyResult
+    let applied: ApplyResult = {changed: false, drift: [], applied: []}
+    let firewallError: FirewallError | undefined
     try {
       applied = await syncFirewall(ctx, data)
     } catch (err) {
-      firewallFailed(err)
+      // The blocks are in the database: report and notify them all the same, then fail.
+      if (!(err instanceof FirewallError)) throw err
+      firewallError = new FirewallError(`${err.message}; the database was saved and the next "rcguard hacks" run retries`)
     }
     // One digest per run to the admin; a failed notification is a warning, never a failed run.
     const notified: string[] = []
@@ -408,7 +413,7 @@ export async function hacks(ctx: GuardContext, options: {dryRun: boolean} & Pick
       const digest = buildDigest({host: hostname(), now, blocked: base.newlyBlocked, released: expired})
       if (digest !== null) base.warnings.push(...(await notify(ctx.config.notify, digest, {log: (line) => notified.push(line)})))
     }
-    return {...base, notified, firewall: {...applied, backend: ctx.firewall.name}}
+    return {...base, notified, firewall: {...applied, backend: ctx.firewall.name}, ...(firewallError === undefined ? {} : {firewallError})}
   }
   if (options.dryRun) return run()
   return ctx.store.withLock({wait: false}, run)

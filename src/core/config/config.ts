@@ -4,7 +4,7 @@
  */
 import {readFile} from 'node:fs/promises'
 import {dirname, resolve} from 'node:path'
-import {parseDocument} from 'yaml'
+import {LineCounter, parseDocument} from 'yaml'
 import {z} from 'zod'
 import {ConfigError} from '../errors.js'
 import {parseCidr} from '../net/ip.js'
@@ -47,7 +47,8 @@ const logSchema = z
   })
   .strict()
 
-const logEntry = z.union([z.string().min(1).transform((path) => logSchema.parse({path})), logSchema])
+/** A log is a path, or an object with one; a path alone is the object's short form. */
+const logEntry = z.preprocess((v) => (typeof v === 'string' ? {path: v} : v), logSchema)
 
 const instanceSchema = z
   .object({
@@ -189,10 +190,11 @@ export async function loadConfig(path: string, explicit: boolean): Promise<Loade
     if (code === 'EISDIR') throw new ConfigError(`configuration file ${path} is a directory`)
     throw new ConfigError(`cannot read configuration file ${path}: ${(err as Error).message}`)
   }
-  const doc = parseDocument(text, {prettyErrors: false})
+  const lineCounter = new LineCounter()
+  const doc = parseDocument(text, {prettyErrors: false, lineCounter})
   if (doc.errors.length > 0) {
     const first = doc.errors[0]
-    const line = first?.linePos?.[0]?.line
+    const line = first === undefined ? undefined : lineCounter.linePos(first.pos[0]).line
     throw new ConfigError(
       `configuration file ${path} is not valid YAML${line === undefined ? '' : ` (line ${line})`}: ${first?.message.split('\n')[0] ?? ''}`,
     )

@@ -150,7 +150,12 @@ export class IpsetBackend implements FirewallBackend {
   }
 
   private async liveSets(): Promise<Map<string, LiveSet>> {
-    return parseIpsetSave(await this.ipset(['save']), (name) => this.isOurSet(name))
+    const text = await this.ipset(['save'])
+    const odd = text.split('\n').find((l) => l !== '' && !l.startsWith('create ') && !l.startsWith('add '))
+    if (odd !== undefined) {
+      throw new FirewallError('ipset save printed lines that are neither "create" nor "add": its output cannot be trusted; nothing was changed')
+    }
+    return parseIpsetSave(text, (name) => this.isOurSet(name))
   }
 
   async apply(desired: DesiredState): Promise<ApplyResult> {

@@ -127,6 +127,9 @@ export class IptablesSync {
     if (r.exitCode !== 0) {
       throw new FirewallError(`${tool} failed (exit ${r.exitCode}): ${firstErrorLine(r.stderr)}${permissionHint(r.stderr)}${toolHint(r.stderr)}`)
     }
+    if (!/^\*filter$/m.test(r.stdout) || !/^COMMIT$/m.test(r.stdout)) {
+      throw new FirewallError(`${tool} printed no complete filter table (no "*filter" ... "COMMIT"): its output cannot be trusted; nothing was changed`)
+    }
     return parseSave(r.stdout)
   }
 

@@ -49,23 +49,36 @@ export class ExecaRunner implements Runner {
 
   async run(command: string, args: string[], options: RunOptions = {}): Promise<RunResult> {
     this.onRun([command, ...args].join(' '))
-    const result = await execa(command, args, {
+    // The tool runs in a process group of its own, so that at the deadline the
+    // whole group goes: a child it left behind holding its output would
+    // otherwise keep rcguard (and its lock) waiting.
+    const subprocess = execa(command, args, {
       input: options.input,
       reject: false,
-      timeout: this.timeoutMs,
+      detached: true,
       stripFinalNewline: false,
       env: {PATH: searchPath(process.env.PATH), LC_ALL: 'C'},
       extendEnv: true,
     })
+    let timedOut = false
+    const timer = setTimeout(() => {
+      timedOut = true
+      try {
+        if (subprocess.pid !== undefined) process.kill(-subprocess.pid, 'SIGKILL')
+      } catch {
+        subprocess.kill('SIGKILL')
+      }
+    }, this.timeoutMs)
+    const result = await subprocess.finally(() => clearTimeout(timer))
+    if (timedOut) {
+      throw new FirewallError(`${command} did not finish within ${this.timeoutMs / 1000} s and was stopped; the next run retries`)
+    }
     const errno = (result.cause as NodeJS.ErrnoException | undefined)?.code
     if (errno === 'ENOENT') {
       const pkg = PACKAGE_OF[command]
       throw new FirewallError(
         `${command} not found: install it${pkg === undefined ? '' : ` (apt-get install ${pkg})`} or choose another firewall.backend`,
       )
-    }
-    if (result.timedOut) {
-      throw new FirewallError(`${command} did not finish within ${this.timeoutMs / 1000} s; nothing else was changed`)
     }
     if (result.exitCode === undefined) {
       throw new FirewallError(`${command} could not be run: ${result.shortMessage}`)

@@ -1,15 +1,17 @@
 /**
  * The JSON database: lowdb over an adapter that validates what it reads and
- * writes atomically (write-file-atomic: temp file, fsync, rename, mode 0600).
+ * what it writes, and writes atomically (temp file, every byte checked,
+ * fsync, rename, mode 0600; write-file-atomic ignored a short write, so a
+ * nearly full disk could leave a truncated database in place of the old one).
  * A file that cannot be parsed or validated is reported and never overwritten.
  * One lock (proper-lockfile, `<database>.lock`) guards every
  * read-modify-write, since cron runs can overlap with an admin's command.
  */
-import {mkdir, readFile} from 'node:fs/promises'
-import {dirname} from 'node:path'
+import {randomBytes} from 'node:crypto'
+import {mkdir, open, readFile, rename, unlink, type FileHandle} from 'node:fs/promises'
+import {basename, dirname, join} from 'node:path'
 import {Low, type Adapter} from 'lowdb'
 import lockfile from 'proper-lockfile'
-import writeFileAtomic from 'write-file-atomic'
 import {BusyError, StoreError} from '../errors.js'
 import {dataSchema, emptyData, SCHEMA_VERSION, type StoreData} from './schema.js'
 import type {LockOptions, Store} from './store.js'
@@ -33,7 +35,10 @@ class ValidatingJsonAdapter implements Adapter<StoreData> {
     try {
       raw = JSON.parse(text)
     } catch (err) {
-      const why = text.trim() === '' ? 'it is empty' : `it is not valid JSON (${(err as Error).message})`
+      // JSON.parse quotes the file's bytes: keep the message one printable line.
+      // eslint-disable-next-line no-control-regex
+      const detail = (err as Error).message.replace(/[\u0000-\u001f\u007f-\u009f]/g, '?').slice(0, 120)
+      const why = text.trim() === '' ? 'it is empty' : `it is not valid JSON (${detail})`
       throw new StoreError(`database ${this.path} is corrupt: ${why}; it was left untouched: ${RECOVERY}`)
     }
     const version = (raw as {schemaVersion?: unknown} | null)?.schemaVersion
@@ -52,14 +57,53 @@ class ValidatingJsonAdapter implements Adapter<StoreData> {
   }
 
   async write(data: StoreData): Promise<void> {
-    try {
-      await mkdir(dirname(this.path), {recursive: true, mode: 0o700})
-      await writeFileAtomic(this.path, `${JSON.stringify(data)}\n`, {mode: 0o600, fsync: true})
-    } catch (err) {
+    // Never write what could not be read back.
+    const valid = dataSchema.safeParse(data)
+    if (!valid.success) {
+      const issue = valid.error.issues[0]
       throw new StoreError(
-        `cannot write database ${this.path}: ${(err as Error).message}; the previous version is intact`,
+        `refusing to write database ${this.path}: the data fails validation at ${issue?.path.map(String).join('.') ?? ''} (${issue?.message ?? ''}); the previous version is intact`,
       )
     }
+    try {
+      await mkdir(dirname(this.path), {recursive: true, mode: 0o700})
+      await atomicWrite(this.path, `${JSON.stringify(data)}\n`)
+    } catch (err) {
+      throw new StoreError(`cannot write database ${this.path}: ${(err as Error).message}; the previous version is intact`)
+    }
+  }
+}
+
+/**
+ * Replaces a file whole: a new file beside it (0600), every byte written
+ * (writeFile loops over short writes and reports ENOSPC), its length checked,
+ * flushed to disk, renamed over the old one, and the directory flushed so the
+ * rename survives a power cut. On any failure the temporary file goes and the
+ * old file is untouched.
+ */
+export async function atomicWrite(path: string, text: string): Promise<void> {
+  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`)
+  const bytes = Buffer.from(text)
+  let fh: FileHandle | undefined
+  try {
+    fh = await open(tmp, 'wx', 0o600)
+    await fh.writeFile(bytes)
+    await fh.sync()
+    const {size} = await fh.stat()
+    if (size !== bytes.length) throw new Error(`wrote ${size} of ${bytes.length} bytes (is the disk full?)`)
+    await fh.close()
+    fh = undefined
+    await rename(tmp, path)
+  } catch (err) {
+    await fh?.close().catch(() => undefined)
+    await unlink(tmp).catch(() => undefined)
+    throw err
+  }
+  const dir = await open(dirname(path), 'r')
+  try {
+    await dir.sync()
+  } finally {
+    await dir.close()
   }
 }
 
