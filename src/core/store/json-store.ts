@@ -8,7 +8,7 @@
  * read-modify-write, since cron runs can overlap with an admin's command.
  */
 import {randomBytes} from 'node:crypto'
-import {mkdir, open, readFile, rename, unlink, type FileHandle} from 'node:fs/promises'
+import {mkdir, open, readdir, readFile, rename, unlink, type FileHandle} from 'node:fs/promises'
 import {basename, dirname, join} from 'node:path'
 import {Low, type Adapter} from 'lowdb'
 import lockfile from 'proper-lockfile'
@@ -74,6 +74,29 @@ class ValidatingJsonAdapter implements Adapter<StoreData> {
   }
 }
 
+/** Temporary files left by a writer that was killed (its process is gone). */
+async function removeOrphans(path: string): Promise<void> {
+  const prefix = `.${basename(path)}.`
+  let names: string[]
+  try {
+    names = await readdir(dirname(path))
+  } catch {
+    return
+  }
+  for (const name of names) {
+    const m = name.startsWith(prefix) ? /^(\d+)\.[0-9a-f]{8}\.tmp$/.exec(name.slice(prefix.length)) : null
+    if (m === null) continue
+    const pid = Number(m[1])
+    let alive = true
+    try {
+      process.kill(pid, 0)
+    } catch (err) {
+      alive = (err as NodeJS.ErrnoException).code === 'EPERM'
+    }
+    if (!alive || pid === process.pid) await unlink(join(dirname(path), name)).catch(() => undefined)
+  }
+}
+
 /**
  * Replaces a file whole: a new file beside it (0600), every byte written
  * (writeFile loops over short writes and reports ENOSPC), its length checked,
@@ -82,6 +105,7 @@ class ValidatingJsonAdapter implements Adapter<StoreData> {
  * old file is untouched.
  */
 export async function atomicWrite(path: string, text: string): Promise<void> {
+  await removeOrphans(path)
   const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`)
   const bytes = Buffer.from(text)
   let fh: FileHandle | undefined
