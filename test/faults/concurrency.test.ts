@@ -19,28 +19,12 @@ import {existsSync, mkdirSync, readFileSync, statSync, utimesSync, writeFileSync
 import {dirname, join} from 'node:path'
 import {pathToFileURL} from 'node:url'
 import lockfile from 'proper-lockfile'
-import {appendLines, cli, cliJson, f2, netns, requireRoot, ROOT, setup, stripSaveComments, type CliResult} from '../helpers/env.js'
-
-function envInt(name: string, fallback: number): number {
-  const n = Number.parseInt(process.env[name] ?? '', 10)
-  return Number.isFinite(n) && n > 0 ? n : fallback
-}
+import {appendLines, cli, cliJson, f2, netns, requireRoot, ROOT, setup, stripSaveComments, type CliResult, envInt, seededRandom} from '../helpers/env.js'
 
 const ROUNDS = envInt('RCGUARD_FAULT_TRIALS', 3)
 const SEED = envInt('RCGUARD_FAULT_SEED', (Date.now() % 2_147_483_647) + 1)
 
-/** mulberry32: a small seeded generator, so a failing run can be replayed. */
-function random(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let x = a
-    x = Math.imul(x ^ (x >>> 15), x | 1)
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61)
-    return ((x ^ (x >>> 14)) >>> 0) / 4_294_967_296
-  }
-}
-
+const random = seededRandom
 const T0 = new Date(Date.UTC(2026, 10, 25, 13, 0, 0))
 const at = (min: number) => new Date(T0.getTime() + min * 60_000)
 /**

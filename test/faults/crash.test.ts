@@ -31,27 +31,12 @@ import {createHash} from 'node:crypto'
 import {copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, watch, writeFileSync, type FSWatcher} from 'node:fs'
 import {dirname, join} from 'node:path'
 import {execa} from 'execa'
-import {appendLines, BIN, cli, f2, fileDate, netns, requireRoot, setup, stripSaveComments} from '../helpers/env.js'
-
-function envInt(name: string, fallback: number): number {
-  const n = Number.parseInt(process.env[name] ?? '', 10)
-  return Number.isFinite(n) && n > 0 ? n : fallback
-}
+import {appendLines, BIN, cli, f2, fileDate, netns, requireRoot, setup, stripSaveComments, envInt, seededRandom} from '../helpers/env.js'
 
 const TRIALS = envInt('RCGUARD_FAULT_TRIALS', 15)
 const SEED = envInt('RCGUARD_FAULT_SEED', (Date.now() % 2_147_483_647) + 1)
 
-function random(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let x = a
-    x = Math.imul(x ^ (x >>> 15), x | 1)
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61)
-    return ((x ^ (x >>> 14)) >>> 0) / 4_294_967_296
-  }
-}
-
+const random = seededRandom
 const T0 = new Date(Date.UTC(2026, 10, 25, 13, 0, 0))
 const at = (sec: number) => new Date(T0.getTime() + sec * 1000)
 /** One "now" for every run: all lines inside the window, nothing pruned or expired, so runs are deterministic. */

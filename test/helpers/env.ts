@@ -141,3 +141,21 @@ export function stripSaveComments(text: string): string {
     .filter((l) => !l.startsWith('#'))
     .join('\n')
 }
+
+/** A positive integer from the environment (trial counts, seeds), or the fallback. */
+export function envInt(name: string, fallback: number): number {
+  const n = Number.parseInt(process.env[name] ?? '', 10)
+  return Number.isFinite(n) && n > 0 ? n : fallback
+}
+
+/** mulberry32: a small seeded generator, so a failing fault run can be replayed with its printed seed. */
+export function seededRandom(seed: number): () => number {
+  let a = seed >>> 0
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0
+    let x = a
+    x = Math.imul(x ^ (x >>> 15), x | 1)
+    x ^= x + Math.imul(x ^ (x >>> 7), x | 61)
+    return ((x ^ (x >>> 14)) >>> 0) / 4_294_967_296
+  }
+}
