@@ -20,31 +20,16 @@ import assert from 'node:assert/strict'
 import {chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync, appendFileSync} from 'node:fs'
 import {dirname, join} from 'node:path'
 import {execa} from 'execa'
-import {appendLines, BIN, burst, cli, cliJson, f2, isRoot, setup, type CliResult, type Setup} from '../helpers/env.js'
+import {appendLines, BIN, burst, cli, cliJson, f2, isRoot, setup, type CliResult, type Setup, oneLine, stderrLines, STACK} from '../helpers/env.js'
 
 const T0 = new Date(Date.UTC(2026, 10, 25, 13, 0, 0))
 const at = (min: number) => new Date(T0.getTime() + min * 60_000)
 const nowEnv = (min: number) => ({RCGUARD_NOW: at(min).toISOString()})
 
 /** A stack frame line as Node prints it. */
-const STACK = /^ {4}at /m
 
 function escape(text: string): RegExp {
   return new RegExp(text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))
-}
-
-function stderrLines(r: CliResult): string[] {
-  return r.stderr.split('\n').filter((l) => l.trim() !== '')
-}
-
-/** Exactly one line on stderr, matching every pattern, and no stack trace anywhere. */
-function oneLine(r: CliResult, what: string, ...patterns: RegExp[]): string {
-  const lines = stderrLines(r)
-  assert.equal(lines.length, 1, `${what}: expected one line on stderr, got ${lines.length}:\n${r.stderr}`)
-  const line = lines[0] ?? ''
-  for (const p of patterns) assert.match(line, p, `${what}: ${line}`)
-  assert.doesNotMatch(`${r.stdout}\n${r.stderr}`, STACK, `${what}: no stack trace`)
-  return line
 }
 
 /** Runs a few CLI calls at a time (each is a Node start-up: ~1 s of CPU). */

@@ -23,12 +23,11 @@ import assert from 'node:assert/strict'
 import {existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync} from 'node:fs'
 import {dirname, join} from 'node:path'
 import {execa} from 'execa'
-import {appendLines, BIN, burst, cli, netns, requireRoot, setup, stripSaveComments, tempDir, type CliResult, type Setup} from '../helpers/env.js'
+import {appendLines, BIN, burst, cli, netns, requireRoot, setup, stripSaveComments, tempDir, type CliResult, type Setup, oneLine, stderrLines, STACK} from '../helpers/env.js'
 
 const T0 = new Date(Date.UTC(2026, 10, 25, 13, 0, 0))
 const at = (min: number) => new Date(T0.getTime() + min * 60_000)
 const nowEnv = (min: number) => ({RCGUARD_NOW: at(min).toISOString()})
-const STACK = /^ {4}at /m
 
 type Ns = Awaited<ReturnType<typeof netns>>
 type Backend = 'iptables' | 'ipset' | 'nftables'
@@ -55,19 +54,6 @@ const SAVED = /; the database was saved and the next "rcguard hacks" run retries
 
 function escape(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
-}
-
-function stderrLines(r: CliResult): string[] {
-  return r.stderr.split('\n').filter((l) => l.trim() !== '')
-}
-
-function oneLine(r: CliResult, what: string, ...patterns: RegExp[]): string {
-  const lines = stderrLines(r)
-  assert.equal(lines.length, 1, `${what}: expected one line on stderr, got ${lines.length}:\n${r.stderr}`)
-  const line = lines[0] ?? ''
-  for (const p of patterns) assert.match(line, p, `${what}: ${line}`)
-  assert.doesNotMatch(`${r.stdout}\n${r.stderr}`, STACK, `${what}: no stack trace`)
-  return line
 }
 
 /** Bytes that are no tool's output: NULs, control bytes, invalid UTF-8, a few newlines. */

@@ -7,6 +7,7 @@ import {tmpdir} from 'node:os'
 import {join, resolve} from 'node:path'
 import {randomBytes} from 'node:crypto'
 import type {TestContext} from 'node:test'
+import assert from 'node:assert/strict'
 import {execa} from 'execa'
 
 export const ROOT = resolve(import.meta.dirname, '..', '..')
@@ -158,4 +159,21 @@ export function seededRandom(seed: number): () => number {
     x ^= x + Math.imul(x ^ (x >>> 7), x | 61)
     return ((x ^ (x >>> 14)) >>> 0) / 4_294_967_296
   }
+}
+
+/** A stack trace line, which rcguard never prints without --verbose. */
+export const STACK = /^ {4}at /m
+
+export function stderrLines(r: CliResult): string[] {
+  return r.stderr.split('\n').filter((l) => l.trim() !== '')
+}
+
+/** Exactly one line on stderr, matching every pattern, and no stack trace anywhere. */
+export function oneLine(r: CliResult, what: string, ...patterns: RegExp[]): string {
+  const lines = stderrLines(r)
+  assert.equal(lines.length, 1, `${what}: expected one line on stderr, got ${lines.length}:\n${r.stderr}`)
+  const line = lines[0] ?? ''
+  for (const p of patterns) assert.match(line, p, `${what}: ${line}`)
+  assert.doesNotMatch(`${r.stdout}\n${r.stderr}`, STACK, `${what}: no stack trace`)
+  return line
 }
