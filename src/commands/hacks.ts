@@ -77,6 +77,7 @@ export default class Hacks extends BaseCommand<typeof Hacks> {
     if (verbose) {
       for (const d of result.firewall.drift) this.log(`drift: ${d}`)
       for (const c of this.commandsRun) this.log(`ran: ${c}`)
+      for (const n of result.firewall.notes ?? []) this.log(`firewall: ${n}`)
       for (const a of result.firewall.applied) this.log(a.trimEnd())
       if (!result.firewall.changed) this.log('firewall already as wanted: nothing applied')
     } else if (result.firewall.changed && result.newlyBlocked.length === 0 && result.expired.length === 0) {

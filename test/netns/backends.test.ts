@@ -6,8 +6,9 @@
  */
 import {test} from 'node:test'
 import assert from 'node:assert/strict'
-import {writeFileSync} from 'node:fs'
+import {readFileSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
+import {GETGEN} from '../../src/core/firewall/generation.js'
 import {appendLines, burst, cli, netns, requireRoot, setup, stripSaveComments} from '../helpers/env.js'
 
 const T0 = new Date(Date.UTC(2026, 10, 25, 13, 0, 0))
@@ -277,4 +278,75 @@ test('nftables: widened IPv6 networks make an interval set; REJECT on the input 
   assert.match(table, /tcp dport 443 ip6 saddr @master_v6 reject with icmpv6 port-unreachable comment/)
   const again = await cli(['hacks', '--verbose', '--config', s.config], {netns: ns.name, env: nowEnv(4)})
   assert.match(again.stdout, /firewall already as wanted: nothing applied/)
+})
+
+test('nftables check cache: an unchanged generation lists nothing; any change, even one element, is seen and repaired', async (t) => {
+  if (!requireRoot(t)) return
+  const {ns, s} = await start(t, {backend: 'nftables'})
+  const wanted = await snapshot(ns)
+  let minute = 4
+  const run = async () => {
+    const r = await cli(['hacks', '--verbose', '--config', s.config], {netns: ns.name, env: nowEnv(minute++)})
+    assert.equal(r.exitCode, 0, r.stderr)
+    return r.stdout
+  }
+  const skipped = /^firewall: nf_tables generation \d+ unchanged since the table was last seen as wanted: its elements were not listed again$/m
+
+  // The first run applied the table and remembered the generation its own commit made.
+  let o = await run()
+  assert.match(o, skipped)
+  assert.doesNotMatch(o, /ran: nft -j list table/)
+  assert.match(o, /firewall already as wanted: nothing applied/)
+
+  // One foreign element, nothing else touched.
+  await ns.run('nft', ['add', 'element', 'inet', 'rcguard', 'master_v4', '{ 192.0.2.250 }'])
+  o = await run()
+  assert.match(o, /^drift: set master_v4 differs \(0 to add, 1 to remove\)$/m)
+  assert.equal(await snapshot(ns), wanted)
+
+  // One wanted element deleted.
+  await ns.run('nft', ['delete', 'element', 'inet', 'rcguard', 'master_v6', '{ 2001:db8::bad }'])
+  o = await run()
+  assert.match(o, /^drift: set master_v6 differs \(1 to add, 0 to remove\)$/m)
+  assert.equal(await snapshot(ns), wanted)
+  assert.match(await run(), skipped)
+
+  // Someone else's commit elsewhere: listed again, nothing to repair, then quiet again.
+  await ns.run('nft', ['add', 'table', 'inet', 'othertool'])
+  o = await run()
+  assert.doesNotMatch(o, skipped)
+  assert.match(o, /ran: nft -j list table inet rcguard/)
+  assert.doesNotMatch(o, /^drift:/m)
+  assert.match(await run(), skipped)
+
+  // A new block changes the wanted table: replaced whole, without listing what the generation vouches for.
+  appendLines(s.log, burst(at(minute), '203.0.113.77', 6))
+  o = await run()
+  assert.match(o, /blocked 203\.0\.113\.77/)
+  assert.match(o, /^drift: set master_v4: the wanted elements changed$/m)
+  assert.match(o, /^firewall: nf_tables generation \d+ unchanged since the table was last seen: replaced without listing its elements$/m)
+  assert.match(o, /ran: nft -f -/)
+  assert.doesNotMatch(o, /ran: nft -j list table/)
+  assert.match(await out(ns, 'nft', ['list', 'set', 'inet', 'rcguard', 'master_v4']), /203\.0\.113\.77/)
+  assert.match(await run(), skipped)
+
+  // A damaged cache file is only a missed shortcut.
+  writeFileSync(`${s.db}.fwcheck`, '{not json')
+  o = await run()
+  assert.doesNotMatch(o, skipped)
+  assert.doesNotMatch(o, /^drift:/m)
+  assert.match(await run(), skipped)
+
+  // The same database and cache in a new namespace (a recreated container), even with a token that
+  // happens to match there (an inode reused, the generation at the same count): the missing table is seen.
+  const ns2 = await netns(t)
+  const cached = JSON.parse(readFileSync(`${s.db}.fwcheck`, 'utf8')) as {token: string; digest: string}
+  const genid = (await ns2.run('perl', ['-'], GETGEN)).stdout.trim()
+  const inode = (await ns2.run('stat', ['-L', '-c', '%i', '/proc/self/ns/net'])).stdout.trim()
+  assert.match(genid, /^\d+$/)
+  writeFileSync(`${s.db}.fwcheck`, JSON.stringify({token: `${cached.token.split('/')[0]}/${inode}/${genid}`, digest: cached.digest}))
+  const r = await cli(['hacks', '--verbose', '--config', s.config], {netns: ns2.name, env: nowEnv(minute++)})
+  assert.equal(r.exitCode, 0, r.stderr)
+  assert.match(r.stdout, /^drift: table inet rcguard is missing$/m)
+  assert.match(await out(ns2, 'nft', ['list', 'set', 'inet', 'rcguard', 'master_v4']), /203\.0\.113\.77/)
 })

@@ -6,6 +6,7 @@
  * differs from the desired state is put back, and reported as drift), and
  * owns only objects whose names start with the configured prefix.
  */
+import type {CheckCache} from './generation.js'
 import type {Runner} from './runner.js'
 
 export interface InstanceRules {
@@ -29,6 +30,8 @@ export interface ApplyResult {
   drift: string[]
   /** The exact rule text applied, per tool and family, for --verbose. */
   applied: string[]
+  /** How the live state was checked, when that is worth a line in --verbose. */
+  notes?: string[]
 }
 
 export interface FirewallBackend {
@@ -51,6 +54,8 @@ export interface BackendOptions {
   runner: Runner
   action: Action
   chains: HookChain[]
+  /** Where a backend may remember that the live rules were seen as wanted (nftables; see generation.ts). */
+  checkCache?: CheckCache
 }
 
 export function emptyResult(): ApplyResult {
@@ -61,12 +66,13 @@ export function merge(into: ApplyResult, more: ApplyResult): ApplyResult {
   into.changed ||= more.changed
   into.drift.push(...more.drift)
   into.applied.push(...more.applied)
+  if (more.notes !== undefined) into.notes = [...(into.notes ?? []), ...more.notes]
   return into
 }
 
 /** `192.0.2.7/32` → `192.0.2.7`: host networks written as plain addresses. */
 export function hostOrCidr(cidr: string): string {
-  return cidr.endsWith('/32') || cidr.endsWith('/128') ? cidr.slice(0, cidr.lastIndexOf('/')) : cidr
+  return cidr.endsWith('/32') ? cidr.slice(0, -3) : cidr.endsWith('/128') ? cidr.slice(0, -4) : cidr
 }
 
 export class NoFirewall implements FirewallBackend {

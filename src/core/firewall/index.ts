@@ -2,6 +2,7 @@ import {existsSync} from 'node:fs'
 import {join} from 'node:path'
 import type {Config} from '../config/config.js'
 import {NoFirewall, type BackendName, type FirewallBackend} from './backend.js'
+import {CheckCache} from './generation.js'
 import {IpsetBackend} from './ipset.js'
 import {IptablesBackend} from './iptables.js'
 import {NftablesBackend} from './nftables.js'
@@ -41,7 +42,9 @@ export function resolveBackendName(config: Config): BackendName {
 }
 
 export function createBackend(config: Config, runner: Runner, name: BackendName = resolveBackendName(config), prefix = config.firewall.prefix): FirewallBackend {
-  const options = {prefix, runner, action: config.firewall.action, chains: config.firewall.chains}
+  // The check cache lives beside the database (it is only a shortcut: deleting it costs one full check).
+  const checkCache = new CheckCache(`${config.database}.fwcheck`)
+  const options = {prefix, runner, action: config.firewall.action, chains: config.firewall.chains, checkCache}
   switch (name) {
     case 'iptables':
       return new IptablesBackend(options)
