@@ -147,8 +147,9 @@ export class IptablesSync {
     return text
   }
 
-  async sync(fam: Fam, want: IptablesWanted): Promise<{drift: string[]; applied: string | null}> {
-    const live = await this.read(fam)
+  /** Makes one family's filter table hold exactly the wanted chains and hook rules of ours; `live` when already read. */
+  async sync(fam: Fam, want: IptablesWanted, live?: LiveTable): Promise<{drift: string[]; applied: string | null}> {
+    live ??= await this.read(fam)
     const label = TOOLS[fam].label
     const drift: string[] = []
     const lines: string[] = []
