@@ -87,13 +87,16 @@ function createTransporter(email: EmailConfig): {transporter: Transporter; deadl
       auth: smtp.user === undefined ? undefined : {user: smtp.user, pass: smtp.password ?? ''},
       connectionTimeout: ms,
       greetingTimeout: ms,
-      socketTimeout: ms,
+      // Idle time a little longer than each phase's: a silent server is then
+      // named by its phase ("Greeting never received"), not by whichever of
+      // two equal timers a loaded machine happened to fire first.
+      socketTimeout: ms + 500,
       dnsTimeout: ms,
       logger: false,
     })
     // The phase timeouts above normally fire first, with nodemailer's precise
     // message; the deadline bounds what they do not cover.
-    return {transporter, deadlineMs: ms + 1000}
+    return {transporter, deadlineMs: ms + 1500}
   }
   const transporter = nodemailer.createTransport({
     sendmail: true,
