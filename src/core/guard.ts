@@ -27,7 +27,7 @@ import {isRotatedName, readNewLines, readTail, unreadable} from './logreader/rea
 import {canonicalIp, cidrsOverlap, compareIps, familyOf, hostAddresses, NetworkList, networkOf, parseCidr, type Cidr} from './net/ip.js'
 import {buildDigest, notify} from './notify/index.js'
 import {EntryParser, LineParser, type ParseOptions, type SourcedLine} from './parser/parse.js'
-import type {Entry, StoreData, StoredPosition} from './store/schema.js'
+import {emptyData, type Entry, type StoreData, type StoredPosition} from './store/schema.js'
 import type {Store} from './store/store.js'
 
 export interface GuardContext {
@@ -102,7 +102,8 @@ function blockInfo(e: Entry): BlockInfo {
     instance: e.instance,
     attempts: e.attempts,
     lastUser: e.lastUser,
-    users: e.users ?? [e.lastUser],
+    // An entry from before users were recorded (schema 1) knows only its last user.
+    users: e.users.length > 0 ? e.users : [e.lastUser],
     blockedAt: e.blockedAt ?? 0,
     blockedUntil: e.blockedUntil,
   }
@@ -373,7 +374,7 @@ export async function scanFile(
   const problem = await unreadable(file)
   if (problem !== null) throw new RcguardError(problem, ExitCode.USAGE)
   const config: Config = {...ctx.config, instances: [{...inst, logs: [log]}]}
-  const data: StoreData = {schemaVersion: 1, entries: [], whitelist: [], positions: {}}
+  const data = emptyData()
   const result = await scanInto({...ctx, config}, data, options)
   const replayBlocks: ReplayBlock[] = result.decisions
     .filter((d) => d.action === 'blocked' && d.event.ip !== null)
@@ -486,7 +487,7 @@ async function listAll(ctx: GuardContext): Promise<ListRow[]> {
       blockedUntil: blocked ? iso(e.blockedUntil) : null,
       lastUser: e.lastUser,
       blocks: e.blocks,
-      comment: e.comment ?? null,
+      comment: e.comment,
     })
   }
   const rank = {blocked: 0, watching: 1, whitelisted: 2}
@@ -595,7 +596,22 @@ export async function block(
       for (const instance of instances) {
         let entry = data.entries.find((e) => e.ip === ip && e.instance === instance)
         if (entry === undefined) {
-          entry = {ip, instance, failures: [], attempts: 0, firstSeen: now, lastSeen: now, lastUser: '', blockedAt: null, blockedUntil: null, blocks: 0, recent: []}
+          entry = {
+            ip,
+            instance,
+            failures: [],
+            attempts: 0,
+            firstSeen: now,
+            lastSeen: now,
+            lastUser: '',
+            blockedAt: null,
+            blockedUntil: null,
+            blocks: 0,
+            lastBlockEnd: null,
+            users: [],
+            comment: null,
+            recent: [],
+          }
           data.entries.push(entry)
         }
         const minutes = options.minutes ?? blockLength(ctx.config, entry.blocks)

@@ -20,6 +20,7 @@ import assert from 'node:assert/strict'
 import {chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync, appendFileSync} from 'node:fs'
 import {dirname, join} from 'node:path'
 import {execa} from 'execa'
+import {SCHEMA_VERSION} from '../../src/core/store/schema.js'
 import {appendLines, BIN, burst, cli, cliJson, f2, isRoot, setup, type CliResult, type Setup, oneLine, stderrLines, STACK} from '../helpers/env.js'
 
 const T0 = new Date(Date.UTC(2026, 10, 25, 13, 0, 0))
@@ -404,8 +405,8 @@ test('a database that is empty, not JSON, schema-invalid, from a newer schemaVer
     },
     {
       what: 'newer schemaVersion',
-      content: Buffer.from(JSON.stringify({schemaVersion: 2, entries: [], whitelist: [], positions: {}, future: true})),
-      why: /has schema version 2, newer than this rcguard understands \(1\): upgrade rcguard/,
+      content: Buffer.from(JSON.stringify({schemaVersion: SCHEMA_VERSION + 1, entries: [], whitelist: [], positions: {}, future: true})),
+      why: new RegExp(`has schema version ${SCHEMA_VERSION + 1}, newer than this rcguard understands \\(${SCHEMA_VERSION}\\): upgrade rcguard`),
       commands: [['hacks'], ['list', '--json']],
     },
   ]

@@ -150,6 +150,9 @@ export class Decider {
         blockedAt: null,
         blockedUntil: null,
         blocks: 0,
+        lastBlockEnd: null,
+        users: [],
+        comment: null,
         recent: [],
       }
       byKey.set(key, entry)
@@ -180,7 +183,7 @@ export class Decider {
       entry.lastSeen = event.time
       entry.lastUser = event.user
     }
-    const users = (entry.users ??= [])
+    const users = entry.users
     const seen = users.indexOf(event.user)
     if (seen !== -1) users.splice(seen, 1)
     users.push(event.user)

@@ -1,10 +1,15 @@
 /**
  * The database document. Times are epoch milliseconds (JSON has no date type).
- * `schemaVersion` lets later versions migrate older files.
+ * `schemaVersion` names the shape of the file; an older file is brought up to
+ * this one by the steps in migrate.ts before it is validated, so bumping
+ * SCHEMA_VERSION needs a migration there.
+ *
+ * Version 2: an entry's users, comment and lastBlockEnd are always present
+ * ([] or null when there is nothing to say); version 1 left them out.
  */
 import {z} from 'zod'
 
-export const SCHEMA_VERSION = 1
+export const SCHEMA_VERSION = 2
 
 const ms = z.number().int().nonnegative()
 
@@ -24,12 +29,12 @@ export const entrySchema = z.object({
   blockedUntil: ms.nullable(),
   /** How many times this address has been blocked (history kept across expiries). */
   blocks: z.number().int().nonnegative(),
-  /** When its last block ended (expiry), for forgetting the history after escalation.forgetDays. */
-  lastBlockEnd: ms.optional(),
+  /** When its last block ended (expiry), for forgetting the history after escalation.forgetDays; null: none ended yet. */
+  lastBlockEnd: ms.nullable(),
   /** User names tried, distinct, most recent last (at most 10), for notifications. */
-  users: z.array(z.string()).optional(),
-  /** A block made by hand (rcguard block): by whom or why. */
-  comment: z.string().optional(),
+  users: z.array(z.string()),
+  /** A block made by hand (rcguard block): by whom or why; null: none given. */
+  comment: z.string().nullable(),
   /** Recent (session, source line shape) pairs, to count one attempt logged twice only once. */
   recent: z.array(z.object({session: z.string(), grammar: z.string(), time: ms})),
 })

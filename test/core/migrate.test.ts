@@ -1,0 +1,289 @@
+/**
+ * Store schema migrations (src/core/store/migrate.ts): a real version 1
+ * database (test/fixtures/store/db-v1.json, as rcguard 0.1 wrote it) comes
+ * up to the current schema with defaults filled and every other value kept;
+ * the input is never changed; current files pass through; the registry has a
+ * step for every version up to SCHEMA_VERSION; and a property: every
+ * document the version 1 schema accepted migrates to one the current schema
+ * accepts.
+ *
+ * V1 below is a frozen copy of the version 1 schema (src/core/store/schema.ts
+ * before version 2): it is what "a valid version 1 file" means, whatever the
+ * current schema becomes.
+ */
+import {test} from 'node:test'
+import assert from 'node:assert/strict'
+import {readFileSync} from 'node:fs'
+import fc from 'fast-check'
+import {z} from 'zod'
+import {migrations, upgrade} from '../../src/core/store/migrate.js'
+import {dataSchema, emptyData, SCHEMA_VERSION} from '../../src/core/store/schema.js'
+import {envInt} from '../helpers/env.js'
+
+const FIXTURE = new URL('../fixtures/store/db-v1.json', import.meta.url)
+
+// ---------------------------------------------------------------------------
+// The version 1 schema, frozen
+
+const ms = z.number().int().nonnegative()
+const ENVELOPES = ['file', 'stdout', 'php', 'syslog', 'rfc3339', 'journal-json'] as const
+
+const V1 = z.object({
+  schemaVersion: z.literal(1),
+  entries: z.array(
+    z.object({
+      ip: z.string(),
+      instance: z.string(),
+      failures: z.array(ms),
+      attempts: z.number().int().nonnegative(),
+      firstSeen: ms,
+      lastSeen: ms,
+      lastUser: z.string(),
+      blockedAt: ms.nullable(),
+      blockedUntil: ms.nullable(),
+      blocks: z.number().int().nonnegative(),
+      lastBlockEnd: ms.optional(),
+      users: z.array(z.string()).optional(),
+      comment: z.string().optional(),
+      recent: z.array(z.object({session: z.string(), grammar: z.string(), time: ms})),
+    }),
+  ),
+  whitelist: z.array(z.object({cidr: z.string(), comment: z.string().nullable(), added: ms})),
+  positions: z.record(
+    z.string(),
+    z.object({
+      dev: z.number(),
+      ino: z.number(),
+      offset: z.number().int().nonnegative(),
+      line: z.number().int().nonnegative(),
+      fingerprint: z.string(),
+      fingerprintBytes: z.number().int().nonnegative(),
+      parser: z.object({envelope: z.enum(ENVELOPES).optional(), prefixed: z.boolean().optional()}).optional(),
+    }),
+  ),
+  firewall: z.object({backend: z.string(), prefix: z.string()}).optional(),
+})
+
+type V1Data = z.infer<typeof V1>
+
+/** What migrating a valid version 1 document must give: the three defaults, version 2, nothing else changed. */
+function expectedV2(v1: V1Data): unknown {
+  return {
+    ...v1,
+    schemaVersion: 2,
+    entries: v1.entries.map((e) => ({...e, users: e.users ?? [], comment: e.comment ?? null, lastBlockEnd: e.lastBlockEnd ?? null})),
+  }
+}
+
+function readFixture(): V1Data {
+  return JSON.parse(readFileSync(FIXTURE, 'utf8')) as V1Data
+}
+
+/** The first validation problem, as the store reports it. */
+function firstIssue(data: unknown): string | null {
+  const parsed = dataSchema.safeParse(data)
+  if (parsed.success) return null
+  const issue = parsed.error.issues[0]
+  return issue === undefined ? '' : issue.path.map(String).join('.')
+}
+
+// ---------------------------------------------------------------------------
+// The fixture
+
+test('the fixture is a version 1 file that the current schema refuses as it stands', () => {
+  const raw = readFixture()
+  assert.equal(V1.safeParse(raw).success, true, 'valid version 1')
+  assert.deepEqual(V1.parse(raw), raw, 'nothing in it that version 1 would drop')
+  assert.equal(dataSchema.safeParse(raw).success, false, 'needs migrating')
+  // What makes it a useful fixture: every optional field both present and absent.
+  const has = (k: 'users' | 'comment' | 'lastBlockEnd') => raw.entries.map((e) => e[k] !== undefined)
+  for (const k of ['users', 'comment', 'lastBlockEnd'] as const) {
+    assert.ok(has(k).includes(true) && has(k).includes(false), `${k}: some entries with it, some without`)
+  }
+  assert.ok(raw.firewall !== undefined)
+  assert.ok(raw.whitelist.some((w) => w.comment === null) && raw.whitelist.some((w) => w.comment !== null))
+  assert.ok(Object.values(raw.positions).some((p) => p.parser?.envelope !== undefined))
+  assert.ok(Object.values(raw.positions).some((p) => p.parser === undefined))
+})
+
+test('a version 1 database migrates to one the current schema accepts: defaults filled, every other value kept', () => {
+  const raw = readFixture()
+  const {data, from, steps} = upgrade(raw)
+  assert.equal(from, 1)
+  assert.equal(steps.length, SCHEMA_VERSION - 1)
+  assert.match(steps[0] ?? '', /^1 -> 2: /)
+  const parsed = dataSchema.safeParse(data)
+  assert.ok(parsed.success, parsed.success ? '' : JSON.stringify(parsed.error.issues[0]))
+  assert.deepEqual(data, expectedV2(raw))
+  assert.deepEqual(parsed.data, data, 'validation drops and changes nothing')
+  const byIp = new Map(parsed.data.entries.map((e) => [e.ip, e]))
+  // Written before users were recorded: none; a block by hand: its comment; an empty comment stays empty.
+  assert.deepEqual(byIp.get('198.51.100.23')?.users, [])
+  assert.equal(byIp.get('198.51.100.23')?.comment, null)
+  assert.equal(byIp.get('198.51.100.23')?.lastBlockEnd, null)
+  assert.deepEqual(byIp.get('203.0.113.7')?.users, ['postmaster', 'admin', 'info@example.org'])
+  assert.equal(byIp.get('192.0.2.200')?.comment, 'ticket 42')
+  assert.equal(byIp.get('203.0.113.99')?.comment, '')
+  assert.equal(byIp.get('203.0.113.99')?.lastBlockEnd, raw.entries.find((e) => e.ip === '203.0.113.99')?.lastBlockEnd)
+  // And it survives the store's write and read back.
+  assert.deepEqual(dataSchema.parse(JSON.parse(JSON.stringify(parsed.data))), parsed.data)
+})
+
+test('migrating leaves its input as it was and shares nothing with it', () => {
+  const raw = readFixture()
+  const before = structuredClone(raw)
+  const {data} = upgrade(raw)
+  assert.deepEqual(raw, before, 'input unchanged')
+  for (const m of migrations) {
+    const input = structuredClone(before) as unknown as Record<string, unknown>
+    const snapshot = structuredClone(input)
+    m.up(input)
+    assert.deepEqual(input, snapshot, `step ${m.from} -> ${m.to} leaves its input alone`)
+  }
+  // Changing the result (as the guard does to entries in place) must not reach the input.
+  const out = data as V1Data
+  out.entries[0]?.failures.push(1)
+  out.entries[0]?.recent.splice(0)
+  out.whitelist.pop()
+  for (const p of Object.values(out.positions)) p.offset = 0
+  assert.deepEqual(raw, before, 'input unchanged after the result was changed')
+})
+
+test('a document already at the current version passes through untouched, with no steps', () => {
+  const empty = emptyData()
+  assert.deepEqual(upgrade(empty), {data: empty, from: SCHEMA_VERSION, steps: []})
+  assert.equal(upgrade(empty).data, empty)
+  const current = upgrade(readFixture()).data
+  const again = upgrade(current)
+  assert.equal(again.data, current)
+  assert.deepEqual(again.steps, [])
+  assert.equal(again.from, SCHEMA_VERSION)
+})
+
+test('what cannot be migrated comes back as it was, for validation (or the newer-version check) to refuse', () => {
+  const cases: [unknown, number][] = [
+    [null, NaN],
+    ['text', NaN],
+    [42, NaN],
+    [[1, 2], NaN],
+    [{entries: []}, NaN],
+    [{schemaVersion: '1', entries: []}, NaN],
+    [{schemaVersion: 0, entries: []}, 0],
+    [{schemaVersion: -1, entries: []}, -1],
+    [{schemaVersion: 1.5, entries: []}, 1.5],
+    [{schemaVersion: SCHEMA_VERSION + 1, entries: [], future: true}, SCHEMA_VERSION + 1],
+  ]
+  for (const [doc, from] of cases) {
+    const r = upgrade(doc)
+    assert.equal(r.data, doc, JSON.stringify(doc))
+    assert.deepEqual(r.steps, [])
+    assert.ok(Object.is(r.from, from), `${JSON.stringify(doc)}: from ${r.from}`)
+  }
+})
+
+test('a broken version 1 file migrates without throwing and still fails validation where it did', () => {
+  // The cases test/faults/input.test.ts and test/core/config-store.test.ts write.
+  const cases: [unknown, string][] = [
+    [{schemaVersion: 1, entries: [{ip: '203.0.113.50'}], whitelist: [], positions: {}}, 'entries.0.instance'],
+    [{schemaVersion: 1, entries: 'no', whitelist: [], positions: {}}, 'entries'],
+    [{schemaVersion: 1, entries: [null, 3, 'x', []], whitelist: [], positions: {}}, 'entries.0'],
+    [{schemaVersion: 1, entries: [{...readFixture().entries[0], users: 'alice'}], whitelist: [], positions: {}}, 'entries.0.users'],
+    [{schemaVersion: 1, entries: []}, 'whitelist'],
+  ]
+  for (const [doc, where] of cases) {
+    const {data, steps} = upgrade(doc)
+    assert.equal(steps.length, SCHEMA_VERSION - 1)
+    assert.equal(firstIssue(data), where, JSON.stringify(doc))
+  }
+})
+
+test('the registry has one step per version, from 1 up to SCHEMA_VERSION (bumping the version needs a migration)', () => {
+  assert.equal(migrations[0]?.from, 1, 'starts at version 1')
+  for (const [i, m] of migrations.entries()) {
+    assert.equal(m.to, m.from + 1, `step ${i} goes up one version`)
+    if (i > 0) assert.equal(m.from, migrations[i - 1]?.to, `step ${i} starts where step ${i - 1} ends`)
+    assert.match(m.summary, /^[^\n]{10,}$/, `step ${i} says what it does on one line`)
+  }
+  assert.equal(migrations.at(-1)?.to, SCHEMA_VERSION, 'ends at SCHEMA_VERSION')
+  // Each step also sets the version it promises.
+  let doc: Record<string, unknown> = {schemaVersion: 1, entries: [], whitelist: [], positions: {}}
+  for (const m of migrations) {
+    doc = m.up(doc)
+    assert.equal(doc.schemaVersion, m.to)
+  }
+  assert.equal(firstIssue(doc), null)
+})
+
+// ---------------------------------------------------------------------------
+// Property: every valid version 1 document migrates to a valid current one
+
+const SEED = envInt('RCGUARD_PROPERTY_SEED', 20261125)
+const RUNS = 300 * envInt('RCGUARD_PROPERTY_RUNS', 1)
+
+const time = fc.integer({min: 0, max: Number.MAX_SAFE_INTEGER})
+const text = fc.string({unit: 'binary', maxLength: 12})
+const count = fc.integer({min: 0, max: 1_000_000})
+
+const entryV1 = fc.record(
+  {
+    ip: fc.oneof(fc.ipV4(), fc.ipV6(), text),
+    instance: text,
+    failures: fc.array(time, {maxLength: 5}),
+    attempts: count,
+    firstSeen: time,
+    lastSeen: time,
+    lastUser: text,
+    blockedAt: fc.option(time, {nil: null}),
+    blockedUntil: fc.option(time, {nil: null}),
+    blocks: count,
+    lastBlockEnd: time,
+    users: fc.array(text, {maxLength: 10}),
+    comment: text,
+    recent: fc.array(fc.record({session: text, grammar: fc.constantFrom('F1', 'F2', 'L1'), time}), {maxLength: 3}),
+  },
+  {requiredKeys: ['ip', 'instance', 'failures', 'attempts', 'firstSeen', 'lastSeen', 'lastUser', 'blockedAt', 'blockedUntil', 'blocks', 'recent']},
+)
+
+const positionV1 = fc.record(
+  {
+    dev: fc.double({noNaN: true, noDefaultInfinity: true}),
+    ino: fc.double({noNaN: true, noDefaultInfinity: true}),
+    offset: time,
+    line: count,
+    fingerprint: fc.string({unit: fc.constantFrom(...'0123456789abcdef'), minLength: 32, maxLength: 32}),
+    fingerprintBytes: fc.integer({min: 0, max: 256}),
+    parser: fc.record({envelope: fc.constantFrom(...ENVELOPES), prefixed: fc.boolean()}, {requiredKeys: []}),
+  },
+  {requiredKeys: ['dev', 'ino', 'offset', 'line', 'fingerprint', 'fingerprintBytes']},
+)
+
+const docV1 = fc.record(
+  {
+    schemaVersion: fc.constant(1 as const),
+    entries: fc.array(entryV1, {maxLength: 6}),
+    whitelist: fc.array(fc.record({cidr: text, comment: fc.option(text, {nil: null}), added: time}), {maxLength: 3}),
+    positions: fc.dictionary(fc.string({maxLength: 20}), positionV1, {maxKeys: 3}),
+    firewall: fc.record({backend: text, prefix: text}),
+  },
+  {requiredKeys: ['schemaVersion', 'entries', 'whitelist', 'positions']},
+)
+
+test('property: every document the version 1 schema accepts migrates to one the current schema accepts, values kept', () => {
+  fc.assert(
+    fc.property(docV1, (generated) => {
+      // As a file holds it: what JSON keeps.
+      const raw = JSON.parse(JSON.stringify(generated)) as V1Data
+      const v1 = V1.safeParse(raw)
+      assert.ok(v1.success, 'the generator makes valid version 1 documents')
+      const before = structuredClone(raw)
+      const {data, from, steps} = upgrade(raw)
+      assert.deepEqual(raw, before, 'input unchanged')
+      assert.equal(from, 1)
+      assert.equal(steps.length, SCHEMA_VERSION - 1)
+      const parsed = dataSchema.safeParse(data)
+      assert.ok(parsed.success, parsed.success ? '' : JSON.stringify(parsed.error.issues[0]))
+      assert.deepEqual(data, expectedV2(v1.data))
+    }),
+    {seed: SEED, numRuns: RUNS},
+  )
+})
