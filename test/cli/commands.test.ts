@@ -246,11 +246,12 @@ test('a corrupt database: exit 4, file left untouched, also with --json', async 
 
 test('a busy lock: hacks exits 75 quietly at once; an admin command waits a few seconds, then fails clearly', async (t) => {
   const s = setup(t)
-  const {default: lockfile} = await import('proper-lockfile')
+  const {acquireLock} = await import('../../src/core/store/lock.js')
   const {mkdirSync} = await import('node:fs')
   const {dirname} = await import('node:path')
   mkdirSync(dirname(s.db), {recursive: true})
-  const release = await lockfile.lock(s.db, {lockfilePath: `${s.db}.lock`, realpath: false, stale: 30_000})
+  const held = await acquireLock(`${s.db}.lock`, {waitMs: 0})
+  const release = () => held.release()
   try {
     const h = await cli(['hacks', '--config', s.config])
     assert.equal(h.exitCode, 75)

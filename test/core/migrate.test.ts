@@ -287,3 +287,54 @@ test('property: every document the version 1 schema accepts migrates to one the 
     {seed: SEED, numRuns: RUNS},
   )
 })
+
+// ---------------------------------------------------------------------------
+// The real store, end to end
+
+test('rcguard reads a version 1 database, keeps its bytes as db.json.v1 (0600) at the first write, and never overwrites that copy', async (t) => {
+  const {mkdtempSync, rmSync, statSync, writeFileSync: write, existsSync} = await import('node:fs')
+  const {tmpdir} = await import('node:os')
+  const {join} = await import('node:path')
+  const {JsonStore} = await import('../../src/core/store/json-store.js')
+  const dir = mkdtempSync(join(tmpdir(), 'rcguard-migrate-'))
+  t.after(() => rmSync(dir, {recursive: true, force: true}))
+  const db = join(dir, 'db.json')
+  const v1 = readFileSync(FIXTURE)
+  write(db, v1, {mode: 0o600})
+  const store = new JsonStore(db)
+
+  const data = await store.withLock({wait: false}, () => store.read())
+  assert.equal(data.schemaVersion, SCHEMA_VERSION)
+  assert.deepEqual(readFileSync(db), v1, 'reading changes nothing on disk')
+  assert.equal(existsSync(`${db}.v1`), false)
+
+  await store.withLock({wait: false}, async () => store.write(await store.read()))
+  assert.deepEqual(readFileSync(`${db}.v1`), v1, 'the original bytes are kept')
+  assert.equal(statSync(`${db}.v1`).mode & 0o777, 0o600)
+  assert.equal(JSON.parse(readFileSync(db, 'utf8')).schemaVersion, SCHEMA_VERSION)
+
+  // A second older file (restored by hand) migrated again: the first copy stands.
+  const edited = Buffer.from(v1.toString('utf8').replace('"whitelist":[', '"whitelist":[ '))
+  write(db, edited)
+  await store.withLock({wait: false}, async () => store.write(await store.read()))
+  assert.deepEqual(readFileSync(`${db}.v1`), v1)
+
+  // A current file writes no copy.
+  rmSync(`${db}.v1`)
+  await store.withLock({wait: false}, async () => store.write(await store.read()))
+  assert.equal(existsSync(`${db}.v1`), false)
+})
+
+test('a version 1 database that is still invalid after migrating says so, and is left as it was', async (t) => {
+  const {mkdtempSync, rmSync, writeFileSync: write} = await import('node:fs')
+  const {tmpdir} = await import('node:os')
+  const {join} = await import('node:path')
+  const {JsonStore} = await import('../../src/core/store/json-store.js')
+  const dir = mkdtempSync(join(tmpdir(), 'rcguard-migrate-'))
+  t.after(() => rmSync(dir, {recursive: true, force: true}))
+  const db = join(dir, 'db.json')
+  const bad = JSON.stringify({schemaVersion: 1, entries: [{ip: '203.0.113.9'}], whitelist: [], positions: {}})
+  write(db, bad)
+  await assert.rejects(new JsonStore(db).read(), /fails validation at entries\.0\.\w+: .* \(after migrating it from schema version 1\); it was left untouched/)
+  assert.equal(readFileSync(db, 'utf8'), bad)
+})

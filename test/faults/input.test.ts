@@ -21,7 +21,7 @@ import {chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, 
 import {dirname, join} from 'node:path'
 import {execa} from 'execa'
 import {SCHEMA_VERSION} from '../../src/core/store/schema.js'
-import {appendLines, BIN, burst, cli, cliJson, f2, isRoot, setup, type CliResult, type Setup, oneLine, stderrLines, STACK} from '../helpers/env.js'
+import {appendLines, BIN, burst, cli, cliJson, f2, isRoot, lockHeld, setup, type CliResult, type Setup, oneLine, stderrLines, STACK} from '../helpers/env.js'
 
 const T0 = new Date(Date.UTC(2026, 10, 25, 13, 0, 0))
 const at = (min: number) => new Date(T0.getTime() + min * 60_000)
@@ -427,7 +427,9 @@ test('a database that is empty, not JSON, schema-invalid, from a newer schemaVer
       }
     })
     assert.deepEqual(readFileSync(s.db), before, `${kind.what}: the file is byte-identical`)
-    assert.deepEqual(readdirSync(dirname(s.db)).sort(), ['db.json'], `${kind.what}: no temp or lock file left behind`)
+    // The lock file stays (an flock's file is never removed); nobody may still hold it.
+    assert.deepEqual(readdirSync(dirname(s.db)).sort().filter((n) => n !== 'db.json.lock'), ['db.json'], `${kind.what}: no temp file left behind`)
+    assert.equal(await lockHeld(`${s.db}.lock`), false, `${kind.what}: the lock is still held`)
   }
   // A directory where the database should be.
   const dirDb = join(s.dir, 'dbdir')

@@ -2,7 +2,7 @@
  * Shared test plumbing: temp directories, log line builders, running the real
  * CLI as a subprocess, and network namespaces for firewall tests.
  */
-import {mkdtempSync, rmSync, writeFileSync, appendFileSync} from 'node:fs'
+import {appendFileSync, existsSync, mkdtempSync, rmSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join, resolve} from 'node:path'
 import {randomBytes} from 'node:crypto'
@@ -176,4 +176,22 @@ export function oneLine(r: CliResult, what: string, ...patterns: RegExp[]): stri
   for (const p of patterns) assert.match(line, p, `${what}: ${line}`)
   assert.doesNotMatch(`${r.stdout}\n${r.stderr}`, STACK, `${what}: no stack trace`)
   return line
+}
+
+/** Whether some process holds the flock on `path` (rcguard's database lock); false when there is no such file. */
+export async function lockHeld(path: string): Promise<boolean> {
+  if (!existsSync(path)) return false
+  const r = await execa('flock', ['--nonblock', '--conflict-exit-code', '75', path, 'true'], {reject: false})
+  if (r.exitCode !== 0 && r.exitCode !== 75) throw new Error(`flock ${path}: exit ${r.exitCode}: ${r.stderr}`)
+  return r.exitCode === 75
+}
+
+/** Milliseconds until nobody holds the lock at `path`, polled every 5 ms; throws after `limitMs`. */
+export async function lockFreeAfter(path: string, limitMs = 5_000): Promise<number> {
+  const t0 = performance.now()
+  while (await lockHeld(path)) {
+    if (performance.now() - t0 > limitMs) throw new Error(`the lock ${path} was still held after ${limitMs} ms`)
+    await new Promise((r) => setTimeout(r, 5))
+  }
+  return performance.now() - t0
 }

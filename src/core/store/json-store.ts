@@ -4,33 +4,42 @@
  * fsync, rename, mode 0600; write-file-atomic ignored a short write, so a
  * nearly full disk could leave a truncated database in place of the old one).
  * A file that cannot be parsed or validated is reported and never overwritten.
- * One lock (proper-lockfile, `<database>.lock`) guards every
+ * One lock (flock on `<database>.lock`, see lock.ts) guards every
  * read-modify-write, since cron runs can overlap with an admin's command.
  */
 import {randomBytes} from 'node:crypto'
 import {mkdir, open, readdir, readFile, rename, unlink, type FileHandle} from 'node:fs/promises'
 import {basename, dirname, join} from 'node:path'
 import {Low, type Adapter} from 'lowdb'
-import lockfile from 'proper-lockfile'
 import {BusyError, StoreError} from '../errors.js'
 import {dataSchema, emptyData, SCHEMA_VERSION, type StoreData} from './schema.js'
+import {acquireLock, type HeldLock} from './lock.js'
+import {upgrade} from './migrate.js'
 import type {LockOptions, Store} from './store.js'
+
+/** How long an admin command waits for the lock before giving up with "busy". */
+const ADMIN_WAIT_MS = 4_000
 
 const RECOVERY = 'move it aside and run "rcguard flush --yes" to start afresh (see rcguard(8), RECOVERY)'
 
 class ValidatingJsonAdapter implements Adapter<StoreData> {
+  /** The bytes of an older-schema file last read, kept beside it before the first write migrates it. */
+  private original: {version: number; bytes: Buffer} | null = null
+
   constructor(private readonly path: string) {}
 
   async read(): Promise<StoreData | null> {
-    let text: string
+    this.original = null
+    let bytes: Buffer
     try {
-      text = await readFile(this.path, 'utf8')
+      bytes = await readFile(this.path)
     } catch (err) {
       const e = err as NodeJS.ErrnoException
       if (e.code === 'ENOENT') return null
       if (e.code === 'EISDIR') throw new StoreError(`database ${this.path} is a directory, not a file`)
       throw new StoreError(`cannot read database ${this.path}: ${e.message}`)
     }
+    const text = bytes.toString('utf8')
     let raw: unknown
     try {
       raw = JSON.parse(text)
@@ -47,12 +56,16 @@ class ValidatingJsonAdapter implements Adapter<StoreData> {
         `database ${this.path} has schema version ${version}, newer than this rcguard understands (${SCHEMA_VERSION}): upgrade rcguard`,
       )
     }
-    const parsed = dataSchema.safeParse(raw)
+    // An older file is migrated in memory on every read; the file itself changes only at the next write.
+    const upgraded = upgrade(raw)
+    const parsed = dataSchema.safeParse(upgraded.data)
     if (!parsed.success) {
       const issue = parsed.error.issues[0]
       const where = issue === undefined ? '' : `${issue.path.map(String).join('.') || '(top level)'}: ${issue.message}`
-      throw new StoreError(`database ${this.path} fails validation at ${where}; it was left untouched: ${RECOVERY}`)
+      const migrated = upgraded.steps.length > 0 ? ` (after migrating it from schema version ${upgraded.from})` : ''
+      throw new StoreError(`database ${this.path} fails validation at ${where}${migrated}; it was left untouched: ${RECOVERY}`)
     }
+    if (upgraded.steps.length > 0) this.original = {version: upgraded.from, bytes}
     return parsed.data
   }
 
@@ -65,6 +78,17 @@ class ValidatingJsonAdapter implements Adapter<StoreData> {
         `refusing to write database ${this.path}: the data fails validation at ${issue?.path.map(String).join('.') ?? ''} (${issue?.message ?? ''}); the previous version is intact`,
       )
     }
+    if (this.original !== null) {
+      const keep = `${this.path}.v${this.original.version}`
+      try {
+        await keepOnce(keep, this.original.bytes)
+      } catch (err) {
+        throw new StoreError(
+          `cannot keep the schema ${this.original.version} database as ${keep} before migrating it: ${(err as Error).message}; the database was left untouched`,
+        )
+      }
+      this.original = null
+    }
     try {
       await mkdir(dirname(this.path), {recursive: true, mode: 0o700})
       await atomicWrite(this.path, `${JSON.stringify(data)}\n`)
@@ -72,6 +96,26 @@ class ValidatingJsonAdapter implements Adapter<StoreData> {
       throw new StoreError(`cannot write database ${this.path}: ${(err as Error).message}; the previous version is intact`)
     }
   }
+}
+
+/** Writes a new file (0600, flushed); an existing file of that name is kept as it is. */
+async function keepOnce(path: string, bytes: Buffer): Promise<void> {
+  let fh: FileHandle
+  try {
+    fh = await open(path, 'wx', 0o600)
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return
+    throw err
+  }
+  try {
+    await fh.writeFile(bytes)
+    await fh.sync()
+  } catch (err) {
+    await fh.close().catch(() => undefined)
+    await unlink(path).catch(() => undefined)
+    throw err
+  }
+  await fh.close()
 }
 
 /** Temporary files left by a writer that was killed (its process is gone). */
@@ -134,6 +178,8 @@ export async function atomicWrite(path: string, text: string): Promise<void> {
 export class JsonStore implements Store {
   readonly location: string
   private readonly db: Low<StoreData>
+  /** The lock while withLock runs. */
+  private held: HeldLock | undefined
 
   constructor(path: string) {
     this.location = path
@@ -147,6 +193,9 @@ export class JsonStore implements Store {
   }
 
   async write(data: StoreData): Promise<void> {
+    if (this.held?.lost() === true) {
+      throw new StoreError(`the lock ${this.held.path} ended while this run held it (its flock process was killed); the database was not written`)
+    }
     this.db.data = data
     await this.db.write()
   }
@@ -157,31 +206,19 @@ export class JsonStore implements Store {
     } catch (err) {
       throw new StoreError(`cannot create the database directory ${dirname(this.location)}: ${(err as Error).message}`)
     }
-    let release: () => Promise<void>
+    let lock: HeldLock
     try {
-      release = await lockfile.lock(this.location, {
-        lockfilePath: `${this.location}.lock`,
-        realpath: false,
-        stale: 30_000,
-        update: 5_000,
-        retries: options.wait ? {retries: 10, factor: 1.3, minTimeout: 100, maxTimeout: 1_000} : 0,
-        onCompromised: (err) => {
-          process.emitWarning(`rcguard lock ${this.location}.lock was compromised: ${err.message}`)
-        },
-      })
+      lock = await acquireLock(`${this.location}.lock`, {waitMs: options.wait ? ADMIN_WAIT_MS : 0})
     } catch (err) {
-      const e = err as NodeJS.ErrnoException
-      if (e.code === 'ELOCKED') {
-        throw new BusyError(
-          `another rcguard process holds the lock ${this.location}.lock${options.wait ? '; try again in a moment' : ''}`,
-        )
-      }
-      throw new StoreError(`cannot lock database ${this.location}: ${e.message}`)
+      if (err instanceof BusyError && options.wait) throw new BusyError(`${err.message}; try again in a moment`)
+      throw err
     }
+    this.held = lock
     try {
       return await fn()
     } finally {
-      await release().catch(() => undefined)
+      this.held = undefined
+      await lock.release().catch(() => undefined)
     }
   }
 }
