@@ -6,7 +6,11 @@
  * default 1000,10000,100000; 80% IPv4 from 198.18.0.0/15, 20% IPv6 /128 from
  * 2001:db8::/32, all distinct, one instance `master` on ports 80 and 443):
  *   (1) apply from empty,
- *   (2) apply again with no change (which must report changed: false),
+ *   (2) apply again with no change (which must report changed: false); for
+ *       nftables this is the check cache's path (generation unchanged: the
+ *       elements are not listed), so
+ *   (2b) the same once more after deleting the check cache, which lists and
+ *       compares every element, is shown beside it,
  *   (3) apply after 1% of the addresses were replaced (a busy minute),
  * each the median of BENCH_FW_RUNS (3) runs, every run in a fresh network
  * namespace (`ip netns add`, deleted afterwards even on failure): the
@@ -22,7 +26,9 @@
  */
 import {execFileSync, spawn} from 'node:child_process'
 import {randomBytes} from 'node:crypto'
-import {resolve} from 'node:path'
+import {mkdtempSync, rmSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import {join, resolve} from 'node:path'
 import {fileURLToPath} from 'node:url'
 
 const ROOT = resolve(import.meta.dirname, '..')
@@ -52,6 +58,8 @@ interface ChildReport {
   v6: number
   empty: Phase
   same: Phase
+  /** No change, with the check cache deleted first: every element listed and compared. */
+  listed: Phase
   change: Phase
   /** Live elements read back after the 1% change: rules, set members or set elements, per family. */
   live: {v4: number; v6: number}
@@ -117,7 +125,9 @@ async function child(backend: Backend, n: number): Promise<void> {
       return r
     },
   }
-  const config = validateConfig({firewall: {backend}}, 'bench', process.cwd())
+  // The database path only places the check cache: a directory of the run's own, never /var/lib/rcguard.
+  const dir = mkdtempSync(join(tmpdir(), 'rcguard-bench-fw-'))
+  const config = validateConfig({database: join(dir, 'db.json'), firewall: {backend}}, 'bench', process.cwd())
   const fw = createBackend(config, runner, backend)
 
   const v4Count = Math.round(n * 0.8)
@@ -149,7 +159,10 @@ async function child(backend: Backend, n: number): Promise<void> {
   }
   const empty = await timed(first)
   const same = await timed(first)
+  rmSync(join(dir, 'db.json.fwcheck'), {force: true})
+  const listed = await timed(first)
   const change = await timed(next)
+  rmSync(dir, {recursive: true, force: true})
 
   const out = (cmd: string, args: string[]) => execFileSync(cmd, args, {encoding: 'utf8', maxBuffer: 1 << 30})
   const lines = (text: string, prefix: string) => text.split('\n').filter((l) => l.startsWith(prefix)).length
@@ -168,7 +181,7 @@ async function child(backend: Backend, n: number): Promise<void> {
     }
     live = {v4: elems('master_v4'), v6: elems('master_v6')}
   }
-  const report: ChildReport = {backend, n, v4: next.v4.length, v6: next.v6.length, empty, same, change, live}
+  const report: ChildReport = {backend, n, v4: next.v4.length, v6: next.v6.length, empty, same, listed, change, live}
   process.stdout.write(`${JSON.stringify(report)}\n`)
 }
 
@@ -259,8 +272,10 @@ const num = (x: number) => Math.round(x).toLocaleString('en-US')
 const secs = (ms: number) => `${(ms / 1000).toFixed(3)} s`
 const bytes = (b: number) => (b >= 1e6 ? `${(b / 1e6).toFixed(1)} MB` : `${(b / 1e3).toFixed(1)} kB`)
 
+type PhaseName = 'empty' | 'same' | 'listed' | 'change'
+
 /** Per command, the median over runs of its time in one phase; what is left is rcguard's own (JS) time. */
-function breakdown(reports: ChildReport[], phase: 'empty' | 'same' | 'change'): string {
+function breakdown(reports: ChildReport[], phase: PhaseName): string {
   const keys = [...new Set(reports.flatMap((r) => Object.keys(r[phase].commands)))]
   const total = median(reports.map((r) => r[phase].ms))
   const parts = keys
@@ -326,21 +341,21 @@ async function main(): Promise<void> {
     }
   }
 
-  const head = ['backend', 'N', 'from empty', 'no change', '1% change', 'live elements after (v4+v6)']
-  const widths = [9, 8, 12, 12, 12, 0]
+  const head = ['backend', 'N', 'from empty', 'no change', 'no change, no cache', '1% change', 'live elements after (v4+v6)']
+  const widths = [9, 8, 12, 12, 19, 12, 0]
   const row = (cols: string[]) =>
-    console.log(`  ${cols.map((c, i) => (i === 0 || i === 5 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join('  ')}`)
+    console.log(`  ${cols.map((c, i) => (i === 0 || i === 6 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join('  ')}`)
   row(head)
   for (const c of cells) {
     if (c.reports.length === 0) {
-      row([c.backend, num(c.n), c.failure?.kind ?? '', '', '', c.failure?.why ?? ''])
+      row([c.backend, num(c.n), c.failure?.kind ?? '', '', '', '', c.failure?.why ?? ''])
       continue
     }
-    const m = (p: 'empty' | 'same' | 'change') => secs(median(c.reports.map((r) => r[p].ms)))
+    const m = (p: PhaseName) => secs(median(c.reports.map((r) => r[p].ms)))
     const r0 = c.reports[0] as ChildReport
     const liveOk = c.reports.every((r) => r.live.v4 === r.v4 && r.live.v6 === r.v6)
     const notes: string[] = []
-    if (c.reports.some((r) => r.same.changed)) notes.push('NO-CHANGE RE-APPLY CHANGED SOMETHING')
+    if (c.reports.some((r) => r.same.changed || r.listed.changed)) notes.push('NO-CHANGE RE-APPLY CHANGED SOMETHING')
     if (c.reports.some((r) => !r.empty.changed || !r.change.changed)) notes.push('an apply reported no change')
     if (c.reports.length < runs) notes.push(`only ${c.reports.length} of ${runs} runs: ${c.failure?.why ?? ''}`)
     row([
@@ -348,6 +363,7 @@ async function main(): Promise<void> {
       num(c.n),
       m('empty'),
       m('same'),
+      m('listed'),
       m('change'),
       `${num(r0.live.v4)}+${num(r0.live.v6)} ${liveOk ? 'as wanted' : `WANTED ${num(r0.v4)}+${num(r0.v6)}`}${notes.length > 0 ? `; ${notes.join('; ')}` : ''}`,
     ])
@@ -379,6 +395,7 @@ async function main(): Promise<void> {
     for (const [label, phase] of [
       ['from empty', 'empty'],
       ['no change ', 'same'],
+      ['no change, no cache', 'listed'],
       ['1% change ', 'change'],
     ] as const) {
       console.log(`    ${backend} ${num(c.n)} ${label}: ${breakdown(c.reports, phase)}`)
