@@ -12,6 +12,7 @@ import {
   expireBlocks,
   isBlockActive,
   neverBlockReason,
+  newEntry,
   pruneEntries,
   type Decision,
   type SourcedEvent,
@@ -596,22 +597,7 @@ export async function block(
       for (const instance of instances) {
         let entry = data.entries.find((e) => e.ip === ip && e.instance === instance)
         if (entry === undefined) {
-          entry = {
-            ip,
-            instance,
-            failures: [],
-            attempts: 0,
-            firstSeen: now,
-            lastSeen: now,
-            lastUser: '',
-            blockedAt: null,
-            blockedUntil: null,
-            blocks: 0,
-            lastBlockEnd: null,
-            users: [],
-            comment: null,
-            recent: [],
-          }
+          entry = newEntry(ip, instance, now)
           data.entries.push(entry)
         }
         const minutes = options.minutes ?? blockLength(ctx.config, entry.blocks)

@@ -6,11 +6,7 @@ import {test} from 'node:test'
 import assert from 'node:assert/strict'
 import {writeFileSync} from 'node:fs'
 import {networkInterfaces} from 'node:os'
-import {appendLines, burst, cli, cliJson, setup} from '../helpers/env.js'
-
-const T0 = new Date(Date.UTC(2026, 10, 25, 13, 0, 0))
-const at = (min: number) => new Date(T0.getTime() + min * 60_000)
-const nowEnv = (min: number) => ({RCGUARD_NOW: at(min).toISOString()})
+import {appendLines, burst, cli, cliJson, setup, T0, at, nowEnv} from '../helpers/env.js'
 
 interface Row {
   ip: string

@@ -7,11 +7,7 @@ import {test} from 'node:test'
 import assert from 'node:assert/strict'
 import {readFileSync, writeFileSync, existsSync} from 'node:fs'
 import {join} from 'node:path'
-import {appendLines, burst, cli, cliJson, f1, f2, setup, ROOT} from '../helpers/env.js'
-
-const T0 = new Date(Date.UTC(2026, 10, 25, 13, 0, 0))
-const at = (min: number) => new Date(T0.getTime() + min * 60_000)
-const nowEnv = (min: number) => ({RCGUARD_NOW: at(min).toISOString()})
+import {appendLines, burst, cli, cliJson, f1, f2, setup, ROOT, T0, at, nowEnv} from '../helpers/env.js'
 
 interface Row {
   ip: string

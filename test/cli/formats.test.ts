@@ -7,10 +7,8 @@ import {test} from 'node:test'
 import assert from 'node:assert/strict'
 import {renameSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
-import {appendLines, burst, cli, cliJson, f2, fileDate, setup} from '../helpers/env.js'
+import {appendLines, burst, cli, cliJson, f2, fileDate, setup, T0, at} from '../helpers/env.js'
 
-const T0 = new Date(Date.UTC(2026, 10, 25, 13, 0, 0))
-const at = (min: number, sec = 0) => new Date(T0.getTime() + min * 60_000 + sec * 1000)
 const nowEnv = (min: number) => ({RCGUARD_NOW: at(min).toISOString(), TZ: 'UTC'})
 
 interface Row {

@@ -9,11 +9,7 @@ import {chmodSync, existsSync, readFileSync, writeFileSync} from 'node:fs'
 import type {AddressInfo} from 'node:net'
 import {join} from 'node:path'
 import {SMTPServer} from 'smtp-server'
-import {appendLines, burst, cli, setup} from '../helpers/env.js'
-
-const T0 = new Date(Date.UTC(2026, 10, 25, 13, 0, 0))
-const at = (min: number) => new Date(T0.getTime() + min * 60_000)
-const nowEnv = (min: number) => ({RCGUARD_NOW: at(min).toISOString()})
+import {appendLines, burst, cli, setup, T0, at, nowEnv} from '../helpers/env.js'
 
 async function smtp(t: {after: (fn: () => Promise<void>) => void}): Promise<{port: number; messages: string[]}> {
   const messages: string[] = []

@@ -8,9 +8,7 @@ import assert from 'node:assert/strict'
 import {readFileSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {execa} from 'execa'
-import {BIN, burst, cli, setup} from '../helpers/env.js'
-
-const T0 = new Date(Date.UTC(2026, 10, 25, 13, 0, 0))
+import {BIN, burst, cli, setup, T0} from '../helpers/env.js'
 
 test('a progress bar on a terminal for a large read; none in a pipe, with --json or with --quiet', async (t) => {
   const s = setup(t)

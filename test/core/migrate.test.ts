@@ -13,12 +13,14 @@
  */
 import {test} from 'node:test'
 import assert from 'node:assert/strict'
-import {readFileSync} from 'node:fs'
+import {existsSync, readFileSync, rmSync, statSync, writeFileSync as write} from 'node:fs'
+import {join} from 'node:path'
 import fc from 'fast-check'
 import {z} from 'zod'
 import {migrations, upgrade} from '../../src/core/store/migrate.js'
 import {dataSchema, emptyData, SCHEMA_VERSION} from '../../src/core/store/schema.js'
-import {envInt} from '../helpers/env.js'
+import {JsonStore} from '../../src/core/store/json-store.js'
+import {envInt, tempDir} from '../helpers/env.js'
 
 const FIXTURE = new URL('../fixtures/store/db-v1.json', import.meta.url)
 
@@ -292,13 +294,7 @@ test('property: every document the version 1 schema accepts migrates to one the 
 // The real store, end to end
 
 test('rcguard reads a version 1 database, keeps its bytes as db.json.v1 (0600) at the first write, and never overwrites that copy', async (t) => {
-  const {mkdtempSync, rmSync, statSync, writeFileSync: write, existsSync} = await import('node:fs')
-  const {tmpdir} = await import('node:os')
-  const {join} = await import('node:path')
-  const {JsonStore} = await import('../../src/core/store/json-store.js')
-  const dir = mkdtempSync(join(tmpdir(), 'rcguard-migrate-'))
-  t.after(() => rmSync(dir, {recursive: true, force: true}))
-  const db = join(dir, 'db.json')
+  const db = join(tempDir(t), 'db.json')
   const v1 = readFileSync(FIXTURE)
   write(db, v1, {mode: 0o600})
   const store = new JsonStore(db)
@@ -326,13 +322,7 @@ test('rcguard reads a version 1 database, keeps its bytes as db.json.v1 (0600) a
 })
 
 test('a version 1 database that is still invalid after migrating says so, and is left as it was', async (t) => {
-  const {mkdtempSync, rmSync, writeFileSync: write} = await import('node:fs')
-  const {tmpdir} = await import('node:os')
-  const {join} = await import('node:path')
-  const {JsonStore} = await import('../../src/core/store/json-store.js')
-  const dir = mkdtempSync(join(tmpdir(), 'rcguard-migrate-'))
-  t.after(() => rmSync(dir, {recursive: true, force: true}))
-  const db = join(dir, 'db.json')
+  const db = join(tempDir(t), 'db.json')
   const bad = JSON.stringify({schemaVersion: 1, entries: [{ip: '203.0.113.9'}], whitelist: [], positions: {}})
   write(db, bad)
   await assert.rejects(new JsonStore(db).read(), /fails validation at entries\.0\.\w+: .* \(after migrating it from schema version 1\); it was left untouched/)

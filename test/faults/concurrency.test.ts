@@ -20,14 +20,12 @@ import {existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync} fr
 import {dirname, join} from 'node:path'
 import {execa} from 'execa'
 import {acquireLock} from '../../src/core/store/lock.js'
-import {appendLines, BIN, cli, cliJson, f2, lockFreeAfter, lockHeld, netns, requireRoot, ROOT, setup, stripSaveComments, tempDir, type CliResult, envInt, seededRandom} from '../helpers/env.js'
+import {appendLines, BIN, cli, cliJson, f2, lockFreeAfter, lockHeld, netns, requireRoot, ROOT, setup, stripSaveComments, tempDir, type CliResult, envInt, seededRandom, T0, at} from '../helpers/env.js'
 
 const ROUNDS = envInt('RCGUARD_FAULT_TRIALS', 3)
 const SEED = envInt('RCGUARD_FAULT_SEED', (Date.now() % 2_147_483_647) + 1)
 
 const random = seededRandom
-const T0 = new Date(Date.UTC(2026, 10, 25, 13, 0, 0))
-const at = (min: number) => new Date(T0.getTime() + min * 60_000)
 /**
  * Every process sees the same "now": the log's lines fall between 2 and 11
  * minutes before it, inside the window, so no entry is pruned or expires

@@ -31,13 +31,12 @@ import {createHash} from 'node:crypto'
 import {copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, watch, writeFileSync, type FSWatcher} from 'node:fs'
 import {dirname, join} from 'node:path'
 import {execa} from 'execa'
-import {appendLines, BIN, cli, f2, fileDate, lockFreeAfter, lockHeld, netns, requireRoot, setup, stripSaveComments, envInt, seededRandom} from '../helpers/env.js'
+import {appendLines, BIN, cli, f2, fileDate, lockFreeAfter, lockHeld, netns, requireRoot, setup, stripSaveComments, envInt, seededRandom, T0} from '../helpers/env.js'
 
 const TRIALS = envInt('RCGUARD_FAULT_TRIALS', 15)
 const SEED = envInt('RCGUARD_FAULT_SEED', (Date.now() % 2_147_483_647) + 1)
 
 const random = seededRandom
-const T0 = new Date(Date.UTC(2026, 10, 25, 13, 0, 0))
 const at = (sec: number) => new Date(T0.getTime() + sec * 1000)
 /** One "now" for every run: all lines inside the window, nothing pruned or expired, so runs are deterministic. */
 const ENV = {RCGUARD_NOW: at(10.5 * 60).toISOString(), NO_COLOR: '1', FORCE_COLOR: '0'}

@@ -21,11 +21,7 @@ import {chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, 
 import {dirname, join} from 'node:path'
 import {execa} from 'execa'
 import {SCHEMA_VERSION} from '../../src/core/store/schema.js'
-import {appendLines, BIN, burst, cli, cliJson, f2, isRoot, lockHeld, setup, type CliResult, type Setup, oneLine, stderrLines, STACK} from '../helpers/env.js'
-
-const T0 = new Date(Date.UTC(2026, 10, 25, 13, 0, 0))
-const at = (min: number) => new Date(T0.getTime() + min * 60_000)
-const nowEnv = (min: number) => ({RCGUARD_NOW: at(min).toISOString()})
+import {appendLines, BIN, burst, cli, cliJson, f2, isRoot, lockHeld, setup, type CliResult, type Setup, oneLine, stderrLines, STACK, T0, at, nowEnv} from '../helpers/env.js'
 
 /** A stack frame line as Node prints it. */
 

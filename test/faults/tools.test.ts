@@ -23,11 +23,7 @@ import assert from 'node:assert/strict'
 import {existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync} from 'node:fs'
 import {dirname, join} from 'node:path'
 import {execa} from 'execa'
-import {appendLines, BIN, burst, cli, netns, requireRoot, setup, stripSaveComments, tempDir, type CliResult, type Setup, oneLine, stderrLines, STACK} from '../helpers/env.js'
-
-const T0 = new Date(Date.UTC(2026, 10, 25, 13, 0, 0))
-const at = (min: number) => new Date(T0.getTime() + min * 60_000)
-const nowEnv = (min: number) => ({RCGUARD_NOW: at(min).toISOString()})
+import {appendLines, BIN, burst, cli, netns, requireRoot, setup, stripSaveComments, tempDir, type CliResult, type Setup, oneLine, stderrLines, STACK, T0, at, nowEnv} from '../helpers/env.js'
 
 type Ns = Awaited<ReturnType<typeof netns>>
 type Backend = 'iptables' | 'ipset' | 'nftables'

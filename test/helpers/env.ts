@@ -195,3 +195,12 @@ export async function lockFreeAfter(path: string, limitMs = 5_000): Promise<numb
   }
   return performance.now() - t0
 }
+
+/** The tests' fixed "now" base: 2026-11-25 13:00 UTC. */
+export const T0 = new Date(Date.UTC(2026, 10, 25, 13, 0, 0))
+
+/** T0 plus minutes (and seconds). */
+export const at = (min: number, sec = 0): Date => new Date(T0.getTime() + min * 60_000 + sec * 1000)
+
+/** The environment that makes rcguard take at(min) as its current time. */
+export const nowEnv = (min: number): {RCGUARD_NOW: string} => ({RCGUARD_NOW: at(min).toISOString()})

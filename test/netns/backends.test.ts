@@ -9,11 +9,8 @@ import assert from 'node:assert/strict'
 import {readFileSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {GETGEN} from '../../src/core/firewall/generation.js'
-import {appendLines, burst, cli, netns, requireRoot, setup, stripSaveComments} from '../helpers/env.js'
+import {appendLines, burst, cli, netns, requireRoot, setup, stripSaveComments, T0, at, nowEnv} from '../helpers/env.js'
 
-const T0 = new Date(Date.UTC(2026, 10, 25, 13, 0, 0))
-const at = (min: number) => new Date(T0.getTime() + min * 60_000)
-const nowEnv = (min: number) => ({RCGUARD_NOW: at(min).toISOString()})
 type Ns = Awaited<ReturnType<typeof netns>>
 type Backend = 'iptables' | 'ipset' | 'nftables'
 

@@ -8,11 +8,7 @@ import {test} from 'node:test'
 import assert from 'node:assert/strict'
 import {writeFileSync} from 'node:fs'
 import {join} from 'node:path'
-import {appendLines, burst, cli, netns, requireRoot, setup, stripSaveComments, type Setup} from '../helpers/env.js'
-
-const T0 = new Date(Date.UTC(2026, 10, 25, 13, 0, 0))
-const at = (min: number) => new Date(T0.getTime() + min * 60_000)
-const nowEnv = (min: number) => ({RCGUARD_NOW: at(min).toISOString()})
+import {appendLines, burst, cli, netns, requireRoot, setup, stripSaveComments, type Setup, T0, at, nowEnv} from '../helpers/env.js'
 
 /** Two instances: master on 80,443 reading userlogins.log; webmail2 on 8443 reading its own log. */
 function twoInstances(t: Parameters<typeof setup>[0], extra: Record<string, unknown> = {}): Setup & {log2: string} {

@@ -7,9 +7,8 @@
 import {test} from 'node:test'
 import assert from 'node:assert/strict'
 import {writeFileSync} from 'node:fs'
-import {appendLines, cli, fileDate, netns, requireRoot, setup, stripSaveComments} from '../helpers/env.js'
+import {appendLines, cli, fileDate, netns, requireRoot, setup, stripSaveComments, T0} from '../helpers/env.js'
 
-const T0 = new Date(Date.UTC(2026, 10, 25, 13, 0, 0))
 const at = (sec: number) => new Date(T0.getTime() + sec * 1000)
 
 for (const backend of ['iptables', 'nftables'] as const) {

@@ -100,6 +100,26 @@ function insertSorted(times: number[], t: number): void {
  * of any size needs memory for the addresses only, not for the lines. `now`
  * only decides whether a new block is still in force.
  */
+/** A database entry for an address not seen before on an instance: no failure, no block yet. */
+export function newEntry(ip: string, instance: string, time: number, user = ''): Entry {
+  return {
+    ip,
+    instance,
+    failures: [],
+    attempts: 0,
+    firstSeen: time,
+    lastSeen: time,
+    lastUser: user,
+    blockedAt: null,
+    blockedUntil: null,
+    blocks: 0,
+    lastBlockEnd: null,
+    users: [],
+    comment: null,
+    recent: [],
+  }
+}
+
 export class Decider {
   private readonly periodMs: number
   private readonly byKey = new Map<string, Entry>()
@@ -139,22 +159,7 @@ export class Decider {
     const key = entryKey(event.instance, ip)
     let entry = byKey.get(key)
     if (entry === undefined) {
-      entry = {
-        ip,
-        instance: event.instance,
-        failures: [],
-        attempts: 0,
-        firstSeen: event.time,
-        lastSeen: event.time,
-        lastUser: event.user,
-        blockedAt: null,
-        blockedUntil: null,
-        blocks: 0,
-        lastBlockEnd: null,
-        users: [],
-        comment: null,
-        recent: [],
-      }
+      entry = newEntry(ip, event.instance, event.time, event.user)
       byKey.set(key, entry)
       this.data.entries.push(entry)
     }
