@@ -70,9 +70,10 @@ export function merge(into: ApplyResult, more: ApplyResult): ApplyResult {
   return into
 }
 
-/** `192.0.2.7/32` → `192.0.2.7`: host networks written as plain addresses. */
+/** `192.0.2.7/32` → `192.0.2.7`: host networks written as plain addresses (an IPv6 /32 is a network, not a host). */
 export function hostOrCidr(cidr: string): string {
-  return cidr.endsWith('/32') ? cidr.slice(0, -3) : cidr.endsWith('/128') ? cidr.slice(0, -4) : cidr
+  if (cidr.endsWith('/128')) return cidr.slice(0, -4)
+  return cidr.endsWith('/32') && !cidr.includes(':') ? cidr.slice(0, -3) : cidr
 }
 
 export class NoFirewall implements FirewallBackend {

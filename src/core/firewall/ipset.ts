@@ -50,15 +50,16 @@ export class Fingerprint {
     this.b = (this.b + mix(h2)) | 0
   }
 
-  /** Adds networks in CIDR text as `ipset save` writes them: a host without its /32 or /128. */
-  addNetworks(networks: string[]): this {
+  /** Adds networks of one family in CIDR text as `ipset save` writes them: a host without its /32 (IPv4) or /128 (IPv6). */
+  addNetworks(networks: string[], family: 'inet' | 'inet6'): this {
+    const host = family === 'inet' ? HOST_V4 : HOST_V6
     // One flat string read in place: reading each member's characters would flatten it first (members are
     // usually built by concatenation), which costs more than hashing them.
     const text = networks.join('\n')
     let start = 0
     for (const n of networks) {
       const end = start + n.length
-      this.add(text, start, withoutHostPrefix(text, end))
+      this.add(text, start, endsWithAt(text, end, host) ? end - host.length : end)
       start = end + 1
     }
     return this
@@ -69,12 +70,14 @@ export class Fingerprint {
   }
 }
 
-/** Where a network ending at `end` in `text` ends without a "/32" or "/128" host suffix (character codes: endsWith is slow here). */
-function withoutHostPrefix(text: string, end: number): number {
-  // "/" 47, "1" 49, "2" 50, "3" 51, "8" 56
-  if (text.charCodeAt(end - 3) === 47 && text.charCodeAt(end - 2) === 51 && text.charCodeAt(end - 1) === 50) return end - 3
-  if (text.charCodeAt(end - 4) === 47 && text.charCodeAt(end - 3) === 49 && text.charCodeAt(end - 2) === 50 && text.charCodeAt(end - 1) === 56) return end - 4
-  return end
+const HOST_V4 = [47, 51, 50] // "/32" as character codes
+const HOST_V6 = [47, 49, 50, 56] // "/128"
+
+/** Whether text[..end) ends with the character codes `suffix` (compared by code: endsWith with a position is slow here). */
+function endsWithAt(text: string, end: number, suffix: number[]): boolean {
+  const from = end - suffix.length
+  for (let i = 0; i < suffix.length; i++) if (text.charCodeAt(from + i) !== suffix[i]) return false
+  return true
 }
 
 /** Spreads every input bit over the whole hash (MurmurHash3's finaliser). */
@@ -245,7 +248,7 @@ export class IpsetBackend implements FirewallBackend {
     // the wanted sets' fingerprints are computed here.
     const reads = Promise.all([this.ipset(['save']), this.sync.read(4), this.sync.read(6)])
     reads.catch(() => undefined)
-    const fingerprints = new Map([...want].map(([name, set]) => [name, new Fingerprint().addNetworks(set.networks)]))
+    const fingerprints = new Map([...want].map(([name, set]) => [name, new Fingerprint().addNetworks(set.networks, set.family)]))
     const [saved, live4, live6] = await reads
     const live = parseIpsetSave(saved, (name) => this.isOurSet(name))
     let restore = ''
