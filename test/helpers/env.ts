@@ -2,7 +2,7 @@
  * Shared test plumbing: temp directories, log line builders, running the real
  * CLI as a subprocess, and network namespaces for firewall tests.
  */
-import {appendFileSync, existsSync, mkdtempSync, rmSync, writeFileSync} from 'node:fs'
+import {appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join, resolve} from 'node:path'
 import {randomBytes} from 'node:crypto'
@@ -178,12 +178,17 @@ export function oneLine(r: CliResult, what: string, ...patterns: RegExp[]): stri
   return line
 }
 
-/** Whether some process holds the flock on `path` (rcguard's database lock); false when there is no such file. */
+/**
+ * Whether some process holds the flock on `path` (rcguard's database lock); false when there is no such file.
+ * Read from /proc/locks, not by trying the lock: a probe that took it, even for a moment, would make a run
+ * starting at that moment find it busy.
+ */
 export async function lockHeld(path: string): Promise<boolean> {
   if (!existsSync(path)) return false
-  const r = await execa('flock', ['--nonblock', '--conflict-exit-code', '75', path, 'true'], {reject: false})
-  if (r.exitCode !== 0 && r.exitCode !== 75) throw new Error(`flock ${path}: exit ${r.exitCode}: ${r.stderr}`)
-  return r.exitCode === 75
+  const ino = statSync(path).ino
+  return readFileSync('/proc/locks', 'utf8')
+    .split('\n')
+    .some((l) => / FLOCK /.test(l) && new RegExp(`:${ino} `).test(l))
 }
 
 /** Milliseconds until nobody holds the lock at `path`, polled every 5 ms; throws after `limitMs`. */
