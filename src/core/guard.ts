@@ -28,6 +28,9 @@ import {isRotatedName, readNewLines, readTail, unreadable} from './logreader/rea
 import {canonicalIp, cidrsOverlap, compareIps, familyOf, hostAddresses, NetworkList, networkOf, parseCidr, type Cidr} from './net/ip.js'
 import {buildDigest, notify} from './notify/index.js'
 import {EntryParser, LineParser, type ParseOptions, type SourcedLine} from './parser/parse.js'
+import {proxyList} from './parser/proxy.js'
+import {DoubtTally} from './report/doubts.js'
+import {proxyAddress} from './config/config.js'
 import {emptyData, type Entry, type StoreData, type StoredPosition} from './store/schema.js'
 import type {Store} from './store/store.js'
 
@@ -87,7 +90,7 @@ export interface HacksResult extends ScanResult {
 function neverBlockSources(config: Config, data: StoreData): {cidr: string; label: string}[] {
   return [
     ...config.whitelist.map((c) => ({cidr: c, label: `whitelisted in the configuration (${parseCidr(c)?.text ?? c})`})),
-    ...config.trustedProxies.map((c) => ({cidr: c, label: `a trusted proxy (${parseCidr(c)?.text ?? c})`})),
+    ...config.trustedProxies.map(proxyAddress).map((c) => ({cidr: c, label: `a trusted proxy (${parseCidr(c)?.text ?? c})`})),
     ...hostAddresses().map((ip) => ({cidr: ip, label: "this host's own address"})),
     ...data.whitelist.map((w) => ({cidr: w.cidr, label: `whitelisted (${w.cidr})`})),
   ]
@@ -137,15 +140,25 @@ export interface ScanOptions {
   before?: () => void
   /** Reading progress of each log (done = -1: that log is finished). */
   progress?: (file: string, done: number, total: number) => void
+  /** Tell every warning about doubtful lines, not at most one per cause and hour (dry runs). */
+  repeatWarnings?: boolean
 }
 
-/** The newest time among a log's last lines, or null: where its first read starts counting. */
-async function newestTime(file: string, parser: LineParser): Promise<number | null> {
+/**
+ * What a log's last lines tell before its first read: the newest time of a
+ * login entry (where counting starts), and the parser state learnt from them
+ * (the envelope, whether the log writes session prefixes). A time later than
+ * now is client text (a forged piece), never a cut-off.
+ */
+async function probeTail(file: string, parser: LineParser, now: number): Promise<number | null> {
   let newest: number | null = null
-  for (const line of await readTail(file)) {
-    const e = parser.parse(line)
-    if (e !== null && (newest === null || e.time > newest)) newest = e.time
+  const entries = new EntryParser(parser)
+  const take = ({event}: SourcedLine): void => {
+    if (event.doubt !== undefined || event.time > now + SKEW_MS) return
+    if (newest === null || event.time > newest) newest = event.time
   }
+  for (const line of await readTail(file)) entries.feed(line, 0, file, take)
+  entries.finish(take)
   return newest
 }
 
@@ -167,34 +180,38 @@ async function scanInto(ctx: GuardContext, data: StoreData, options: ScanOptions
   }
   const addresses = new Set<string>()
   const positions: Record<string, StoredPosition> = {}
-  const parseOptions: ParseOptions = {
-    countErrors: new Set(config.countErrors),
-    trustedProxies: new NetworkList(config.trustedProxies),
-  }
+  const proxies = proxyList(config.trustedProxies)
   const before = new Set(data.entries.filter((e) => isBlockActive(e, now)).map((e) => `${e.instance} ${e.ip}`))
   const decider = new Decider(data, config, whitelistOf(config, data), now, options.collect === true)
   const periodMs = config.periodMinutes * 60_000
   options.before?.()
   for (const instance of config.instances) {
+    const parseOptions: ParseOptions = {countErrors: new Set(config.countErrors), trustedProxies: proxies, loginLc: instance.loginLc}
     for (const log of instance.logs) {
       const {paths, warning} = await expandLog(log.path)
       if (warning !== undefined) result.warnings.push(warning)
       for (const file of paths) {
         const saved = data.positions[file]
-        const parser = new LineParser(log, parseOptions, {...saved?.parser}, now)
         let cutoff = -Infinity
         const firstRead = saved === undefined && options.replay !== true
-        if (firstRead) {
-          const newest = await newestTime(file, new LineParser(log, parseOptions, {}, now))
-          if (newest !== null) cutoff = newest - periodMs
+        let state = {...saved?.parser}
+        if (saved === undefined) {
+          // Learn the log's shape (session prefixes above all) from its last lines before reading any.
+          const probeState = {}
+          const newest = await probeTail(file, new LineParser(log, parseOptions, probeState, now), now)
+          if (firstRead && newest !== null) cutoff = newest - periodMs
+          state = {...probeState}
         }
+        const parser = new LineParser(log, parseOptions, state, now)
+        const doubts = new DoubtTally()
+        let loginLines = 0
         // Nothing asks to see every line: history before the cutoff is passed over unparsed.
         if (options.collect !== true && options.onEvent === undefined) parser.skipBefore = cutoff
         let events = 0
         let old = 0
-        let doubtful = 0
         const handle = ({event, lineNo, text, file: from}: SourcedLine): void => {
           events++
+          loginLines++
           const sourced = event as SourcedEvent
           sourced.instance = instance.name
           sourced.file = from
@@ -205,7 +222,7 @@ async function scanInto(ctx: GuardContext, data: StoreData, options: ScanOptions
             sourced.reason = 'older than the window on the first read of this log'
             old++
           }
-          if (sourced.doubt !== undefined) doubtful++
+          doubts.add(sourced)
           if (sourced.outcome === 'failure') {
             result.stats.failures++
             if (sourced.counted && sourced.ip !== null) {
@@ -243,20 +260,20 @@ async function scanInto(ctx: GuardContext, data: StoreData, options: ScanOptions
         )
         options.progress?.(file, -1, -1)
         entries.finish(handle)
-        if (doubtful > 0) {
-          result.warnings.push(
-            `${file}: ${doubtful} login line(s) not counted because their address could be forged (see --verbose); without a reverse proxy, have the web server drop X-Forwarded-For and X-Real-IP; with one, list it in trustedProxies`,
-          )
-        }
+        if (loginLines > 0 && !parser.prefixRequired() && log.sessionPrefix !== 'optional') doubts.bump('unprefixed', loginLines)
+        if (loginLines > 0 && (parser.state.envelope === 'syslog' || parser.state.envelope === 'rfc3339')) doubts.bump('syslog-text', loginLines)
+        const warned = {...saved?.warned}
+        result.warnings.push(...doubts.warnings(file, now, options.repeatWarnings === true ? undefined : warned))
         const notes = [...report.notes]
         old += parser.skipped
         if (old > 0) notes.push(`first read: ${old} failed login(s) older than ${config.periodMinutes} min before the log's newest line not counted`)
         result.warnings.push(...report.warnings)
-        if (report.position !== undefined) positions[file] = {...report.position, parser: parser.state}
+        if (report.position !== undefined) positions[file] = {...report.position, parser: parser.state, warned}
         result.files.push({file, bytes: report.bytes, lines: report.lines, events, notes})
       }
     }
   }
+  data.ledger = decider.ledger.save()
   result.stats.addresses = addresses.size
   result.newlyBlocked = data.entries
     .filter((e) => isBlockActive(e, now) && !before.has(`${e.instance} ${e.ip}`))
@@ -331,7 +348,7 @@ function firewallFailed(err: unknown): never {
 export async function scan(ctx: GuardContext, options: {dryRun: boolean} & Pick<ScanOptions, 'collect' | 'onEvent' | 'before' | 'progress'>): Promise<ScanResult> {
   if (options.dryRun) {
     const data = await ctx.store.read()
-    return scanInto(ctx, data, options)
+    return scanInto(ctx, data, {...options, repeatWarnings: true})
   }
   return ctx.store.withLock({wait: true}, async () => {
     const data = await ctx.store.read()
@@ -376,7 +393,7 @@ export async function scanFile(
   if (problem !== null) throw new RcguardError(problem, ExitCode.USAGE)
   const config: Config = {...ctx.config, instances: [{...inst, logs: [log]}]}
   const data = emptyData()
-  const result = await scanInto({...ctx, config}, data, options)
+  const result = await scanInto({...ctx, config}, data, {...options, repeatWarnings: true})
   const replayBlocks: ReplayBlock[] = result.decisions
     .filter((d) => d.action === 'blocked' && d.event.ip !== null)
     .map((d) => ({ip: d.event.ip ?? '', instance: d.event.instance, at: d.blockedAt ?? d.event.time, until: d.blockedUntil ?? null}))
@@ -387,7 +404,7 @@ export async function scanFile(
 export async function hacks(ctx: GuardContext, options: {dryRun: boolean} & Pick<ScanOptions, 'collect' | 'progress'>): Promise<HacksResult> {
   const run = async (): Promise<HacksResult> => {
     const data = await ctx.store.read()
-    const scanned = await scanInto(ctx, data, {collect: options.collect, progress: options.progress})
+    const scanned = await scanInto(ctx, data, {collect: options.collect, progress: options.progress, repeatWarnings: options.dryRun})
     const now = ctx.now()
     const expired = expireBlocks(data, now).map(blockInfo)
     pruneEntries(data, ctx.config, now)

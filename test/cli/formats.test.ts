@@ -63,6 +63,7 @@ test('journalctl -o json records, MESSAGE as text or as bytes', async (t) => {
       __REALTIME_TIMESTAMP: String(at(i).getTime() * 1000),
       SYSLOG_IDENTIFIER: 'roundcube',
       PRIORITY: '6',
+      _COMM: 'apache2',
       MESSAGE: i % 2 === 0 ? msg : [...Buffer.from(msg)],
     })
   })

@@ -13,7 +13,7 @@ import {test} from 'node:test'
 import assert from 'node:assert/strict'
 import {existsSync, readFileSync, readdirSync} from 'node:fs'
 import {join, resolve} from 'node:path'
-import {NetworkList} from '../../src/core/net/ip.js'
+import {proxyList} from '../../src/core/parser/proxy.js'
 import {ENVELOPE_IDS} from '../../src/core/parser/envelopes.js'
 import {GRAMMARS} from '../../src/core/parser/grammars.js'
 import {DEFAULT_LOG_FORMAT, DEFAULT_PARSE_OPTIONS, LineParser, type LogFormat, type ParseOptions} from '../../src/core/parser/parse.js'
@@ -187,7 +187,21 @@ function parseHeader(tokens: Token[], where: string, format: LogFormat, opts: {o
         break
       case 'now': opts.now = parseTime(t.value, where); break
       case 'trustedProxies':
-        opts.options = {...opts.options, trustedProxies: new NetworkList(t.value.split(',').filter((s) => s !== ''))}
+        // ADDR, or ADDR=x-real-ip / ADDR=x-forwarded-for: the header that proxy writes.
+        opts.options = {
+          ...opts.options,
+          trustedProxies: proxyList(
+            t.value
+              .split(',')
+              .filter((s) => s !== '')
+              .map((s) => {
+                const [address = '', header] = s.split('=')
+                if (header === undefined) return address
+                if (header !== 'x-real-ip' && header !== 'x-forwarded-for') throw new FixtureError(`${where}: trustedProxies header ${header}`)
+                return {address, header}
+              }),
+          ),
+        }
         break
       case 'countErrors':
         opts.options = {...opts.options, countErrors: new Set(t.value.split(',').filter((s) => s !== '').map(Number))}

@@ -146,7 +146,7 @@ test('a newline in the user name cannot frame: the entry is read whole and count
     '[25-Nov-2026 13:00:00 +0000]: <k3v9x2pq> Failed login for victim from 192.0.2.99 in session k3v9x2pqa7m1c0de (error: 0)',
     'x from 203.0.113.50 in session k3v9x2pqa7m1c0de (error: 0)',
     '[25-Nov-2026 13:00:05 +0000]: <a1a1a1a1> Failed login for bob from 192.0.2.7 in session a1a1a1a1b2b2b2b2 (error: 0)',
-    // A second newline can put a whole fake entry in between; without a session prefix it does not count either.
+    // A second newline can put a whole fake entry in between: without a session prefix it is part of the entry (shown, never counted).
     '[25-Nov-2026 13:00:06 +0000]: <c3c3c3c3> Failed login for v from 192.0.2.98 in session c3c3c3c3d4d4d4d4 (error: 0)',
     '[25-Nov-2026 13:00:06 +0000]: Failed login for w from 192.0.2.97 in session zz (error: 0)',
     'y from 203.0.113.50 in session c3c3c3c3d4d4d4d4 (error: 0)',

@@ -21,6 +21,31 @@ const cidrString = z.string().refine((s) => parseCidr(s) !== null, {
 
 const port = z.number().int().min(1).max(65535)
 
+/**
+ * A reverse proxy in front of Roundcube: its address (or network), and
+ * optionally the one header it writes. A plain address keeps Roundcube's own
+ * rule (X-Forwarded-For, else X-Real-IP) and refuses lines whose two headers
+ * disagree.
+ */
+const trustedProxy = z.union([
+  cidrString,
+  z
+    .object({
+      address: cidrString,
+      header: z.enum(['x-real-ip', 'x-forwarded-for']),
+    })
+    .strict(),
+])
+
+/** Which journald records are the web server's (journal-json logs): their trusted fields must match. */
+const journalTrustSchema = z
+  .object({
+    comm: z.array(z.string().regex(/^[^\s]{1,64}$/, 'a process name (_COMM), optionally ending in *')).min(1).optional(),
+    uid: z.array(z.number().int().nonnegative()).optional(),
+    unit: z.array(z.string().regex(/^[^\s]{1,256}$/, 'a systemd unit name, optionally ending in *')).optional(),
+  })
+  .strict()
+
 const logSchema = z
   .object({
     /** A file, or a glob pattern matching the live logs (not their rotations). */
@@ -44,6 +69,7 @@ const logSchema = z
       .optional(),
     timezone: z.string().refine(isKnownZone, {message: 'not an IANA time zone name (e.g. Europe/Berlin)'}).optional(),
     sessionPrefix: z.enum(['auto', 'required', 'optional']).default('auto'),
+    journalTrust: journalTrustSchema.optional(),
   })
   .strict()
 
@@ -56,6 +82,8 @@ const instanceSchema = z
       .string()
       .regex(/^[A-Za-z0-9_-]{1,16}$/, 'use 1 to 16 letters, digits, "-" or "_" (it becomes part of a chain name)'),
     logs: z.array(logEntry).min(1),
+    /** Roundcube's login_lc: 2 (its default) lowercases the errors log's user names, 1 only their domain, 0 neither. */
+    loginLc: z.union([z.literal(0), z.literal(1), z.literal(2)]).default(2),
     ports: z.union([
       z.literal('all'),
       z
@@ -93,7 +121,7 @@ export const configSchema = z
     blockMinutes: z.number().min(0).max(5256000).default(60),
     database: z.string().min(1).default('/var/lib/rcguard/db.json'),
     whitelist: z.array(cidrString).default(['127.0.0.0/8', '::1']),
-    trustedProxies: z.array(cidrString).default([]),
+    trustedProxies: z.array(trustedProxy).default([]),
     countErrors: z.array(z.number().int()).default([0, 1, 4]),
     resetOnSuccess: z.boolean().default(false),
     instances: z
@@ -131,6 +159,12 @@ export const configSchema = z
 export type Config = z.infer<typeof configSchema>
 export type InstanceConfig = Config['instances'][number]
 export type LogConfig = InstanceConfig['logs'][number]
+export type TrustedProxyConfig = Config['trustedProxies'][number]
+
+/** The address or network of a trustedProxies entry. */
+export function proxyAddress(p: TrustedProxyConfig): string {
+  return typeof p === 'string' ? p : p.address
+}
 
 export interface LoadedConfig {
   config: Config

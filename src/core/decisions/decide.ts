@@ -10,6 +10,7 @@
 import {compareIps, isLoopback, type NetworkList} from '../net/ip.js'
 import type {LoginEvent} from '../parser/types.js'
 import type {Entry, StoreData} from '../store/schema.js'
+import {AttemptLedger, SKEW_MS} from './attempts.js'
 
 export interface DecisionSettings {
   maxAttempts: number
@@ -53,11 +54,7 @@ export interface Decision {
   blockedUntil?: number | null
 }
 
-/** Two log lines of one attempt (F1 in errors, F2 in userlogins) are at most this far apart. */
-export const DUPLICATE_WINDOW_MS = 5_000
-/** Lines from parallel PHP workers can be this much out of order. */
-export const SKEW_MS = 60_000
-const RECENT_KEEP = 16
+export {DUPLICATE_WINDOW_MS, SKEW_MS} from './attempts.js'
 /** User names kept per address (for the admin's digest). */
 const MAX_USERS = 10
 
@@ -116,7 +113,6 @@ export function newEntry(ip: string, instance: string, time: number, user = ''):
     lastBlockEnd: null,
     users: [],
     comment: null,
-    recent: [],
   }
 }
 
@@ -125,6 +121,8 @@ export class Decider {
   private readonly byKey = new Map<string, Entry>()
   /** neverBlockReason per address: the whitelist is matched once per address, not per line. */
   private readonly never = new Map<string, string | null>()
+  /** Which failures are new attempts: twin lines of the two logs, rate-limit refusals. */
+  readonly ledger: AttemptLedger
 
   constructor(
     private readonly data: StoreData,
@@ -135,6 +133,7 @@ export class Decider {
     private readonly explain = true,
   ) {
     this.periodMs = settings.periodMinutes * 60_000
+    this.ledger = new AttemptLedger(data.ledger)
     for (const e of data.entries) this.byKey.set(entryKey(e.instance, e.ip), e)
   }
 
@@ -148,6 +147,8 @@ export class Decider {
         return {action: 'reset', event, why: `${event.ip}: successful login, ${earlier} earlier failure(s) forgotten (resetOnSuccess)`}
       }
     }
+    const verdict = this.ledger.judge(event)
+    if (verdict !== null) return {action: verdict.action, event, why: verdict.why}
     if (!event.counted || event.ip === null) return {action: 'ignored', event, why: event.reason}
     const ip = event.ip
     let never = this.never.get(ip)
@@ -162,25 +163,6 @@ export class Decider {
       entry = newEntry(ip, event.instance, event.time, event.user)
       byKey.set(key, entry)
       this.data.entries.push(entry)
-    }
-    if (event.grammar === 'F1' || event.grammar === 'F2') {
-      // One attempt is logged as F1 (errors) and F2 (userlogins) about a second apart, with the
-      // same session prefix when there is one. Each line can be the twin of one other line only.
-      const session = event.session ?? ''
-      const i = entry.recent.findIndex(
-        (r) => r.session === session && r.grammar !== event.grammar && Math.abs(r.time - event.time) <= DUPLICATE_WINDOW_MS,
-      )
-      if (i !== -1) {
-        const twin = entry.recent[i]
-        entry.recent.splice(i, 1)
-        return {
-          action: 'duplicate',
-          event,
-          why: `same attempt as the ${twin?.grammar ?? ''} line${session === '' ? '' : ` of session ${session}`}: counted once`,
-        }
-      }
-      entry.recent.push({session, grammar: event.grammar, time: event.time})
-      if (entry.recent.length > RECENT_KEEP) entry.recent.splice(0, entry.recent.length - RECENT_KEEP)
     }
     entry.attempts++
     entry.firstSeen = Math.min(entry.firstSeen, event.time)
@@ -237,7 +219,9 @@ export function applyEvents(
   now: number,
 ): Decision[] {
   const decider = new Decider(data, settings, whitelist, now)
-  return [...events].sort((a, b) => a.time - b.time).map((e) => decider.apply(e))
+  const decisions = [...events].sort((a, b) => a.time - b.time).map((e) => decider.apply(e))
+  data.ledger = decider.ledger.save()
+  return decisions
 }
 
 /** Ends blocks whose time is over; returns the entries whose block ended. */

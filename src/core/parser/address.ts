@@ -2,118 +2,163 @@
  * The address field (ADDR) of Roundcube's login lines, as written by
  * rcube_utils::remote_ip(): REMOTE_ADDR, optionally followed by a group
  * `(X-Real-IP: …,X-Forwarded-For: …)`, glued to the address (≤ 1.4) or after
- * one space (≥ 1.5). Header values are copied verbatim from the request, so
- * they are attacker-controlled text.
+ * one space (≥ 1.5). The user name before it and the header values inside it
+ * are the client's text.
  *
- * Lines are parsed from the right: the real tail always ends the line, so the
- * rightmost ` from ADDR` that is followed by a well-formed tail is the one
- * Roundcube wrote. Candidates further left can only come from the user name
- * (or from header text, which makes the line ambiguous).
+ * A line is read by its *readings*: every ` from ADDR…` that Roundcube could
+ * have written, given what it is known to write and what a client cannot put
+ * there. Each reading names a sender; when every reading names the same
+ * sender the line is certain, whatever the client typed. The constraints
+ * (see `Constraints`) come from Roundcube's own code:
+ * - nothing after the real ` from ` holds a line feed (REMOTE_ADDR, header
+ *   values and Roundcube's tail cannot), so the real one is on the entry's
+ *   last physical line;
+ * - the errors log lowercases the user name (login_lc = 2, the default): a
+ *   reading whose user part holds an upper-case letter is header text, and
+ *   the IMAP server's text after the address starts with an upper-case word;
+ * - userlogins cuts the user name at 256 bytes (plus `...`): a ` from ` further
+ *   right is inside the header group.
  */
 import {canonicalIp} from '../net/ip.js'
 
-
-export interface AddressField {
+/** One way to read the address field. Offsets index the text given to `readings`. */
+export interface Reading {
+  /** Index of the ` from ` that starts this reading. */
+  at: number
   /** REMOTE_ADDR as written (may be empty). */
   raw: string
   /** Canonical form, or null when raw is empty or not an address. */
   ip: string | null
-  /** The header group's content without its parentheses, or null. */
-  headers: string | null
+  /** The header group's content (without its parentheses) as [start, end), or null. */
+  headers: [number, number] | null
+  /** Where the text after the address field starts (F1: the IMAP server's text). */
+  rest: number
+}
+
+export type FieldShape = 'session' | 'sentence'
+
+export interface Constraints {
+  /** `session` (F2, F3: the field fills the text) or `sentence` (F1: `ADDR. SERVER-TEXT`). */
+  shape: FieldShape
+  /** Readings must start at or after this index (the last physical line). */
+  minAt: number
+  /** Readings must start at or before this index (userlogins' 256-byte cut); Infinity: no limit. */
+  maxAt: number
+  /** F1: Roundcube's login_lc (2: the user name is lowercased, 1: its domain, 0: neither). */
+  loginLc?: 0 | 1 | 2
 }
 
 const GROUP_STARTS = ['(X-Real-IP: ', '(X-Forwarded-For: ']
-
-function ipField(raw: string, headers: string | null): AddressField | null {
-  if (raw === '') return {raw, ip: null, headers}
-  const ip = canonicalIp(raw)
-  if (ip === null) return null
-  return {raw, ip, headers}
-}
+/** More readings than this and the line is not worth reading: the client stuffed it. */
+export const MAX_READINGS = 64
+/** ` from ` occurrences looked at, at most (bounded cost on any line). */
+const MAX_FROMS = 4096
 
 /** Characters an address field's first token can hold: [0-9A-Za-z:.%_-]. */
 function isIpChar(c: number): boolean {
   return (c >= 48 && c <= 58) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c === 46 || c === 37 || c === 95 || c === 45
 }
 
-function ipToken(text: string): string {
-  let i = 0
-  while (i < text.length && i < 64 && isIpChar(text.charCodeAt(i))) i++
-  return text.slice(0, i)
+function isUpper(c: number): boolean {
+  return c >= 65 && c <= 90
 }
 
-function groupStart(rest: string): string | null {
-  const r = rest.startsWith(' ') ? rest.slice(1) : rest
-  return GROUP_STARTS.some((g) => r.startsWith(g)) ? r : null
+function groupAt(text: string, i: number): number {
+  const r = text.charCodeAt(i) === 32 ? i + 1 : i
+  return GROUP_STARTS.some((g) => text.startsWith(g, r)) ? r : -1
 }
 
-/** `IP[ ](HEADERS)` filling `text` exactly: the F2/F3 form, before ` in session`. */
-export function parseAddressField(text: string): {addr: AddressField} | null {
-  const raw = ipToken(text)
-  const rest = text.slice(raw.length)
-  let addr: AddressField | null
-  if (rest.length === 0) {
-    addr = ipField(raw, null)
-  } else {
-    const group = groupStart(rest)
-    if (group === null || !group.endsWith(')')) return null
-    addr = ipField(raw, group.slice(1, -1))
+function field(raw: string): {raw: string; ip: string | null} | null {
+  if (raw === '') return {raw, ip: null}
+  const ip = canonicalIp(raw)
+  return ip === null ? null : {raw, ip}
+}
+
+/** The index of the first byte past `limit` UTF-8 bytes of text from `start`, or text.length. */
+export function byteLimitIndex(text: string, start: number, limit: number): number {
+  let bytes = 0
+  for (let i = start; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    // U+FFFD stands for a byte the reader could not decode (a cut inside a UTF-8 sequence): one byte.
+    bytes += c < 0x80 || c === 0xfffd ? 1 : c < 0x800 ? 2 : c >= 0xd800 && c <= 0xdbff ? 2 : 3
+    if (bytes > limit) return i
   }
-  return addr === null ? null : {addr}
+  return text.length
+}
+
+/** The field that starts at `p` (just after ` from `), or null when Roundcube could not have written it there. */
+function readField(text: string, p: number, shape: FieldShape, groupEnd: number): Omit<Reading, 'at'> | null {
+  let end = p
+  while (end < text.length && end - p < 64 && isIpChar(text.charCodeAt(end))) end++
+  if (shape === 'session') {
+    if (end === text.length) {
+      const f = field(text.slice(p, end))
+      return f === null ? null : {...f, headers: null, rest: text.length}
+    }
+    const g = groupAt(text, end)
+    if (g === -1 || text.charCodeAt(text.length - 1) !== 41) return null
+    const f = field(text.slice(p, end))
+    return f === null ? null : {...f, headers: [g + 1, text.length - 1], rest: text.length}
+  }
+  // sentence: `IP. SERVER-TEXT`, or `IP[ ](HEADERS). SERVER-TEXT` with the group ending at the last `). `.
+  if (end > p && text.charCodeAt(end - 1) === 46 && text.charCodeAt(end) === 32) {
+    const f = field(text.slice(p, end - 1))
+    return f === null ? null : {...f, headers: null, rest: end + 1}
+  }
+  const g = groupAt(text, end)
+  if (g === -1 || groupEnd <= g) return null
+  const f = field(text.slice(p, end))
+  return f === null ? null : {...f, headers: [g + 1, groupEnd], rest: groupEnd + 3}
 }
 
 /**
- * The F1 form: `IP. SERVER-TEXT` or `IP[ ](HEADERS). SERVER-TEXT`. The dot
- * that ends the sentence is not part of the address. A group ends at its
- * last `). ` (the address before the group is not in doubt either way).
+ * Every reading of `text` (the part of a line between the grammar's fixed
+ * start and its tail, with a leading space so that an empty user name still
+ * has its ` from `), rightmost first. `tooMany` when the client stuffed the
+ * line with more candidate fields than are worth reading.
  */
-export function parseSentenceAddressField(text: string): {addr: AddressField; rest: string} | null {
-  const token = ipToken(text)
-  if (token.endsWith('.') && text[token.length] === ' ') {
-    const addr = ipField(token.slice(0, -1), null)
-    return addr === null ? null : {addr, rest: text.slice(token.length + 1)}
-  }
-  const group = groupStart(text.slice(token.length))
-  if (group === null) return null
-  const end = group.lastIndexOf('). ')
-  if (end === -1) return null
-  const addr = ipField(token, group.slice(1, end))
-  return addr === null ? null : {addr, rest: group.slice(end + 3)}
-}
-
-/**
- * Every ` from ADDR…` in `text` that `parse` accepts, rightmost first, at most
- * `limit` of them.
- */
-export function addressCandidates<T extends {addr: AddressField}>(
-  text: string,
-  parse: (after: string) => T | null,
-  limit = 8,
-): (T & {at: number})[] {
-  const found: (T & {at: number})[] = []
+export function readings(text: string, c: Constraints): {list: Reading[]; tooMany: boolean} {
+  const list: Reading[] = []
+  const groupEnd = c.shape === 'sentence' ? text.lastIndexOf('). ') : -1
+  // F1 with a lowercased user name: the first upper-case letter bounds where a reading can start.
+  const firstUpper = c.shape === 'sentence' && (c.loginLc ?? 2) > 0 ? firstUpperFrom(text, 0) : Infinity
   let end = text.length
-  while (found.length < limit && end >= 0) {
+  let seen = 0
+  while (end >= c.minAt) {
     const at = text.lastIndexOf(' from ', end)
-    if (at === -1) break
-    const parsed = parse(text.slice(at + 6))
-    if (parsed !== null) found.push({...parsed, at})
+    if (at === -1 || at < c.minAt) break
     end = at - 1
+    if (++seen > MAX_FROMS) return {list, tooMany: true}
+    if (at > c.maxAt) continue
+    const f = readField(text, at + 6, c.shape, groupEnd)
+    if (f === null) continue
+    if (c.shape === 'sentence') {
+      // The IMAP server's text (LOGIN: …, AUTHENTICATE …: …, Could not connect …) starts with a capital.
+      if (!isUpper(text.charCodeAt(f.rest))) continue
+      if (!lowercaseUserPart(text, at, firstUpper, c.loginLc ?? 2)) continue
+    }
+    list.push({at, ...f})
+    if (list.length > MAX_READINGS) return {list, tooMany: true}
   }
-  return found
+  return {list, tooMany: false}
+}
+
+function firstUpperFrom(text: string, from: number): number {
+  for (let i = from; i < text.length; i++) if (isUpper(text.charCodeAt(i))) return i
+  return Infinity
 }
 
 /**
- * The client address of a line from its candidates: the rightmost. The line
- * is ambiguous when that candidate carries a header group and another
- * candidate exists: the header text could then have been written to look like
- * the tail, or the user name to look like the address field, and no text rule
- * can tell which. A single candidate is never in doubt, whatever its header
- * values hold (a parenthesis there must not let a client hide its attempts).
+ * Whether text[0, at) can be an errors-log user name: lowercased by
+ * Roundcube (login_lc 2: all of it; 1: the domain after its last `@`),
+ * followed by ` against HOST` (1.4+), the host coming from the configuration.
  */
-export function chooseAddress<T extends {addr: AddressField}>(candidates: T[]): {chosen: T; ambiguous: boolean} | null {
-  const chosen = candidates[0]
-  if (chosen === undefined) return null
-  const h = chosen.addr.headers
-  const ambiguous = h !== null && candidates.length > 1
-  return {chosen, ambiguous}
+function lowercaseUserPart(text: string, at: number, firstUpper: number, loginLc: 0 | 1 | 2): boolean {
+  if (loginLc === 0) return true
+  let userEnd = at
+  const against = text.lastIndexOf(' against ', at - 1)
+  if (against !== -1 && against + 9 <= at && !text.slice(against + 9, at).includes(' ')) userEnd = against
+  if (loginLc === 2) return firstUpper >= userEnd
+  const atSign = text.lastIndexOf('@', userEnd - 1)
+  return atSign === -1 || firstUpperFrom(text, atSign) >= userEnd
 }

@@ -19,6 +19,9 @@ import {monthIndex, parseAutoDate, type DateParser} from './dates.js'
 import {wallTimeToUtc, zoneOffset} from './timezone.js'
 
 export const ENVELOPE_IDS = ['file', 'stdout', 'php', 'syslog', 'rfc3339', 'journal-json'] as const
+
+/** Envelopes where every record carries its own envelope (syslog): a line without one is another program's. */
+export const RECORD_ENVELOPES: ReadonlySet<string> = new Set(['syslog', 'rfc3339', 'journal-json'])
 export type EnvelopeId = (typeof ENVELOPE_IDS)[number]
 
 export interface EnvelopeContext {
@@ -32,12 +35,39 @@ export interface EnvelopeContext {
   now: number
   /** The last date text parsed and its time (a one-entry cache). */
   lastDate?: {text: string; time: number}
+  /** journal-json: the records to believe. */
+  journalTrust?: JournalTrust
 }
 
 export interface Enveloped {
   time: number
   body: string
+  /**
+   * The writing process, where the envelope names it (syslog's `[pid]`,
+   * journald's _PID): the pieces of one split message come from one process.
+   */
+  stream?: string
+  /** journald: why the record's trusted fields do not show the web server (it never counts). */
+  untrusted?: string
 }
+
+/**
+ * Which journald records are the web server's own: its trusted fields (set by
+ * journald, not by the sender) must match. Any local user can write a record
+ * with SYSLOG_IDENTIFIER=roundcube (`logger -t roundcube …`); only the
+ * process, user id and unit tell it apart.
+ */
+export interface JournalTrust {
+  /** _COMM values (a trailing `*` matches any rest), e.g. apache2, php-fpm*; absent: any. */
+  comm?: readonly string[]
+  /** _UID values; absent: any. */
+  uid?: readonly number[]
+  /** _SYSTEMD_UNIT values (trailing `*` as in comm); absent: any. */
+  unit?: readonly string[]
+}
+
+/** Without configuration: the web servers and PHP runtimes that run Roundcube on Debian and elsewhere. */
+export const DEFAULT_JOURNAL_TRUST: JournalTrust = {comm: ['apache2', 'httpd', 'php-fpm*', 'php', 'php[0-9]*', 'php-cgi*', 'lsphp*', 'frankenphp']}
 
 export interface Envelope {
   id: EnvelopeId
@@ -49,8 +79,8 @@ const STDOUT = /^(?:errors|userlogins): /
 // `s`: the message is attacker text and may hold a CR or U+2028/U+2029, which `.` would not match.
 const FPM = /^\[[^\]]*\] WARNING: \[pool [^\]]*\] child \d+ said into std(?:out|err): "(.*)"$/s
 const PHP = /^\[([^\]]{1,64})\] (?:errors|userlogins): /
-const SYSLOG = /^([A-Z][a-z]{2}) ([ \d]?\d) (\d{2}):(\d{2}):(\d{2}) (\S+) ([^\s:[]+)(?:\[\d+\])?: /
-const RFC3339 = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:Z|[+-]\d{2}:?\d{2})) (\S+) ([^\s:[]+)(?:\[\d+\])?: /
+const SYSLOG = /^([A-Z][a-z]{2}) ([ \d]?\d) (\d{2}):(\d{2}):(\d{2}) (\S+) ([^\s:[]+)(?:\[(\d+)\])?: /
+const RFC3339 = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:Z|[+-]\d{2}:?\d{2})) (\S+) ([^\s:[]+)(?:\[(\d+)\])?: /
 
 const file: Envelope = {
   id: 'file',
@@ -105,7 +135,7 @@ const syslog: Envelope = {
     let time = wallTimeToUtc(year, month, ...fields, 0, ctx.timezone)
     if (time > ctx.now + YEAR_SLACK_MS) time = wallTimeToUtc(year - 1, month, ...fields, 0, ctx.timezone)
     if (!Number.isFinite(time)) return null
-    return {time, body: line.slice(m[0].length)}
+    return {time, body: line.slice(m[0].length), ...(m[8] === undefined ? {} : {stream: m[8]})}
   },
 }
 
@@ -116,8 +146,29 @@ const rfc3339: Envelope = {
     if (m === null || m[3] !== ctx.ident) return null
     const time = parseAutoDate(m[1] ?? '', ctx.timezone)
     if (time === null) return null
-    return {time, body: line.slice(m[0].length)}
+    return {time, body: line.slice(m[0].length), ...(m[4] === undefined ? {} : {stream: m[4]})}
   },
+}
+
+function globMatch(pattern: string, value: string): boolean {
+  if (pattern.endsWith('*')) return value.startsWith(pattern.slice(0, -1))
+  const bracket = /^(.*)\[0-9\]\*$/.exec(pattern)
+  if (bracket !== null) return value.startsWith(bracket[1] ?? '') && /^[0-9]/.test(value.slice((bracket[1] ?? '').length))
+  return pattern === value
+}
+
+/** Why a journald record is not the web server's, or undefined when it is. */
+export function journalDistrust(rec: Record<string, unknown>, trust: JournalTrust): string | undefined {
+  const comm = typeof rec._COMM === 'string' ? rec._COMM : undefined
+  const uid = rec._UID === undefined ? undefined : Number(rec._UID)
+  const unit = typeof rec._SYSTEMD_UNIT === 'string' ? rec._SYSTEMD_UNIT : undefined
+  if (comm === undefined && uid === undefined && unit === undefined) return 'the record has none of journald\'s trusted fields (_COMM, _UID, _SYSTEMD_UNIT): its sender cannot be told'
+  if (trust.comm !== undefined && (comm === undefined || !trust.comm.some((p) => globMatch(p, comm)))) {
+    return `sent by ${comm ?? 'an unknown program'}${uid === undefined ? '' : ` (uid ${uid})`}, not by the web server`
+  }
+  if (trust.uid !== undefined && (uid === undefined || !trust.uid.includes(uid))) return `sent by uid ${uid ?? 'unknown'}, not the web server's`
+  if (trust.unit !== undefined && (unit === undefined || !trust.unit.some((p) => globMatch(p, unit)))) return `sent from unit ${unit ?? 'none'}, not the web server's`
+  return undefined
 }
 
 function journalMessage(value: unknown): string | null {
@@ -141,7 +192,14 @@ const journalJson: Envelope = {
     const body = journalMessage(rec.MESSAGE)
     const us = Number(rec.__REALTIME_TIMESTAMP ?? rec._SOURCE_REALTIME_TIMESTAMP)
     if (body === null || !Number.isFinite(us)) return null
-    return {time: Math.floor(us / 1000), body: body.replace(/\n+$/, '')}
+    const untrusted = journalDistrust(rec, ctx.journalTrust ?? DEFAULT_JOURNAL_TRUST)
+    const pid = rec._PID
+    return {
+      time: Math.floor(us / 1000),
+      body: body.replace(/\n+$/, ''),
+      ...(typeof pid === 'string' || typeof pid === 'number' ? {stream: String(pid)} : {}),
+      ...(untrusted === undefined ? {} : {untrusted}),
+    }
   },
 }
 

@@ -2,25 +2,24 @@
  * Event grammars: one object per Roundcube line shape. Adding a format is
  * adding an entry to GRAMMARS, not a branch in the parser.
  *
- * Every grammar parses the message body from the right, where Roundcube's own
- * text ends the line, and never trusts a ` from ` that the user name or a
- * header could have supplied.
+ * A grammar gets the message of one whole log entry (its physical lines
+ * joined with LF when a user name split it) and reads it from the right,
+ * where Roundcube's own text ends it. The address comes from the readings of
+ * address.ts: a line counts against a sender only when every reading that
+ * Roundcube could have written names that sender.
  */
-import {canonicalIp, type NetworkList} from '../net/ip.js'
-import {
-  addressCandidates,
-  chooseAddress,
-  parseAddressField,
-  parseSentenceAddressField,
-  type AddressField,
-} from './address.js'
+import {byteLimitIndex, readings, type Constraints, type Reading} from './address.js'
+import {clientBehindProxy, type ProxyList} from './proxy.js'
+import {canonicalIp} from '../net/ip.js'
 import type {GrammarId, LoginEvent} from './types.js'
 
 export interface ParseOptions {
   /** `(error: N)` codes of F2 lines that count as a failed attempt. */
   countErrors: ReadonlySet<number>
-  /** Reverse proxies in front of Roundcube: when REMOTE_ADDR is one, the client comes from its headers. */
-  trustedProxies: NetworkList
+  /** Reverse proxies in front of Roundcube: when REMOTE_ADDR is one, the client comes from the header it writes. */
+  trustedProxies: ProxyList
+  /** Roundcube's login_lc (default 2): how the errors log's user names are lowercased. */
+  loginLc?: 0 | 1 | 2
 }
 
 export type GrammarResult = Omit<LoginEvent, 'time' | 'session'>
@@ -31,7 +30,9 @@ export interface Grammar {
   description: string
   /** The fixed text a line of this shape starts with (after envelope and session prefix). */
   prefixes: readonly string[]
-  /** Parses the body after the prefix; null when it is not this shape after all. */
+  /** How one physical line that ends an entry of this shape ends (the tail Roundcube writes). */
+  tail: RegExp
+  /** Parses the message after the prefix; null when it is not this shape after all. */
   parse(rest: string, options: ParseOptions): GrammarResult | null
 }
 
@@ -40,69 +41,76 @@ interface Countable {
   reason: string
 }
 
-/**
- * Roundcube's own rule (rcube_utils::remote_addr) for the client behind a
- * trusted proxy: X-Forwarded-For from right to left, the first entry that is
- * not a trusted proxy; else X-Real-IP. Entries left of that one were written
- * by the client and are never used.
- */
-export function clientBehindProxy(headers: string | null, trusted: NetworkList): string | null {
-  if (headers === null) return null
-  let xri: string | null = null
-  let xff: string | null = null
-  if (headers.startsWith('X-Real-IP: ')) {
-    const rest = headers.slice('X-Real-IP: '.length)
-    const join = rest.indexOf(',X-Forwarded-For: ')
-    if (join === -1) xri = rest
-    else {
-      xri = rest.slice(0, join)
-      xff = rest.slice(join + ',X-Forwarded-For: '.length)
-    }
-  } else if (headers.startsWith('X-Forwarded-For: ')) {
-    xff = headers.slice('X-Forwarded-For: '.length)
-  }
-  if (xff !== null) {
-    const hops = xff.split(',').map((h) => h.trim())
-    for (let i = hops.length - 1; i >= 0; i--) {
-      const ip = canonicalIp(hops[i] ?? '')
-      if (ip === null) return null
-      if (!trusted.has(ip)) return ip
-    }
-  }
-  return xri === null ? null : canonicalIp(xri.trim())
+/** The sender one reading names: REMOTE_ADDR, or the client its trusted proxy wrote. */
+interface Sender {
+  ip: string | null
+  note: string
+  proxy?: string
+  disagree?: boolean
 }
 
+function senderOf(text: string, r: Reading, options: ParseOptions): Sender {
+  if (r.ip === null) return {ip: null, note: 'no usable client address'}
+  const header = options.trustedProxies.headerOf(r.ip)
+  if (header === null) return {ip: r.ip, note: ''}
+  const group = r.headers === null ? null : text.slice(r.headers[0], r.headers[1])
+  const client = clientBehindProxy(group, header, options.trustedProxies)
+  if (client.ip === null) {
+    return {ip: null, proxy: r.ip, disagree: client.disagree, note: `from trusted proxy ${r.ip}, but ${client.why ?? 'no client'}`}
+  }
+  return {ip: client.ip, note: `client ${client.ip} behind trusted proxy ${r.ip}`}
+}
+
+/**
+ * Attributes a line from its readings. One sender for all readings: that
+ * sender. Several: ambiguous, with the senders listed for the twin line of
+ * the other log to settle.
+ */
 function attribute(
   grammar: GrammarId,
   outcome: 'failure' | 'success',
-  user: string,
-  choice: {chosen: {addr: AddressField}; ambiguous: boolean},
-  countable: Countable,
+  text: string,
+  found: {list: Reading[]; tooMany: boolean},
+  user: (r: Reading) => string,
+  countable: (r: Reading) => Countable,
   options: ParseOptions,
   errorCode: number | null = null,
-): GrammarResult {
-  const {addr} = choice.chosen
-  let ip = addr.ip
-  let {counted, reason} = countable
-  let doubt: GrammarResult['doubt']
-  if (choice.ambiguous) {
-    counted = false
-    doubt = 'ambiguous'
-    reason = 'ambiguous: header text could have forged the address'
-  } else if (ip === null) {
-    counted = false
-    reason = 'no usable client address'
-  } else if (options.trustedProxies.has(ip)) {
-    const client = clientBehindProxy(addr.headers, options.trustedProxies)
-    if (client === null) {
-      counted = false
-      reason = `from trusted proxy ${ip} without a usable X-Forwarded-For or X-Real-IP`
-    } else {
-      reason = `${reason}, client ${client} behind trusted proxy ${ip}`
-    }
-    ip = client
+): GrammarResult | null {
+  const chosen = found.list[0]
+  if (chosen === undefined) return null
+  const base = {grammar, outcome, user: user(chosen), errorCode}
+  if (found.tooMany) {
+    return {...base, ip: chosen.ip, counted: false, doubt: 'ambiguous', senders: [], reason: 'ambiguous: the line holds too many address fields to read'}
   }
-  return {grammar, outcome, ip, user, errorCode, counted: outcome === 'failure' && counted, reason, ...(doubt === undefined ? {} : {doubt})}
+  let senders = found.list.map((r) => senderOf(text, r, options))
+  // A trusted proxy always writes its header: a reading in which the proxy's own part is missing or
+  // is no address cannot be what Roundcube logged, as long as another reading makes sense.
+  if (senders.some((s) => s.ip !== null)) senders = senders.filter((s) => s.ip !== null || s.proxy === undefined || s.disagree === true)
+  const first = senders[0] as Sender
+  const distinct = new Set(senders.map((s) => s.ip ?? `\u0000${s.proxy ?? ''}`))
+  if (distinct.size > 1) {
+    const named = [...new Set(senders.map((s) => s.ip).filter((ip): ip is string => ip !== null))]
+    return {
+      ...base,
+      ip: first.ip ?? chosen.ip,
+      counted: false,
+      doubt: 'ambiguous',
+      senders: named,
+      reason: `ambiguous: the user name or a header imitates Roundcube's "from ADDR (…)": it could be from ${named.join(' or ') || 'nobody usable'}`,
+    }
+  }
+  let {counted, reason} = countable(chosen)
+  if (first.ip === null) {
+    const doubt = first.proxy === undefined ? undefined : ('proxy' as const)
+    return {...base, ip: null, counted: false, reason: first.note, ...(doubt === undefined ? {} : {doubt, proxy: first.proxy})}
+  }
+  if (first.note !== '') reason = `${reason}, ${first.note}`
+  return {...base, ip: first.ip, counted: outcome === 'failure' && counted, reason}
+}
+
+/** Where the last physical line of a joined entry starts: the real ` from ` is on it. */
+function lastLineStart(text: string): number {
+  return text.lastIndexOf('\n') + 1
 }
 
 const F2_TAIL = /^(.*) in session ([A-Za-z0-9,-]*|no-session) \(error: (-?\d{1,9})\)$/s
@@ -112,26 +120,28 @@ const F1_TAIL = / in (\S+) on line (\d+) \(([A-Z]+) (\S*)\)$/
 const F1_SERVER_PREFIX = /^(?:LOGIN|AUTHENTICATE [A-Z0-9_-]+): /
 const F1_NOT_A_GUESS = /^(?:Could not connect|Unable to negotiate TLS|Empty host|Configuration error|Login disabled)/
 const F1_AGAINST = / against \S+$/
-const LOGIN_TASK = /[?&]_task=login(?:&|$)/
-const LOGIN_ACTION = /[?&]_action=(?:login|oauth)(?:&|$)/
+/** userlogins writes at most 256 bytes of a user name, then `...` (Roundcube 1.2+). */
+const F2_USER_BYTES = 256 + 3
 
 /** F2 — userlogins: `Failed login for USER from ADDR in session SID (error: N)`. */
 const failedLogin: Grammar = {
   id: 'F2',
   description: 'userlogins: Failed login for USER from ADDR in session SID (error: N)',
   prefixes: ['Failed login for '],
+  tail: / in session (?:[A-Za-z0-9,-]*|no-session) \(error: -?\d{1,9}\)$/,
   parse(rest, options) {
     const m = F2_TAIL.exec(rest)
     if (m === null) return null
     const head = ` ${m[1] ?? ''}`
-    const choice = chooseAddress(addressCandidates(head, parseAddressField))
-    if (choice === null) return null
+    const c: Constraints = {shape: 'session', minAt: Math.max(0, lastLineStart(head) - 1), maxAt: byteLimitIndex(head, 1, F2_USER_BYTES)}
+    let found = readings(head, c)
+    // No reading within the cut: not written by Roundcube 1.2+ (1.0 and 1.1 wrote whole names).
+    if (found.list.length === 0 && !found.tooMany) found = readings(head, {...c, maxAt: Infinity})
     const code = Number(m[3])
-    const user = head.slice(1, choice.chosen.at)
     const countable: Countable = options.countErrors.has(code)
       ? {counted: true, reason: `failed login (error ${code})`}
       : {counted: false, reason: code === -2 ? 'storage error (error -2), not a password guess' : `error ${code} is not counted`}
-    return attribute('F2', 'failure', user, choice, countable, options, code)
+    return attribute('F2', 'failure', head, found, (r) => head.slice(1, r.at), () => countable, options, code)
   },
 }
 
@@ -140,47 +150,58 @@ const successfulLogin: Grammar = {
   id: 'F3',
   description: 'userlogins: Successful login for USER (ID: N) from ADDR in session SID',
   prefixes: ['Successful login for '],
+  tail: / in session (?:[A-Za-z0-9,-]*|no-session)$/,
   parse(rest, options) {
     const m = F3_TAIL.exec(rest)
     if (m === null) return null
     const head = ` ${m[1] ?? ''}`
-    const choice = chooseAddress(addressCandidates(head, parseAddressField))
-    if (choice === null) return null
-    const user = head.slice(1, choice.chosen.at).replace(F3_ID, '')
-    return attribute('F3', 'success', user, choice, {counted: false, reason: 'successful login'}, options)
+    const c: Constraints = {shape: 'session', minAt: Math.max(0, lastLineStart(head) - 1), maxAt: Infinity}
+    return attribute(
+      'F3',
+      'success',
+      head,
+      readings(head, c),
+      (r) => head.slice(1, r.at).replace(F3_ID, ''),
+      () => ({counted: false, reason: 'successful login'}),
+      options,
+    )
   },
 }
 
 /**
  * F1 — errors: `IMAP Error: Login failed for USER [against HOST] from ADDR.
- * SERVER-TEXT in FILE on line N (METHOD URI)`. Counted only for the login
- * form's POST (or the OAuth login); the same line on other requests is a
- * logged-in session failing to re-authenticate, and connection or TLS
- * failures are the server's fault.
+ * SERVER-TEXT in FILE on line N (METHOD URI)`. Written only when Roundcube
+ * tried the IMAP login with a user name and password, which only a POST can
+ * carry: every POST counts, whatever its URI says (Roundcube forces the login
+ * task on a client without a session and takes `_task`/`_action` from the
+ * body, a cookie or the query in any spelling). A GET is a logged-in session
+ * failing to re-authenticate; connection and TLS failures are the server's.
  */
 const imapLoginFailed: Grammar = {
   id: 'F1',
   description: 'errors: IMAP Error: Login failed for USER [against HOST] from ADDR. SERVER-TEXT in FILE on line N (METHOD URI)',
   prefixes: ['IMAP Error: Login failed for '],
+  tail: / on line \d+ \([A-Z]+ \S*\)$/,
   parse(rest, options) {
     const tail = F1_TAIL.exec(rest)
     if (tail === null) return null
     const head = ` ${rest.slice(0, tail.index)}`
-    const choice = chooseAddress(addressCandidates(head, parseSentenceAddressField))
-    if (choice === null) return null
-    const user = head.slice(1, choice.chosen.at).replace(F1_AGAINST, '')
-    const server = choice.chosen.rest.replace(F1_SERVER_PREFIX, '')
+    const c: Constraints = {shape: 'sentence', minAt: Math.max(0, lastLineStart(head) - 1), maxAt: Infinity, loginLc: options.loginLc ?? 2}
     const method = tail[3] ?? ''
-    const uri = tail[4] ?? ''
-    let countable: Countable
-    if (F1_NOT_A_GUESS.test(server)) {
-      countable = {counted: false, reason: 'IMAP connection or configuration error, not a password guess'}
-    } else if (method !== 'POST' || !LOGIN_TASK.test(uri) || !LOGIN_ACTION.test(uri)) {
-      countable = {counted: false, reason: `not the login form (${method} request): session re-authentication`}
-    } else {
-      countable = {counted: true, reason: 'IMAP login failed'}
-    }
-    return attribute('F1', 'failure', user, choice, countable, options)
+    return attribute(
+      'F1',
+      'failure',
+      head,
+      readings(head, c),
+      (r) => head.slice(1, r.at).replace(F1_AGAINST, ''),
+      (r) => {
+        const server = head.slice(r.rest).replace(F1_SERVER_PREFIX, '')
+        if (F1_NOT_A_GUESS.test(server)) return {counted: false, reason: 'IMAP connection or configuration error, not a password guess'}
+        if (method !== 'POST') return {counted: false, reason: `not a login (${method} request): session re-authentication`}
+        return {counted: true, reason: 'IMAP login failed'}
+      },
+      options,
+    )
   },
 }
 
@@ -194,10 +215,11 @@ const pluginFailed: Grammar = {
   id: 'F4',
   description: 'plugin: FAILED login for USER from ADDR',
   prefixes: ['FAILED login for ', '[roundcube] FAILED login for '],
+  tail: / from [\w.:%, -]*$/,
   parse(rest, options) {
     const head = ` ${rest}`
     const at = head.lastIndexOf(' from ')
-    if (at === -1) return null
+    if (at === -1 || at < lastLineStart(head) - 1) return null
     const raw = head.slice(at + 6)
     const ip = canonicalIp(raw)
     const user = head.slice(1, at)
@@ -208,8 +230,18 @@ const pluginFailed: Grammar = {
         reason: 'the plugin wrote a list of addresses (its X-Forwarded-For): not believed',
       }
     }
-    return attribute('F4', 'failure', user, {chosen: {addr: {raw, ip, headers: null}}, ambiguous: false}, {counted: true, reason: 'failed login (plugin line)'}, options)
+    const reading: Reading = {at, raw, ip, headers: null, rest: head.length}
+    return attribute('F4', 'failure', head, {list: [reading], tooMany: false}, () => user, () => ({counted: true, reason: 'failed login (plugin line)'}), options)
   },
 }
 
 export const GRAMMARS: readonly Grammar[] = [imapLoginFailed, failedLogin, successfulLogin, pluginFailed]
+
+/** The grammar whose fixed start begins `body`, with the length of that start. */
+export function grammarOf(body: string): {grammar: Grammar; prefix: number} | null {
+  for (const grammar of GRAMMARS) {
+    const prefix = grammar.prefixes.find((p) => body.startsWith(p))
+    if (prefix !== undefined) return {grammar, prefix: prefix.length}
+  }
+  return null
+}

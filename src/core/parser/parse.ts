@@ -1,19 +1,33 @@
 /**
- * One log line in, one login event (or nothing) out.
+ * Log lines in, login events out.
  *
- * A line is an envelope (where the log driver put it, see envelopes.ts), an
- * optional `<session> ` prefix, then a body that one of the GRAMMARS
- * recognises. Anything else — PHP's own messages, stack traces, other
- * Roundcube errors — is not a login line and yields null.
+ * A log is a sequence of *entries*, each written by Roundcube in one go: an
+ * envelope (where the log driver put it, see envelopes.ts), an optional
+ * `<session> ` prefix, then a message that one of the GRAMMARS recognises.
+ * The user name is the only part of a login message that can hold a line
+ * feed, so one entry may span several physical lines (or, through syslog,
+ * several records), and every line after its first is the client's text,
+ * whatever it looks like. Hence:
+ * - an entry starts only at a line Roundcube could have started: its
+ *   envelope, and its `<session>` prefix once the log is known to write them
+ *   (a prefix cannot be typed into a user name: Roundcube strips tags);
+ *   without prefixes, a line with no capital letter cannot start one either
+ *   (the errors log lowercases user names, and every entry Roundcube starts
+ *   has a capital);
+ * - every other line belongs to the entry before it; the entry's real end is
+ *   its last line that ends the way the entry's grammar ends, and the address
+ *   is read from that line only.
  *
- * A LineParser is made per log and keeps what it learnt about that log (its
+ * A LineParser is made per log and keeps what it learnt about the log (its
  * envelope, whether Roundcube writes session prefixes there) in a small state
- * object the caller saves with the log's position.
+ * object the caller saves with the log's position. An EntryParser groups the
+ * physical lines into entries.
  */
 import {NetworkList} from '../net/ip.js'
 import {compilePhpDateFormat} from './dates.js'
-import {ENVELOPE_IDS, ENVELOPES, type EnvelopeContext, type EnvelopeId} from './envelopes.js'
-import {GRAMMARS, type ParseOptions} from './grammars.js'
+import {ENVELOPE_IDS, ENVELOPES, RECORD_ENVELOPES, type EnvelopeContext, type EnvelopeId, type JournalTrust} from './envelopes.js'
+import {grammarOf, type Grammar, type ParseOptions} from './grammars.js'
+import {ProxyList} from './proxy.js'
 import type {LoginEvent} from './types.js'
 
 export type {ParseOptions} from './grammars.js'
@@ -34,11 +48,13 @@ export interface LogFormat {
   /** IANA zone of times written without an offset (default: the host's). */
   timezone?: string
   /**
-   * `required`: lines without a `<session>` prefix are refused (an injected
-   * newline cannot forge one). `auto`: required once the log has shown one.
-   * `optional`: never required (Roundcube 1.0, or `log_session_id = 0`).
+   * `required`: only lines with a `<session>` prefix start an entry.
+   * `auto`: required once the log has shown one. `optional`: never required
+   * (Roundcube 1.0, or `log_session_id = 0`).
    */
   sessionPrefix: SessionPrefixMode
+  /** journal-json: which records are the web server's. */
+  journalTrust?: JournalTrust
 }
 
 export const DEFAULT_LOG_FORMAT: LogFormat = {format: 'auto', ident: 'roundcube', sessionPrefix: 'auto'}
@@ -46,19 +62,25 @@ export const DEFAULT_LOG_FORMAT: LogFormat = {format: 'auto', ident: 'roundcube'
 /** What a LineParser learnt about its log; saved with the log's position. */
 export interface LogParseState {
   envelope?: EnvelopeId
-  /** The log has shown login lines with a session prefix. */
+  /** The log has shown lines with a session prefix. */
   prefixed?: boolean
 }
 
-export const DEFAULT_PARSE_OPTIONS: ParseOptions = {countErrors: new Set([0, 1, 4]), trustedProxies: new NetworkList([])}
+export const DEFAULT_PARSE_OPTIONS: ParseOptions = {countErrors: new Set([0, 1, 4]), trustedProxies: new ProxyList([])}
 
 const SESSION_PREFIX = /^<([A-Za-z0-9,-]{1,64})> /
 /** 9999-12-31T23:59:59.999Z: later "times" come from a broken record, not a clock. */
 const LATEST_TIME = 253_402_300_799_999
-/** How Roundcube's login lines end; the end of a line is Roundcube's text, not the client's. */
-const LOGIN_TAIL = / in session (?:[A-Za-z0-9,-]*|no-session)(?: \(error: -?\d{1,9}\))?$| on line \d+ \([A-Z]+ \S*\)$/
-/** Lines of one entry looked at after a login line; more is no log entry Roundcube writes. */
-const MAX_CONTINUATION = 16
+/** Physical lines (or records) one entry may span: a 1024-byte user name of line feeds, and some. */
+export const MAX_ENTRY_LINES = 1100
+/** Characters one joined entry may hold. */
+const MAX_ENTRY_CHARS = 256 * 1024
+/**
+ * Without session prefixes, lines this close before an entry that a newline
+ * split may be pieces of its user name (at most 1024 bytes, plus the fixed
+ * text): they are not counted.
+ */
+const WEAK_REACH_CHARS = 1536
 
 const MESSAGE_BYTES = /"MESSAGE"\s*:\s*\[/
 
@@ -67,7 +89,15 @@ export function mayBeLoginLine(line: string): boolean {
   return line.includes('ogin failed for ') || line.includes('ailed login for ') || line.includes('uccessful login for ') || line.includes('FAILED login for ')
 }
 
-/** A parsed login line with where it stands. */
+function hasUpper(text: string): boolean {
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    if (c >= 65 && c <= 90) return true
+  }
+  return false
+}
+
+/** A parsed login entry with where it stands. */
 export interface SourcedLine {
   event: LoginEvent
   lineNo: number
@@ -75,75 +105,26 @@ export interface SourcedLine {
   file: string
 }
 
-/**
- * Looks one entry ahead before letting a login line count. A user name with
- * a newline splits Roundcube's entry over several physical lines: the first
- * keeps the genuine envelope and session prefix but ends with whatever the
- * attacker typed — a fake tail naming someone else — while the real tail
- * ends a continuation line. So when a login line's entry goes on over lines
- * that do not start an entry and one of them ends like a login line, the
- * physical lines are joined back into the one entry Roundcube wrote, whose
- * address is then read from its real end: the attacker is counted, nobody
- * else.
- */
-export class EntryParser {
-  private group: {first: SourcedLine; texts: string[]; tailAt: number; rest: SourcedLine[]} | null = null
-
-  constructor(readonly parser: LineParser) {}
-
-  get state(): LogParseState {
-    return this.parser.state
-  }
-
-  feed(text: string, lineNo: number, file: string, emit: (line: SourcedLine) => void): void {
-    const event = this.parser.parse(text)
-    const group = this.group
-    if (group !== null) {
-      if (group.first.file === file && group.texts.length < MAX_CONTINUATION && !this.parser.isEntryStart(text)) {
-        group.texts.push(text)
-        if (LOGIN_TAIL.test(text)) group.tailAt = group.texts.length
-        if (event !== null) group.rest.push({event, lineNo, text, file})
-        return
-      }
-      this.finish(emit)
-    }
-    if (event !== null) this.group = {first: {event, lineNo, text, file}, texts: [], tailAt: 0, rest: []}
-  }
-
-  /** Emits the entry still held (at the end of a read). */
-  finish(emit: (line: SourcedLine) => void): void {
-    const group = this.group
-    if (group === null) return
-    this.group = null
-    if (group.tailAt === 0) {
-      emit(group.first)
-    } else {
-      const text = [group.first.text, ...group.texts.slice(0, group.tailAt)].join('\n')
-      const whole = this.parser.parse(text)
-      const note = `the user name holds a newline: the entry spans ${group.tailAt + 1} lines, read whole`
-      if (whole !== null) {
-        whole.reason = `${whole.reason} (${note})`
-        emit({...group.first, event: whole, text})
-      } else {
-        const e = group.first.event
-        e.counted = false
-        e.doubt = 'forged'
-        e.reason = `${note}; its end is not a login line's: not counted`
-        emit(group.first)
-      }
-    }
-    for (const line of group.rest) emit(line)
-  }
+/** One physical line as the parser sees it. */
+export interface Classified {
+  /** The envelope, or null (a continuation, or another program's record). */
+  env: {time: number; body: string; id: EnvelopeId; stream?: string; untrusted?: string} | null
+  session: string | null
+  /** The message after envelope and session prefix. */
+  body: string
+  /** Roundcube could have started an entry here. */
+  start: boolean
+  /** A record of another program in a syslog-style log: not part of any entry. */
+  foreign: boolean
 }
 
 export class LineParser {
   private readonly ctx: EnvelopeContext
   private readonly order: EnvelopeId[]
-  private last: {line: string; env: {time: number; body: string; id: EnvelopeId} | null} | undefined
   /**
-   * Lines older than this are history that cannot count (a log's first
-   * read): they are passed over after their envelope, without parsing the
-   * rest, and only counted in `skipped`.
+   * Entries older than this are history that cannot count (a log's first
+   * read): they are passed over without parsing, and only counted in
+   * `skipped`.
    */
   skipBefore = -Infinity
   skipped = 0
@@ -159,11 +140,12 @@ export class LineParser {
       timezone: format.timezone,
       now,
       dateParser: format.dateFormat === undefined ? undefined : compilePhpDateFormat(format.dateFormat, format.timezone),
+      journalTrust: format.journalTrust,
     }
     this.order = format.format === 'auto' ? [...ENVELOPE_IDS] : [format.format]
   }
 
-  private unwrap(line: string, learn = true): {time: number; body: string; id: EnvelopeId} | null {
+  private unwrap(line: string, learn: boolean): Classified['env'] {
     const known = this.format.format === 'auto' ? this.state.envelope : undefined
     if (known !== undefined) {
       const r = ENVELOPES[known].match(line, this.ctx)
@@ -172,16 +154,25 @@ export class LineParser {
     for (const id of this.order) {
       if (id === known) continue
       const r = ENVELOPES[id].match(line, this.ctx)
-      if (r !== null) {
-        if (learn && this.format.format === 'auto') this.state.envelope = id
-        return {...r, id}
-      }
+      if (r === null) continue
+      // A log keeps its envelope. Once it writes session prefixes, only a prefixed line (which no
+      // user name can forge) may show that the envelope changed; anything else is client text.
+      if (known !== undefined && this.prefixRequired() && !SESSION_PREFIX.test(r.body)) return null
+      if (learn && this.format.format === 'auto') this.state.envelope = id
+      return {...r, id}
     }
     return null
   }
 
-  private prefixRequired(): boolean {
+  /** Whether only prefixed lines start an entry in this log. */
+  prefixRequired(): boolean {
     return this.format.sessionPrefix === 'required' || (this.format.sessionPrefix === 'auto' && this.state.prefixed === true)
+  }
+
+  /** Whether lines of this log are records each with its own envelope (syslog, journal). */
+  get recordLog(): boolean {
+    const id = this.format.format === 'auto' ? this.state.envelope : this.format.format
+    return id !== undefined && RECORD_ENVELOPES.has(id)
   }
 
   /** The time of a line's envelope, or null (for seeking in a log). */
@@ -190,58 +181,352 @@ export class LineParser {
     return env === null || !Number.isFinite(env.time) ? null : env.time
   }
 
-  /**
-   * Whether a line starts a new log entry the way Roundcube writes one: its
-   * envelope, and its `<session>` prefix where this log has them. A line that
-   * does not is the continuation of the entry before it (an LF inside a user
-   * name, a stack trace).
-   */
-  isEntryStart(line: string): boolean {
-    // parse() of the same line has usually unwrapped it already.
-    const env = line === this.last?.line ? this.last.env : this.unwrap(line, false)
-    if (env === null) return false
-    return !this.prefixRequired() || SESSION_PREFIX.test(env.body)
+  /** Learns from a line without keeping anything of it: its envelope, whether the log writes session prefixes. */
+  learn(line: string): void {
+    if (this.state.prefixed !== true || this.state.envelope === undefined) this.classify(line)
   }
 
-  parse(line: string): LoginEvent | null {
-    // A journal record whose MESSAGE is not valid UTF-8 holds it as an array
-    // of byte values: its text can only be tested once decoded.
-    const bytes = line.startsWith('{') && MESSAGE_BYTES.test(line)
-    if (!bytes && !mayBeLoginLine(line)) return null
-    const env = this.unwrap(line)
-    this.last = {line, env}
-    if (env === null || !Number.isFinite(env.time) || env.time < 0 || env.time > LATEST_TIME) return null
-    if (env.time < this.skipBefore) {
-      this.skipped++
-      return null
-    }
-    if (bytes && !mayBeLoginLine(env.body)) return null
+  /** Splits one physical line into envelope, prefix and message, and says whether it can start an entry. */
+  classify(line: string): Classified {
+    const env = this.unwrap(line, true)
+    if (env === null) return {env, session: null, body: line, start: false, foreign: this.recordLog}
     let body = env.body
     let session: string | null = null
     const sp = SESSION_PREFIX.exec(body)
     if (sp !== null) {
       session = sp[1] ?? null
       body = body.slice(sp[0].length)
+      // A prefix cannot come from a user name (Roundcube strips tags): the log writes them.
+      if (this.format.sessionPrefix === 'auto') this.state.prefixed = true
     }
-    for (const grammar of GRAMMARS) {
-      const prefix = grammar.prefixes.find((p) => body.startsWith(p))
-      if (prefix === undefined) continue
-      const result = grammar.parse(body.slice(prefix.length), this.options)
-      if (result === null) return null
-      const event = result as LoginEvent
-      event.time = env.time
-      event.session = session
-      if (env.id === 'stdout') event.timed = false
-      if (session !== null) {
-        this.state.prefixed = true
-      } else if (this.prefixRequired()) {
-        event.counted = false
-        event.doubt = 'forged'
-        event.reason = 'no <session> prefix where this log always has one: possibly forged with an injected newline'
+    let start: boolean
+    if (session !== null) start = true
+    else if (this.prefixRequired()) start = false
+    else start = hasUpper(line)
+    return {env, session, body, start, foreign: false}
+  }
+
+  /**
+   * The login event of one whole entry: its first line classified, and the
+   * texts of its further lines (client text, joined with LF). Null when the
+   * entry is not a login line.
+   */
+  parseEntry(first: Classified, more: readonly string[] = [], ends?: ReadonlySet<number>): LoginEvent | null {
+    const env = first.env
+    if (env === null || !first.start) return null
+    if (!Number.isFinite(env.time) || env.time < 0 || env.time > LATEST_TIME) return null
+    const g = grammarOf(first.body)
+    if (g === null) return null
+    if (env.time < this.skipBefore) {
+      this.skipped++
+      return null
+    }
+    const rest = first.body.slice(g.prefix)
+    let event: LoginEvent | null
+    if (more.length === 0) {
+      event = this.finishEvent(g.grammar.parse(rest, this.options), env, first.session)
+    } else {
+      event = this.joined(g.grammar, rest, more, env, first.session, ends)
+    }
+    if (event !== null && env.untrusted !== undefined) {
+      event.counted = false
+      event.doubt = 'untrusted'
+      event.reason = `not the web server's record: ${env.untrusted}`
+    }
+    return event
+  }
+
+  /** An entry a newline split: read whole up to its last line that ends like the grammar's lines. */
+  private joined(
+    grammar: Grammar,
+    rest: string,
+    more: readonly string[],
+    env: NonNullable<Classified['env']>,
+    session: string | null,
+    /** Which pieces (1-based: 0 is the first line) can be the end, when the caller knows (interleaved records). */
+    ends?: ReadonlySet<number>,
+  ): LoginEvent | null {
+    const pieces = [rest, ...more]
+    let end = -1
+    let chars = 0
+    for (let i = 0; i < pieces.length; i++) {
+      chars += (pieces[i] ?? '').length + 1
+      if (chars > MAX_ENTRY_CHARS) break
+      if ((ends === undefined || ends.has(i)) && grammar.tail.test(pieces[i] ?? '')) end = i
+    }
+    const lines = pieces.length
+    if (end === -1) {
+      return this.finishEvent(
+        {
+          grammar: grammar.id, outcome: 'failure', ip: null, user: rest, errorCode: null, counted: false, doubt: 'incomplete',
+          reason: `a login line whose user name holds a newline, and its end never came (${lines} lines): not counted`,
+        },
+        env,
+        session,
+      )
+    }
+    const text = pieces.slice(0, end + 1).join('\n')
+    const note = `the user name holds ${end === 1 ? 'a newline' : `${end} newlines`}: read as one entry of ${end + 1} lines`
+    const event = this.finishEvent(grammar.parse(text, this.options), env, session)
+    if (event === null) {
+      return this.finishEvent(
+        {grammar: grammar.id, outcome: 'failure', ip: null, user: rest, errorCode: null, counted: false, doubt: 'forged', reason: `${note}, whose end is no login line: not counted`},
+        env,
+        session,
+      )
+    }
+    event.reason = `${event.reason} (${note})`
+    return event
+  }
+
+  private finishEvent(result: Omit<LoginEvent, 'time' | 'session'> | null, env: NonNullable<Classified['env']>, session: string | null): LoginEvent | null {
+    if (result === null) return null
+    const event = result as LoginEvent
+    event.time = env.time
+    event.session = session
+    if (env.id === 'stdout') event.timed = false
+    return event
+  }
+
+  /** Parses one line as a whole entry (tests, one-off use, logs read a line at a time). */
+  parse(line: string): LoginEvent | null {
+    const bytes = line.startsWith('{') && MESSAGE_BYTES.test(line)
+    if (!bytes && !mayBeLoginLine(line)) return null
+    const c = this.classify(line)
+    if (c.env === null) return null
+    if (!c.start && mayBeLoginLine(c.body) && grammarOf(c.body) !== null) {
+      // A login line that cannot start an entry: a piece of a user name.
+      return this.forgedPiece(c)
+    }
+    return this.parseEntry(c)
+  }
+
+  /** The event reported for a line that looks like a login line but can only be client text. */
+  forgedPiece(c: Classified): LoginEvent | null {
+    const g = grammarOf(c.body)
+    if (g === null || c.env === null) return null
+    const parsed = g.grammar.parse(c.body.slice(g.prefix), this.options)
+    if (parsed === null) return null
+    return this.finishEvent(
+      {
+        ...parsed,
+        counted: false,
+        doubt: 'forged',
+        reason: this.prefixRequired() ? 'no <session> prefix where this log always has one: client text after a newline in a user name' : 'no capital letter: client text after a newline in a lowercased user name',
+      },
+      c.env,
+      c.session,
+    )
+  }
+}
+
+interface Group {
+  first: Classified
+  /** Interleaved records: which pieces can end the entry (1-based; 0 is its first line). */
+  ends?: Set<number>
+  lineNo: number
+  file: string
+  text: string
+  more: string[]
+  /** Pieces that look like login lines of their own, reported (never counted) after the entry. */
+  pieces: SourcedLine[]
+  chars: number
+  /** Position (in characters read) where it started. */
+  at: number
+  overflow: boolean
+}
+
+/**
+ * Groups physical lines into Roundcube's entries (see the file comment) and
+ * emits one event per login entry. In a syslog-style log each process's
+ * records are grouped on their own where the envelope names the process.
+ */
+function newGroup(first: Classified, lineNo: number, file: string, text: string, at: number, records = false): Group {
+  const g: Group = {first, lineNo, file, text, more: [], pieces: [], chars: text.length, at, overflow: false}
+  // Interleaved records: only the first line and the pieces given to the entry as its end can end it.
+  if (records) g.ends = new Set([0])
+  return g
+}
+
+function findLast<T>(list: readonly T[], fits: (t: T) => boolean): T | undefined {
+  for (let i = list.length - 1; i >= 0; i--) {
+    const t = list[i] as T
+    if (fits(t)) return t
+  }
+  return undefined
+}
+
+/** How long (record time) an entry of a syslog-style log stays open for its pieces. */
+const RECORD_OPEN_MS = 3_000
+/** Entries open at once in a syslog-style log, at most. */
+const MAX_OPEN_RECORDS = 512
+/** The session id at the end of a userlogins piece. */
+const SESSION_TAIL = / in session ([A-Za-z0-9,-]+)(?: \(error: -?\d{1,9}\))?$/
+
+export class EntryParser {
+  private readonly open = new Map<string, Group>()
+  /** syslog-style logs: the entries still open for their pieces, oldest first. */
+  private readonly records: Group[] = []
+  /** Without session prefixes: events held back until no later split entry can claim them as its pieces. */
+  private readonly held: {line: SourcedLine; at: number}[] = []
+  private pos = 0
+
+  constructor(readonly parser: LineParser) {}
+
+  get state(): LogParseState {
+    return this.parser.state
+  }
+
+  feed(text: string, lineNo: number, file: string, emit: (line: SourcedLine) => void): void {
+    const at = this.pos
+    this.pos += text.length + 1
+    if (this.open.size === 0 && this.records.length === 0 && this.parser.prefixRequired()) {
+      // Nothing open: only a login line can matter (the common case, answered without unwrapping).
+      const bytes = text.startsWith('{') && MESSAGE_BYTES.test(text)
+      if (!bytes && !mayBeLoginLine(text)) return
+    }
+    const c = this.parser.classify(text)
+    if (c.foreign) return
+    if (this.parser.recordLog && c.env !== null && this.parser.prefixRequired()) {
+      this.feedRecord(c, text, lineNo, file, at, emit)
+      return
+    }
+    const stream = c.env?.stream ?? ''
+    if (c.start) {
+      this.finishStream(stream, emit)
+      // Only login entries are kept; any other entry just ends the one before.
+      if (grammarOf(c.body) !== null) this.open.set(stream, newGroup(c, lineNo, file, text, at))
+      return
+    }
+    const g = this.open.get(stream)
+    // A line that looks like a login line but cannot start an entry is client text: shown, never counted.
+    const piece = c.env !== null && mayBeLoginLine(c.body) ? this.parser.forgedPiece(c) : null
+    if (g === undefined || g.file !== file) {
+      if (piece !== null) emit({event: piece, lineNo, text, file})
+      return
+    }
+    if (piece !== null && g.pieces.length < 16) g.pieces.push({event: piece, lineNo, text, file})
+    if (g.more.length >= MAX_ENTRY_LINES || g.chars > MAX_ENTRY_CHARS) {
+      g.overflow = true
+      return
+    }
+    // A record keeps its own envelope; a file line is all client text.
+    const part = c.env !== null && this.parser.recordLog ? c.body : text
+    g.more.push(part)
+    g.chars += part.length + 1
+    g.text = `${g.text}\n${text}`.slice(0, 4096)
+  }
+
+  /**
+   * syslog and the journal: PHP sends each piece of a split message as a
+   * record of its own, and the pieces of parallel requests interleave
+   * (observed on Roundcube 1.6.5 through rsyslog). So several entries stay
+   * open at once, for a few seconds of record time, and each piece is given
+   * to one: by the writing process where the envelope names it; else an end
+   * piece by its session (userlogins' `in session SID` begins with the
+   * entry's prefix; an errors-log end cannot be forged, the user name being
+   * lowercased, and goes to the latest entry of its shape). Only those end
+   * pieces can end an entry; other pieces are the user name's middle, which
+   * holds no address that counts.
+   */
+  private feedRecord(c: Classified, text: string, lineNo: number, file: string, at: number, emit: (line: SourcedLine) => void): void {
+    const env = c.env
+    if (env === null) return
+    // Entries whose pieces have all arrived long ago.
+    while (this.records.length > 0 && ((this.records[0]?.first.env?.time ?? 0) < env.time - RECORD_OPEN_MS || this.records.length > MAX_OPEN_RECORDS)) {
+      const g = this.records.shift()
+      if (g !== undefined) this.emitGroup(g, emit)
+    }
+    const stream = env.stream
+    if (c.start) {
+      if (grammarOf(c.body) === null) return
+      if (stream !== undefined) {
+        const i = this.records.findIndex((g) => g.first.env?.stream === stream)
+        if (i !== -1) this.emitGroup(this.records.splice(i, 1)[0] as Group, emit)
       }
-      return event
+      this.records.push(newGroup(c, lineNo, file, text, at, true))
+      return
     }
-    return null
+    const piece = mayBeLoginLine(c.body) ? this.parser.forgedPiece(c) : null
+    let owner: Group | undefined
+    let end = false
+    if (stream !== undefined) {
+      owner = findLast(this.records, (g) => g.first.env?.stream === stream)
+      end = owner !== undefined && (grammarOf(owner.first.body)?.grammar.tail.test(c.body) ?? false)
+    } else {
+      const sid = SESSION_TAIL.exec(c.body)?.[1]
+      if (sid !== undefined) {
+        owner = findLast(this.records, (g) => g.first.session !== null && (sid.startsWith(g.first.session) || g.first.session.startsWith(sid)) && grammarOf(g.first.body)?.grammar.tail.test(c.body) === true)
+        end = owner !== undefined
+      } else {
+        owner = findLast(this.records, (g) => grammarOf(g.first.body)?.grammar.tail.test(c.body) === true && grammarOf(g.first.body)?.grammar.id !== 'F2' && grammarOf(g.first.body)?.grammar.id !== 'F3')
+        end = owner !== undefined
+      }
+      owner ??= this.records.at(-1)
+    }
+    if (owner === undefined) {
+      if (piece !== null) emit({event: piece, lineNo, text, file})
+      return
+    }
+    if (piece !== null && owner.pieces.length < 16) owner.pieces.push({event: piece, lineNo, text, file})
+    if (owner.more.length >= MAX_ENTRY_LINES || owner.chars > MAX_ENTRY_CHARS) {
+      owner.overflow = true
+      return
+    }
+    owner.more.push(c.body)
+    owner.chars += c.body.length + 1
+    if (end) (owner.ends ??= new Set()).add(owner.more.length)
+    owner.text = `${owner.text}\n${text}`.slice(0, 4096)
+  }
+
+  private finishStream(stream: string, emit: (line: SourcedLine) => void): void {
+    const g = this.open.get(stream)
+    if (g === undefined) return
+    this.open.delete(stream)
+    this.emitGroup(g, emit)
+  }
+
+  private emitGroup(g: Group, emit: (line: SourcedLine) => void): void {
+    let event = this.parser.parseEntry(g.first, g.more, g.ends)
+    if (event === null) return
+    if (g.overflow) {
+      event = {...event, counted: false, doubt: 'incomplete', reason: `a login entry longer than ${MAX_ENTRY_LINES} lines: not counted`}
+    }
+    const line: SourcedLine = {event, lineNo: g.lineNo, text: g.text, file: g.file}
+    if (this.parser.prefixRequired()) {
+      this.release(Infinity, emit)
+      emit(line)
+      for (const p of g.pieces) emit(p)
+      return
+    }
+    // No session prefixes: an entry split by a newline may have swallowed the lines just before it.
+    if (g.more.length > 0) {
+      for (const h of this.held) {
+        if (h.at >= g.at - WEAK_REACH_CHARS && h.line.event.counted) {
+          h.line.event.counted = false
+          h.line.event.doubt = 'forged'
+          h.line.event.reason = 'may be a piece of the user name of the split entry that follows (this log writes no <session> prefixes): not counted'
+        }
+      }
+    }
+    this.release(g.at - WEAK_REACH_CHARS, emit)
+    this.held.push({line, at: g.at})
+    for (const p of g.pieces) this.held.push({line: p, at: g.at})
+  }
+
+  private release(before: number, emit: (line: SourcedLine) => void): void {
+    while (this.held.length > 0 && (this.held[0]?.at ?? Infinity) < before) {
+      const h = this.held.shift()
+      if (h !== undefined) emit(h.line)
+    }
+  }
+
+  /** Emits the entries still held (at the end of a read, or of a file). */
+  finish(emit: (line: SourcedLine) => void): void {
+    const groups = [...this.open.values(), ...this.records.splice(0)].sort((a, b) => a.at - b.at)
+    this.open.clear()
+    for (const g of groups) this.emitGroup(g, emit)
+    this.release(Infinity, emit)
   }
 }
 
@@ -249,3 +534,10 @@ export class LineParser {
 export function parseLine(line: string, options: ParseOptions = DEFAULT_PARSE_OPTIONS, format: LogFormat = {...DEFAULT_LOG_FORMAT, sessionPrefix: 'optional'}, now = Date.now()): LoginEvent | null {
   return new LineParser(format, options, {}, now).parse(line)
 }
+
+/** The parse options of a configuration's trusted proxies and error codes. */
+export function parseOptions(countErrors: readonly number[], proxies: ProxyList, loginLc: 0 | 1 | 2 = 2): ParseOptions {
+  return {countErrors: new Set(countErrors), trustedProxies: proxies, loginLc}
+}
+
+export {NetworkList}

@@ -2,6 +2,8 @@
 
 export type GrammarId = 'F1' | 'F2' | 'F3' | 'F4'
 
+export type Doubt = 'ambiguous' | 'forged' | 'incomplete' | 'untrusted' | 'proxy'
+
 export interface LoginEvent {
   /** Which Roundcube line shape matched (see roundcube-log-formats: F1 errors, F2 failed, F3 successful). */
   grammar: GrammarId
@@ -21,11 +23,19 @@ export interface LoginEvent {
   /** One short phrase: why it counts or not. */
   reason: string
   /**
-   * Why the line itself is in doubt: `ambiguous` when header text could have
-   * forged the address, `forged` when its shape shows attacker text (an
-   * injected newline). Such lines never count and never clear a count.
+   * Why the line cannot be attributed, when it cannot (it then never counts
+   * and never clears a count): `ambiguous` when the user name or header text
+   * leaves two readings that name different senders, `forged` when its shape
+   * shows client text (a piece of a user name split by a newline),
+   * `incomplete` when an entry's end never came, `untrusted` when its source
+   * is not the web server, `proxy` when a trusted proxy's header names no
+   * client (or two).
    */
-  doubt?: 'ambiguous' | 'forged'
+  doubt?: Doubt
+  /** With `ambiguous`: the senders the readings name (its twin line in the other log may settle it). */
+  senders?: string[]
+  /** With `proxy`: the proxy whose headers named no client or two. */
+  proxy?: string
   /** False when the envelope carries no time (stdout) and the read time stands in. */
   timed?: boolean
 }

@@ -49,6 +49,33 @@ export const migrations: readonly Migration[] = [
       return next
     },
   },
+  {
+    from: 2,
+    to: 3,
+    summary: "each entry's recent twin lines move to the database's ledger; the ledger of account failures starts empty",
+    up(doc) {
+      const next = structuredClone(doc)
+      next.schemaVersion = 3
+      const twins: unknown[] = []
+      if (Array.isArray(next.entries)) {
+        for (const entry of next.entries as unknown[]) {
+          if (!isObject(entry)) continue
+          const recent = entry.recent
+          if (Array.isArray(recent)) {
+            for (const r of recent as unknown[]) {
+              // Only records of the twin shapes could ever be matched; anything else is dropped with the field.
+              if (isObject(r) && (r.grammar === 'F1' || r.grammar === 'F2') && typeof r.session === 'string' && typeof r.time === 'number') {
+                twins.push({instance: entry.instance, session: r.session, grammar: r.grammar, time: r.time, ip: entry.ip, counted: true})
+              }
+            }
+            delete entry.recent
+          }
+        }
+      }
+      if (next.ledger === undefined) next.ledger = {twins, accounts: []}
+      return next
+    },
+  },
 ]
 
 /**

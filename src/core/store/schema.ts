@@ -6,10 +6,13 @@
  *
  * Version 2: an entry's users, comment and lastBlockEnd are always present
  * ([] or null when there is nothing to say); version 1 left them out.
+ * Version 3: the lines awaiting their twin and the recent failures per
+ * account live in `ledger` (decisions/attempts.ts), not in each entry's
+ * `recent`.
  */
 import {z} from 'zod'
 
-export const SCHEMA_VERSION = 2
+export const SCHEMA_VERSION = 3
 
 const ms = z.number().int().nonnegative()
 
@@ -35,8 +38,26 @@ export const entrySchema = z.object({
   users: z.array(z.string()),
   /** A block made by hand (rcguard block): by whom or why; null: none given. */
   comment: z.string().nullable(),
-  /** Recent (session, source line shape) pairs, to count one attempt logged twice only once. */
-  recent: z.array(z.object({session: z.string(), grammar: z.string(), time: ms})),
+})
+
+/** A login line still waiting for its twin in the other log (F1 errors, F2 userlogins). */
+export const twinSchema = z.object({
+  instance: z.string(),
+  /** The `<session>` prefix, '' when the line has none. */
+  session: z.string(),
+  grammar: z.enum(['F1', 'F2']),
+  time: ms,
+  /** The sender it was counted against; null when it was ambiguous alone. */
+  ip: z.string().nullable(),
+  /** When ambiguous: the senders its readings name. */
+  senders: z.array(z.string()).optional(),
+  counted: z.boolean(),
+})
+
+export const ledgerSchema = z.object({
+  twins: z.array(twinSchema),
+  /** Failures per account (lowercased user name) of the last minute: who locked it (login_rate_limit). */
+  accounts: z.array(z.object({instance: z.string(), account: z.string(), ip: z.string(), time: ms})),
 })
 
 export const whitelistEntrySchema = z.object({
@@ -60,6 +81,8 @@ export const positionSchema = z.object({
       prefixed: z.boolean().optional(),
     })
     .optional(),
+  /** Per cause of doubtful lines: when it was last told, and how many lines were held back since. */
+  warned: z.record(z.string(), z.object({at: ms, held: z.number().nonnegative()})).optional(),
 })
 
 export const dataSchema = z.object({
@@ -69,13 +92,17 @@ export const dataSchema = z.object({
   positions: z.record(z.string(), positionSchema),
   /** The backend and prefix whose objects are live, so a switch removes them. */
   firewall: z.object({backend: z.string(), prefix: z.string()}).optional(),
+  /** What the attempt ledger keeps between runs. */
+  ledger: ledgerSchema,
 })
 
 export type Entry = z.infer<typeof entrySchema>
 export type WhitelistEntry = z.infer<typeof whitelistEntrySchema>
 export type StoreData = z.infer<typeof dataSchema>
 export type StoredPosition = z.infer<typeof positionSchema>
+export type TwinRecord = z.infer<typeof twinSchema>
+export type LedgerData = z.infer<typeof ledgerSchema>
 
 export function emptyData(): StoreData {
-  return {schemaVersion: SCHEMA_VERSION, entries: [], whitelist: [], positions: {}}
+  return {schemaVersion: SCHEMA_VERSION, entries: [], whitelist: [], positions: {}, ledger: {twins: [], accounts: []}}
 }

@@ -1,0 +1,185 @@
+/**
+ * Attempts: which parsed failures are new login attempts of the address
+ * they name, before any window counts them.
+ *
+ * - **Twins.** Roundcube 1.0–1.6 with log_logins logs one attempt twice: the
+ *   errors log's IMAP line (F1) and, about a second later, the userlogins line
+ *   (F2), with the same session prefix. Each line can be the twin of one line
+ *   of the other shape only; a pair counts once, whichever log is read first
+ *   and however long the burst. A userlogins line that is ambiguous alone (its
+ *   readings name several senders) is settled by its twin: the errors log
+ *   lowercases the user name, which leaves it one reading.
+ * - **Rate-limit refusals.** `(error: 4)` is Roundcube refusing an account
+ *   that login_rate_limit locked, before any password is tried, and it locks
+ *   the account for everyone: attackers from many addresses can keep an
+ *   account locked and make its owner's correct password "fail". A refusal
+ *   counts only when every failure on that account in the minute before it
+ *   came from the same address (its own flood); otherwise it is someone
+ *   else's doing and counts against nobody.
+ *
+ * What must outlive a run (the unmatched lines of the last seconds, the
+ * account failures of the last minute) is kept in the store's `ledger`,
+ * pruned to those horizons.
+ */
+import type {LedgerData, TwinRecord} from '../store/schema.js'
+import type {SourcedEvent} from './decide.js'
+
+/** Two log lines of one attempt (F1 in errors, F2 in userlogins) are at most this far apart. */
+export const DUPLICATE_WINDOW_MS = 5_000
+/** Lines from parallel PHP workers can be this much out of order. */
+export const SKEW_MS = 60_000
+/** login_rate_limit's window: failures on an account in this span lock it (plus a few seconds of slack). */
+export const RATE_LIMIT_WINDOW_MS = 65_000
+/** At most this many records of each kind are kept between runs (the newest). */
+const MAX_KEPT = 100_000
+
+export interface AttemptVerdict {
+  action: 'duplicate' | 'ignored'
+  why: string
+}
+
+function bucket(time: number): number {
+  return Math.floor(time / DUPLICATE_WINDOW_MS)
+}
+
+/** The account a user name logs into, as login_rate_limit counts it. */
+export function accountOf(user: string): string {
+  return user.trim().toLowerCase()
+}
+
+export class AttemptLedger {
+  private readonly twins = new Map<string, TwinRecord[]>()
+  private readonly accounts = new Map<string, {instance: string; account: string; list: {ip: string; time: number}[]}>()
+  private readonly newest = new Map<string, number>()
+
+  constructor(data: LedgerData) {
+    for (const r of data.twins) this.addTwin(r)
+    for (const a of data.accounts) this.addAccount(a.instance, a.account, a.ip, a.time)
+  }
+
+  private twinKey(instance: string, session: string, b: number): string {
+    return `${instance}\u0000${session}\u0000${b}`
+  }
+
+  private addTwin(r: TwinRecord): void {
+    const key = this.twinKey(r.instance, r.session, bucket(r.time))
+    const list = this.twins.get(key)
+    if (list === undefined) this.twins.set(key, [r])
+    else list.push(r)
+    this.seen(r.instance, r.time)
+  }
+
+  private addAccount(instance: string, account: string, ip: string, time: number): void {
+    const key = `${instance}\u0000${account}`
+    const rec = this.accounts.get(key)
+    if (rec === undefined) {
+      this.accounts.set(key, {instance, account, list: [{ip, time}]})
+    } else {
+      rec.list.push({ip, time})
+      // A flood on one account: only the last window (and skew) can lock it.
+      if (rec.list.length > 256) rec.list = rec.list.filter((a) => a.time >= time - RATE_LIMIT_WINDOW_MS - SKEW_MS)
+    }
+    this.seen(instance, time)
+  }
+
+  private seen(instance: string, time: number): void {
+    if (time > (this.newest.get(instance) ?? -Infinity)) this.newest.set(instance, time)
+  }
+
+  /** The closest unmatched line of the other shape that can be this one's twin. */
+  private findTwin(event: SourcedEvent, fits: (r: TwinRecord) => boolean): TwinRecord | undefined {
+    const session = event.session ?? ''
+    const b = bucket(event.time)
+    let best: TwinRecord | undefined
+    for (let k = b - 1; k <= b + 1; k++) {
+      for (const r of this.twins.get(this.twinKey(event.instance, session, k)) ?? []) {
+        if (r.grammar === event.grammar || Math.abs(r.time - event.time) > DUPLICATE_WINDOW_MS || !fits(r)) continue
+        if (best === undefined || Math.abs(r.time - event.time) < Math.abs(best.time - event.time)) best = r
+      }
+    }
+    return best
+  }
+
+  private consume(r: TwinRecord): void {
+    const key = this.twinKey(r.instance, r.session, bucket(r.time))
+    const list = this.twins.get(key)
+    if (list === undefined) return
+    const i = list.indexOf(r)
+    if (i !== -1) list.splice(i, 1)
+    if (list.length === 0) this.twins.delete(key)
+  }
+
+  /**
+   * Judges one failure before the windows see it: null when it is a new
+   * attempt to count (event.counted stays as the parser left it), else why
+   * it is not. Call in read order.
+   */
+  judge(event: SourcedEvent): AttemptVerdict | null {
+    if (event.outcome !== 'failure') return null
+    this.seen(event.instance, event.time)
+    const twinShape = event.grammar === 'F1' || event.grammar === 'F2'
+    if (event.doubt === 'ambiguous' && twinShape) {
+      const senders = event.senders ?? []
+      const twin = this.findTwin(event, (r) => r.ip !== null && senders.includes(r.ip))
+      if (twin !== undefined) {
+        this.consume(twin)
+        if (twin.counted) {
+          return {action: 'duplicate', why: `the ${twin.grammar} line of the same attempt names ${twin.ip ?? ''}: counted once, there`}
+        }
+      } else {
+        this.addTwin({instance: event.instance, session: event.session ?? '', grammar: event.grammar as 'F1' | 'F2', time: event.time, ip: null, senders, counted: false})
+      }
+      return null
+    }
+    if (!event.counted || event.ip === null) return null
+    const ip = event.ip
+    if (event.grammar === 'F2' && event.errorCode !== 4) this.addAccount(event.instance, accountOf(event.user), ip, event.time)
+    if (twinShape) {
+      const twin = this.findTwin(event, (r) => r.ip === ip || (r.ip === null && (r.senders ?? []).includes(ip)))
+      if (twin !== undefined) {
+        this.consume(twin)
+        if (twin.counted) {
+          const session = event.session === null ? '' : ` of session ${event.session}`
+          return {action: 'duplicate', why: `same attempt as the ${twin.grammar} line${session}: counted once`}
+        }
+        event.reason = `${event.reason} (its ${twin.grammar} twin was ambiguous alone)`
+      } else {
+        this.addTwin({instance: event.instance, session: event.session ?? '', grammar: event.grammar as 'F1' | 'F2', time: event.time, ip, counted: true})
+      }
+    }
+    if (event.grammar === 'F2' && event.errorCode === 4) return this.rateLimited(event, ip)
+    return null
+  }
+
+  /** An (error: 4) counts only as part of the address's own flood of the account. */
+  private rateLimited(event: SourcedEvent, ip: string): AttemptVerdict | null {
+    const recent = (this.accounts.get(`${event.instance}\u0000${accountOf(event.user)}`)?.list ?? []).filter(
+      (a) => a.time <= event.time + DUPLICATE_WINDOW_MS && a.time >= event.time - RATE_LIMIT_WINDOW_MS,
+    )
+    const others = [...new Set(recent.filter((a) => a.ip !== ip).map((a) => a.ip))]
+    if (recent.length > 0 && others.length === 0) return null
+    event.counted = false
+    const why =
+      others.length > 0
+        ? `refused by login_rate_limit (error 4) after failures on this account from ${others.slice(0, 3).join(', ')}${others.length > 3 ? ` and ${others.length - 3} more` : ''}: not counted against ${ip}`
+        : `refused by login_rate_limit (error 4) with no failure of ${ip} on this account before it: someone else locked it, not counted`
+    event.reason = why
+    return {action: 'ignored', why}
+  }
+
+  /** What to keep for the next run: unmatched lines within the twin horizon, account failures within the rate-limit window. */
+  save(): LedgerData {
+    const twins: TwinRecord[] = []
+    for (const list of this.twins.values()) {
+      for (const r of list) if (r.time >= (this.newest.get(r.instance) ?? 0) - DUPLICATE_WINDOW_MS - SKEW_MS) twins.push(r)
+    }
+    const accounts: LedgerData['accounts'] = []
+    for (const {instance, account, list} of this.accounts.values()) {
+      const horizon = (this.newest.get(instance) ?? 0) - RATE_LIMIT_WINDOW_MS - SKEW_MS
+      for (const a of list) if (a.time >= horizon) accounts.push({instance, account, ip: a.ip, time: a.time})
+    }
+    twins.sort((a, b) => a.time - b.time)
+    accounts.sort((a, b) => a.time - b.time)
+    return {twins: twins.slice(-MAX_KEPT), accounts: accounts.slice(-MAX_KEPT)}
+  }
+}
