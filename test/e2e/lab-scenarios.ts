@@ -139,7 +139,7 @@ export function uris(o: Options): Scenario[] {
     {id: 'uri-raw-paren', src: s(64), host: h, user: `${t}u4`, uri: '/roundcube/index.php?_task=login&y=)(POST%20/?_task=login&_action=login)', expect: 'exact'},
     {id: 'uri-tags', src: s(65), host: h, user: `${t}u5`, uri: '/roundcube/?_task=login&a=<b>x</b>', expect: 'exact', note: 'strip_tags on the URI (1.6)'},
     {id: 'body-no-action', src: s(66), host: h, user: `${t}u6`, uri: '/roundcube/?_task=login&_action=login', bodyTask: null, bodyAction: null, expect: 'exact', note: 'no _task/_action in the body: taken from the query'},
-    {id: 'body-task-mail', src: s(67), host: h, user: `${t}u7`, uri: '/roundcube/?_task=login&_action=login', bodyTask: 'mail', bodyAction: 'login', expect: 'observe', note: 'body _task=mail overrides the query: not a login, expected no line'},
+    {id: 'body-task-mail', src: s(67), host: h, user: `${t}u7`, uri: '/roundcube/?_task=login&_action=login', bodyTask: 'mail', bodyAction: 'login', expect: 'exact', note: 'still a login (observed): without a session user Roundcube forces task=login, only _action=login matters'},
     {id: 'no-token', src: s(68), host: h, user: `${t}u8`, token: false, expect: 'exact', note: 'no CSRF token: error 1'},
   ]
 }
