@@ -223,6 +223,7 @@ async function scanInto(ctx: GuardContext, data: StoreData, options: ScanOptions
             old++
           }
           doubts.add(sourced)
+          const decision = decider.apply(sourced)
           if (sourced.outcome === 'failure') {
             result.stats.failures++
             if (sourced.counted && sourced.ip !== null) {
@@ -230,7 +231,6 @@ async function scanInto(ctx: GuardContext, data: StoreData, options: ScanOptions
               addresses.add(sourced.ip)
             }
           }
-          const decision = decider.apply(sourced)
           if (options.onEvent !== undefined) options.onEvent(sourced, decision)
           if (options.collect === true) {
             if (ctx.keepText === true) sourced.text = text
@@ -261,7 +261,8 @@ async function scanInto(ctx: GuardContext, data: StoreData, options: ScanOptions
         options.progress?.(file, -1, -1)
         entries.finish(handle)
         if (loginLines > 0 && !parser.prefixRequired() && log.sessionPrefix !== 'optional') doubts.bump('unprefixed', loginLines)
-        if (loginLines > 0 && (parser.state.envelope === 'syslog' || parser.state.envelope === 'rfc3339')) doubts.bump('syslog-text', loginLines)
+        const envelope = log.format === 'auto' ? parser.state.envelope : log.format
+        if (loginLines > 0 && (envelope === 'syslog' || envelope === 'rfc3339')) doubts.bump('syslog-text', loginLines)
         const warned = {...saved?.warned}
         result.warnings.push(...doubts.warnings(file, now, options.repeatWarnings === true ? undefined : warned))
         const notes = [...report.notes]

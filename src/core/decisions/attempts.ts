@@ -123,9 +123,7 @@ export class AttemptLedger {
       const twin = this.findTwin(event, (r) => r.ip !== null && senders.includes(r.ip))
       if (twin !== undefined) {
         this.consume(twin)
-        if (twin.counted) {
-          return {action: 'duplicate', why: `the ${twin.grammar} line of the same attempt names ${twin.ip ?? ''}: counted once, there`}
-        }
+        if (twin.counted) return this.duplicate(event, `the ${twin.grammar} line of the same attempt names ${twin.ip ?? ''}: counted once, there`)
       } else {
         this.addTwin({instance: event.instance, session: event.session ?? '', grammar: event.grammar as 'F1' | 'F2', time: event.time, ip: null, senders, counted: false})
       }
@@ -140,7 +138,7 @@ export class AttemptLedger {
         this.consume(twin)
         if (twin.counted) {
           const session = event.session === null ? '' : ` of session ${event.session}`
-          return {action: 'duplicate', why: `same attempt as the ${twin.grammar} line${session}: counted once`}
+          return this.duplicate(event, `same attempt as the ${twin.grammar} line${session}: counted once`)
         }
         event.reason = `${event.reason} (its ${twin.grammar} twin was ambiguous alone)`
       } else {
@@ -149,6 +147,13 @@ export class AttemptLedger {
     }
     if (event.grammar === 'F2' && event.errorCode === 4) return this.rateLimited(event, ip)
     return null
+  }
+
+  /** The second line of one attempt: it does not count again. */
+  private duplicate(event: SourcedEvent, why: string): AttemptVerdict {
+    event.counted = false
+    event.reason = why
+    return {action: 'duplicate', why}
   }
 
   /** An (error: 4) counts only as part of the address's own flood of the account. */
