@@ -138,7 +138,7 @@ test('a glob pattern reads the live logs, not their rotations; rotation between 
   writeFileSync(s.log, '')
   appendLines(s.log, burst(at(2), '203.0.113.80', 1))
   const r = await cli(['hacks', '--verbose', '--config', s.config], {env: nowEnv(3)})
-  assert.match(r.stdout, /was rotated: finishing .*userlogins\.log\.1 from byte/)
+  assert.match(r.stdout, /rotated once: finished .*userlogins\.log\.1 from byte/)
   const rows = await cliJson<Row[]>(['list', '--config', s.config], {env: nowEnv(3)})
   assert.deepEqual(rows.map((row) => [row.ip, row.attempts]), [['203.0.113.80', 5]])
   const missing = setup(t)

@@ -4,17 +4,19 @@
  * for the next run).
  *
  * A position remembers the file's device and inode, the byte offset and line
- * number reached, and a hash of the file's first bytes, so that rotation by
- * rename, truncation (copytruncate) and a replaced file are told apart:
- * - same inode, smaller than the offset: truncated, read again from 0;
- * - same inode, different first bytes: replaced in place, read from 0;
- * - other inode: rotated; the old file is finished from the saved offset when
- *   it is found as `<path>.1` (same inode), then the new one is read from 0.
+ * number reached, and a hash of the file's first bytes. When the live file no
+ * longer holds the position (rotated by rename, copied and truncated, rotated
+ * several times, compressed), rotation.ts finds the old file among the
+ * rotated copies and reads what it and the newer copies gained, oldest first,
+ * before the live file is read from its start: every line is read once.
  */
-import {createHash} from 'node:crypto'
-import {open, readdir, stat, type FileHandle} from 'node:fs/promises'
-import {basename, dirname, join} from 'node:path'
+import {open, stat, type FileHandle} from 'node:fs/promises'
 import {MAX_LINE_BYTES} from '../parser/parse.js'
+import {FINGERPRINT_BYTES, fingerprintOf, LineSplitter, type LineHandler} from './lines.js'
+import {anchorFor, catchUpRotations, type CopyIdentity} from './rotation.js'
+
+export type {LineHandler} from './lines.js'
+export {isRotatedName} from './rotation.js'
 
 export interface LogPosition {
   dev: number
@@ -23,12 +25,17 @@ export interface LogPosition {
   offset: number
   /** Lines consumed, so that line numbers in reports are the file's own. */
   line: number
-  /** sha256 (hex, shortened) of the first `fingerprintBytes` bytes. */
+  /** sha256 (hex, shortened) of the first `fingerprintBytes` bytes (up to 256, what the file held). */
   fingerprint: string
   fingerprintBytes: number
+  /**
+   * The identity of the newest rotated copy that had any bytes, null when
+   * there was none (undefined: not known yet, a position saved by an older
+   * rcguard). The copies newer than it were rotated since: this is how the
+   * lines of a log that was empty at the last read are found.
+   */
+  newestCopy?: CopyIdentity | null
 }
-
-export type LineHandler = (text: string, lineNo: number, file: string) => void
 
 export interface ReadReport {
   /** The position to save, or undefined when the file could not be read. */
@@ -44,12 +51,11 @@ export interface ReadReport {
 }
 
 const CHUNK = 1024 * 1024
-const FINGERPRINT_BYTES = 256
 
-async function fingerprint(fh: FileHandle, length: number): Promise<string> {
+async function fingerprint(fh: FileHandle, length: number): Promise<{fingerprint: string; fingerprintBytes: number}> {
   const buf = Buffer.alloc(length)
   const {bytesRead} = await fh.read(buf, 0, length, 0)
-  return createHash('sha256').update(buf.subarray(0, bytesRead)).digest('hex').slice(0, 32)
+  return {fingerprint: fingerprintOf(buf.subarray(0, bytesRead)), fingerprintBytes: bytesRead}
 }
 
 /**
@@ -66,57 +72,17 @@ async function readLines(
   onLine: LineHandler,
   progress?: (done: number) => void,
 ): Promise<{offset: number; lines: number; longLines: number}> {
-  let offset = start
-  let lineNo = firstLineNo
-  let longLines = 0
-  let carry: Buffer = Buffer.alloc(0)
-  let skipping = false
+  const splitter = new LineSplitter(file, firstLineNo, onLine)
   const buf = Buffer.alloc(CHUNK)
   let pos = start
   while (pos < end) {
     const {bytesRead} = await fh.read(buf, 0, Math.min(CHUNK, end - pos), pos)
     if (bytesRead === 0) break
     pos += bytesRead
-    let data = carry.length > 0 ? Buffer.concat([carry, buf.subarray(0, bytesRead)]) : buf.subarray(0, bytesRead)
-    let from = 0
-    if (skipping) {
-      const nl = data.indexOf(0x0a)
-      if (nl === -1) {
-        carry = Buffer.alloc(0)
-        continue
-      }
-      skipping = false
-      lineNo++
-      longLines++
-      from = nl + 1
-      offset = pos - (data.length - from)
-    }
-    // Line by line on the bytes, so the length limit is in bytes whatever the text holds.
-    let nl = data.indexOf(0x0a, from)
-    while (nl !== -1) {
-      lineNo++
-      if (nl - from > MAX_LINE_BYTES) {
-        longLines++
-      } else {
-        const stop = nl > from && data[nl - 1] === 0x0d ? nl - 1 : nl
-        onLine(data.toString('utf8', from, stop), lineNo, file)
-      }
-      from = nl + 1
-      offset = pos - (data.length - from)
-      nl = data.indexOf(0x0a, from)
-    }
-    const rest = data.subarray(from)
-    if (rest.length > MAX_LINE_BYTES) {
-      // A line longer than the limit: drop what we have and skip to its end.
-      skipping = true
-      carry = Buffer.alloc(0)
-    } else {
-      carry = Buffer.from(rest)
-    }
-    data = Buffer.alloc(0)
+    splitter.push(buf.subarray(0, bytesRead))
     progress?.(pos - start)
   }
-  return {offset, lines: lineNo - firstLineNo, longLines}
+  return {offset: start + splitter.consumed, lines: splitter.lines, longLines: splitter.longLines}
 }
 
 function explainOpenError(path: string, err: NodeJS.ErrnoException): string {
@@ -131,45 +97,6 @@ function explainOpenError(path: string, err: NodeJS.ErrnoException): string {
     default:
       return `log ${path} cannot be read: ${err.message}`
   }
-}
-
-const COMPRESSED = /\.(?:gz|bz2|xz|zst|lz4|lzma|z)$/i
-
-/** Whether a file name looks like a rotated copy of a log (`errors.log.1`, `.2.gz`, `-20261125`). */
-export function isRotatedName(name: string): boolean {
-  return COMPRESSED.test(name) || /[.-]\d+$/.test(name) || /\.(?:old|bak)$/.test(name)
-}
-
-async function sameFile(candidate: string, saved: LogPosition): Promise<boolean> {
-  try {
-    const st = await stat(candidate)
-    return st.isFile() && st.dev === saved.dev && st.ino === saved.ino
-  } catch {
-    return false
-  }
-}
-
-/**
- * Finds the rotated copy of a log by its inode: `<path>.1` first, as
- * logrotate names it, then any `<path>.*` or `<path>-*` that is not
- * compressed (a compressed copy has a new inode anyway).
- */
-async function findRotated(path: string, saved: LogPosition): Promise<string | null> {
-  if (await sameFile(`${path}.1`, saved)) return `${path}.1`
-  const dir = dirname(path)
-  const base = basename(path)
-  let names: string[]
-  try {
-    names = await readdir(dir)
-  } catch {
-    return null
-  }
-  for (const name of names.sort()) {
-    if (name === base || !(name.startsWith(`${base}.`) || name.startsWith(`${base}-`)) || COMPRESSED.test(name)) continue
-    const candidate = join(dir, name)
-    if (await sameFile(candidate, saved)) return candidate
-  }
-  return null
 }
 
 export interface SeekOptions {
@@ -266,34 +193,12 @@ export async function readNewLines(
     }
     let start = 0
     let lineNo = 0
+    let newestCopy: CopyIdentity | null | undefined
     if (saved !== undefined) {
-      if (saved.dev === st.dev && saved.ino === st.ino) {
-        if (st.size < saved.offset) {
-          report.notes.push(`${path} was truncated: reading it again from the start`)
-        } else if ((await fingerprint(fh, saved.fingerprintBytes)) !== saved.fingerprint) {
-          report.notes.push(`${path} was replaced in place: reading it from the start`)
-        } else {
-          start = saved.offset
-          lineNo = saved.line
-        }
-      } else {
-        const old = await findRotated(path, saved)
-        if (old === null) {
-          report.notes.push(`${path} is a new file and its previous one was not found: reading it from the start`)
-        } else {
-          report.notes.push(`${path} was rotated: finishing ${old} from byte ${saved.offset}, then reading the new file`)
-          const ofh = await open(old, 'r')
-          try {
-            const ost = await ofh.stat()
-            const r = await readLines(ofh, old, saved.offset, ost.size, saved.line, onLine)
-            report.bytes += r.offset - saved.offset
-            report.lines += r.lines
-            report.longLines += r.longLines
-          } finally {
-            await ofh.close()
-          }
-        }
-      }
+      const caught = await catchUpRotations(path, {fh, st}, saved, onLine, report)
+      start = caught.start
+      lineNo = caught.lineNo
+      newestCopy = caught.newestCopy
     }
     const end = st.size
     if (saved === undefined && seek !== undefined && Number.isFinite(seek.target)) {
@@ -309,14 +214,14 @@ export async function readNewLines(
     report.bytes += r.offset - start
     report.lines += r.lines
     report.longLines += r.longLines
-    const fpBytes = Math.min(FINGERPRINT_BYTES, r.offset)
     report.position = {
       dev: st.dev,
       ino: st.ino,
       offset: r.offset,
       line: lineNo + r.lines,
-      fingerprint: await fingerprint(fh, fpBytes),
-      fingerprintBytes: fpBytes,
+      // What the file holds, read or not: a longer start tells files apart better.
+      ...(await fingerprint(fh, Math.min(FINGERPRINT_BYTES, end))),
+      newestCopy: await anchorFor(path, st, newestCopy),
     }
     if (r.longLines > 0) {
       report.warnings.push(`${path}: skipped ${r.longLines} line(s) longer than ${MAX_LINE_BYTES} bytes`)

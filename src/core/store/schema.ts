@@ -74,6 +74,8 @@ export const positionSchema = z.object({
   line: z.number().int().nonnegative(),
   fingerprint: z.string(),
   fingerprintBytes: z.number().int().nonnegative(),
+  /** The newest rotated copy when this was saved (its fingerprint), null: none; how a log read empty finds its rotated lines. */
+  newestCopy: z.object({fingerprint: z.string(), fingerprintBytes: z.number().int().nonnegative()}).nullable().optional(),
   /** What the parser learnt about this log: its envelope, whether it writes session prefixes. */
   parser: z
     .object({
