@@ -70,7 +70,7 @@ function params<T>(seed: number, numRuns: number): fc.Parameters<T> {
     seed: SEED_OVERRIDE ?? seed,
     numRuns: Math.max(1, Math.round(numRuns * SCALE)),
     // Shrinking a scan-heavy property is bounded so the file stays well under a minute.
-    interruptAfterTimeLimit: 9000 * SCALE,
+    interruptAfterTimeLimit: 6000 * SCALE,
     includeErrorInReport: true,
   }
 }
@@ -100,7 +100,8 @@ const anyCase = (s: string): fc.Arbitrary<string> =>
     m === 'same' ? s : m === 'upper' ? s.toUpperCase() : m === 'lower' ? s.toLowerCase() : s.replace(/\b[a-z]/g, (c) => c.toUpperCase()),
   )
 
-const fakeSid = fc.constantFrom('k3v9x2pqa7m1c0de', 'aaaaaaaabbbbbbbb', 'no-session', 'zz', '')
+/** `{OWN}` stands for the attempt's own session (its first 16 characters): the attacker knows its cookie. */
+const fakeSid = fc.constantFrom('{OWN}', '{OWN}', 'k3v9x2pqa7m1c0de', 'aaaaaaaabbbbbbbb', 'no-session', 'zz', '')
 const fakeSessionPrefix = fc.constantFrom('', '<k3v9x2pq> ', '< k3v9x2pq> ', 'k3v9x2pq> ', '<<k3v9x2pq>> ', '&lt;k3v9x2pq&gt; ', '<aaaaaaaa> ')
 const fakeStamp = fc.constantFrom(
   '25-Nov-2026 13:00:05 +0000',
@@ -162,6 +163,8 @@ const forgedLine: fc.Arbitrary<string> = fc
 const userPiece: fc.Arbitrary<string> = fc.oneof(
   {weight: 3, arbitrary: fc.constantFrom('alice@example.com', 'admin', 'bob', 'zoë@example.com', 'o\'brien "x"', '0', 'info@exämple.com')},
   {weight: 5, arbitrary: forgedLine},
+  // the lab's strongest framing: the head piece is a whole F2 tail with the attempt's own session, then an LF
+  {weight: 2, arbitrary: victimText.map((v) => `x from ${v} in session {OWN} (error: 0)\nx`)},
   {weight: 2, arbitrary: victimText.chain((v) => anyCase(` from ${v}`))},
   {weight: 2, arbitrary: fc.tuple(victimText, victimText).map(([a, b]) => ` from ${a} (X-Forwarded-For: ${b}`)},
   {weight: 1, arbitrary: victimText.map((v) => `(X-Forwarded-For: ${v}`)},
@@ -342,7 +345,7 @@ function requestOf(dep: Deployment, a: AttemptSpec): {req: LoginRequest; sender:
     ...(a.spelling.action === null ? [] : [`_action=${a.spelling.action}`]),
     '_timezone=Europe%2FBerlin',
     '_url=',
-    `_user=${encodeURIComponent(a.user)}`,
+    `_user=${encodeURIComponent(a.user.replaceAll('{OWN}', a.session.slice(0, 16)))}`,
     `_pass=${encodeURIComponent(a.pass)}`,
   ].join('&')
   return {
