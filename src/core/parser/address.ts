@@ -15,9 +15,10 @@
  *   last physical line;
  * - the errors log lowercases the user name (login_lc = 2, the default): a
  *   reading whose user part holds an upper-case letter is header text, and
- *   the IMAP server's text after the address starts with an upper-case word;
- * - userlogins cuts the user name at 256 bytes (plus `...`): a ` from ` further
- *   right is inside the header group.
+ *   the IMAP server's text after the address starts with an upper-case word.
+ * (userlogins' 256-byte cut of the user name is no constraint: Roundcube
+ * before 1.2 wrote whole names, and syslog escapes a control byte as several,
+ * so a cut could remove the real reading and leave a forged one alone.)
  */
 import {canonicalIp} from '../net/ip.js'
 
@@ -42,7 +43,7 @@ export interface Constraints {
   shape: FieldShape
   /** Readings must start at or after this index (the last physical line). */
   minAt: number
-  /** Readings must start at or before this index (userlogins' 256-byte cut); Infinity: no limit. */
+  /** Readings must start at or before this index; Infinity: no limit. */
   maxAt: number
   /** F1: Roundcube's login_lc (2: the user name is lowercased, 1: its domain, 0: neither). */
   loginLc?: 0 | 1 | 2
@@ -72,18 +73,6 @@ function field(raw: string): {raw: string; ip: string | null} | null {
   if (raw === '') return {raw, ip: null}
   const ip = canonicalIp(raw)
   return ip === null ? null : {raw, ip}
-}
-
-/** The index of the first byte past `limit` UTF-8 bytes of text from `start`, or text.length. */
-export function byteLimitIndex(text: string, start: number, limit: number): number {
-  let bytes = 0
-  for (let i = start; i < text.length; i++) {
-    const c = text.charCodeAt(i)
-    // U+FFFD stands for a byte the reader could not decode (a cut inside a UTF-8 sequence): one byte.
-    bytes += c < 0x80 || c === 0xfffd ? 1 : c < 0x800 ? 2 : c >= 0xd800 && c <= 0xdbff ? 2 : 3
-    if (bytes > limit) return i
-  }
-  return text.length
 }
 
 /** The field that starts at `p` (just after ` from `), or null when Roundcube could not have written it there. */

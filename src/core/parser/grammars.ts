@@ -8,7 +8,7 @@
  * address.ts: a line counts against a sender only when every reading that
  * Roundcube could have written names that sender.
  */
-import {byteLimitIndex, readings, type Constraints, type Reading} from './address.js'
+import {readings, type Constraints, type Reading} from './address.js'
 import {clientBehindProxy, type ProxyList} from './proxy.js'
 import {canonicalIp} from '../net/ip.js'
 import type {GrammarId, LoginEvent} from './types.js'
@@ -120,8 +120,6 @@ const F1_TAIL = / in (\S+) on line (\d+) \(([A-Z]+) (\S*)\)$/
 const F1_SERVER_PREFIX = /^(?:LOGIN|AUTHENTICATE [A-Z0-9_-]+): /
 const F1_NOT_A_GUESS = /^(?:Could not connect|Unable to negotiate TLS|Empty host|Configuration error|Login disabled)/
 const F1_AGAINST = / against \S+$/
-/** userlogins writes at most 256 bytes of a user name, then `...` (Roundcube 1.2+). */
-const F2_USER_BYTES = 256 + 3
 
 /** F2 — userlogins: `Failed login for USER from ADDR in session SID (error: N)`. */
 const failedLogin: Grammar = {
@@ -133,10 +131,9 @@ const failedLogin: Grammar = {
     const m = F2_TAIL.exec(rest)
     if (m === null) return null
     const head = ` ${m[1] ?? ''}`
-    const c: Constraints = {shape: 'session', minAt: Math.max(0, lastLineStart(head) - 1), maxAt: byteLimitIndex(head, 1, F2_USER_BYTES)}
-    let found = readings(head, c)
-    // No reading within the cut: not written by Roundcube 1.2+ (1.0 and 1.1 wrote whole names).
-    if (found.list.length === 0 && !found.tooMany) found = readings(head, {...c, maxAt: Infinity})
+    // No cut at userlogins' 256 bytes: before 1.2 Roundcube wrote whole names, and syslog may escape a
+    // control byte as several: a cut could remove the real reading and leave a forged one.
+    const found = readings(head, {shape: 'session', minAt: Math.max(0, lastLineStart(head) - 1), maxAt: Infinity})
     const code = Number(m[3])
     const countable: Countable = options.countErrors.has(code)
       ? {counted: true, reason: `failed login (error ${code})`}
