@@ -7,7 +7,7 @@
  * and lasts `blockMinutes` (0: until deleted). Failures that led to a block are
  * forgotten, so after it ends a fresh burst is needed to block again.
  */
-import {compareIps, isLoopback, type NetworkList} from '../net/ip.js'
+import {blockKey, compareIps, isLoopback, overlapsLoopback, type NetworkList} from '../net/ip.js'
 import type {LoginEvent} from '../parser/types.js'
 import type {Entry, StoreData} from '../store/schema.js'
 
@@ -19,6 +19,8 @@ export interface DecisionSettings {
   resetOnSuccess?: boolean
   /** Repeat offenders: longer blocks each time (absent: every block lasts blockMinutes). */
   escalation?: {factor: number; maxMinutes: number; forgetDays: number}
+  /** firewall.ipv6Prefix: IPv6 failures count against the network of this prefix (absent, 128: per address). */
+  ipv6Prefix?: number
 }
 
 /**
@@ -51,6 +53,8 @@ export interface Decision {
   /** For `blocked`: when the block started (the failure that completed the window) and ends (null: until deleted). */
   blockedAt?: number
   blockedUntil?: number | null
+  /** The entry the failure counted against: the address, or its IPv6 network (see blockKey). */
+  key?: string
 }
 
 /** Two log lines of one attempt (F1 in errors, F2 in userlogins) are at most this far apart. */
@@ -65,10 +69,11 @@ export function isBlockActive(entry: Entry, now: number): boolean {
   return entry.blockedAt !== null && (entry.blockedUntil === null || entry.blockedUntil > now)
 }
 
-/** Why an address must never be blocked, or null. */
+/** Why an address, or any address of a network entry (CIDR text), must never be blocked, or null. */
 export function neverBlockReason(ip: string, whitelist: NetworkList): string | null {
-  if (isLoopback(ip)) return 'loopback'
-  const w = whitelist.match(ip)
+  const network = ip.includes('/')
+  if (network ? overlapsLoopback(ip) : isLoopback(ip)) return 'loopback'
+  const w = network ? whitelist.overlapping(ip) : whitelist.match(ip)
   if (w !== undefined) return w.label ?? `whitelisted (${w.text})`
   return null
 }
@@ -125,6 +130,8 @@ export class Decider {
   private readonly byKey = new Map<string, Entry>()
   /** neverBlockReason per address: the whitelist is matched once per address, not per line. */
   private readonly never = new Map<string, string | null>()
+  /** The entry each address counts against (blockKey), likewise once per address. */
+  private readonly keys = new Map<string, string>()
 
   constructor(
     private readonly data: StoreData,
@@ -156,11 +163,16 @@ export class Decider {
       this.never.set(ip, never)
     }
     if (never !== null) return {action: 'never-block', event, why: `${ip} is never blocked: ${never}`}
-    const key = entryKey(event.instance, ip)
-    let entry = byKey.get(key)
+    let key = this.keys.get(ip)
+    if (key === undefined) {
+      key = blockKey(ip, settings.ipv6Prefix ?? 128, this.whitelist)
+      this.keys.set(ip, key)
+    }
+    const mapKey = entryKey(event.instance, key)
+    let entry = byKey.get(mapKey)
     if (entry === undefined) {
-      entry = newEntry(ip, event.instance, event.time, event.user)
-      byKey.set(key, entry)
+      entry = newEntry(key, event.instance, event.time, event.user)
+      byKey.set(mapKey, entry)
       this.data.entries.push(entry)
     }
     if (event.grammar === 'F1' || event.grammar === 'F2') {
@@ -194,7 +206,7 @@ export class Decider {
     users.push(event.user)
     if (users.length > MAX_USERS) users.shift()
     if (entry.blockedAt !== null && (entry.blockedUntil === null || entry.blockedUntil > event.time)) {
-      return {action: 'already-blocked', event, why: `${ip} is already blocked`}
+      return {action: 'already-blocked', event, key, why: `${key} is already blocked`}
     }
     insertSorted(entry.failures, event.time)
     const newest = entry.failures[entry.failures.length - 1] ?? event.time
@@ -205,8 +217,9 @@ export class Decider {
       return {
         action: 'counted',
         event,
+        key,
         // Built only when asked for (--verbose): most lines are counted and most runs do not ask.
-        why: this.explain ? `${ip}: ${entry.failures.length} of ${settings.maxAttempts} failures within ${minutes(settings.periodMinutes)}` : '',
+        why: this.explain ? `${key}: ${entry.failures.length} of ${settings.maxAttempts} failures within ${minutes(settings.periodMinutes)}` : '',
       }
     }
     const trigger = entry.failures[start + settings.maxAttempts - 1] ?? event.time
@@ -221,7 +234,8 @@ export class Decider {
     return {
       action: 'blocked',
       event,
-      why: `${ip}: ${settings.maxAttempts} failures within ${minutes(settings.periodMinutes)}: blocked ${length}${stale}`,
+      key,
+      why: `${key}: ${settings.maxAttempts} failures within ${minutes(settings.periodMinutes)}: blocked ${length}${stale}`,
       blockedAt: trigger,
       blockedUntil: entry.blockedUntil,
     }
