@@ -1,6 +1,7 @@
 import {test} from 'node:test'
 import assert from 'node:assert/strict'
-import {canonicalIp, compareIps, familyOf, NetworkList, parseCidr, isLoopback} from '../../src/core/net/ip.js'
+import fc from 'fast-check'
+import {blockKey, canonicalIp, compareIps, familyOf, NetworkList, parseCidr, isLoopback} from '../../src/core/net/ip.js'
 
 test('canonicalIp validates strictly and normalises', () => {
   assert.equal(canonicalIp('192.0.2.1'), '192.0.2.1')
@@ -50,4 +51,19 @@ test('NetworkList.overlapping finds a network sharing any address; familyOf read
   assert.equal(l.overlapping('198.51.100.7')?.text, '198.51.100.0/24')
   assert.equal(familyOf('2001:db8::/64'), 6)
   assert.equal(familyOf('192.0.2.0/24'), 4)
+})
+
+test('property: blockKey of an IPv6 address is the network parseCidr computes, for every prefix', () => {
+  const none = new NetworkList([])
+  fc.assert(
+    fc.property(fc.ipV6(), fc.integer({min: 16, max: 127}), (text, prefix) => {
+      const ip = canonicalIp(text)
+      if (ip === null || ip.includes('.') || isLoopback(ip)) return
+      const want = parseCidr(`${ip}/${prefix}`)?.text
+      const got = blockKey(ip, prefix, none)
+      // Only ::/P networks (which hold ::1) fall back to the address.
+      assert.equal(got, want === `::/${prefix}` ? ip : want)
+    }),
+    {seed: 64, numRuns: 2000},
+  )
 })

@@ -21,29 +21,33 @@ const MAX_USERS = 10
  * Returns how many entries were merged away.
  */
 export function mergeIntoNetworks(data: StoreData, keyOf: (ip: string) => string): number {
-  const groups = new Map<string, {key: string; members: Entry[]; moved: boolean}>()
+  // Nearly always nothing moves: find that out without building anything per entry.
+  const moved = new Map<Entry, string>()
   for (const e of data.entries) {
     const key = keyOf(e.ip)
-    const id = `${e.instance}\u0000${key}`
-    let g = groups.get(id)
-    if (g === undefined) {
-      g = {key, members: [], moved: false}
-      groups.set(id, g)
-    }
-    g.members.push(e)
-    if (key !== e.ip) g.moved = true
+    if (key !== e.ip) moved.set(e, key)
+  }
+  if (moved.size === 0) return 0
+  const id = (instance: string, key: string): string => `${instance}\u0000${key}`
+  const groups = new Map<string, {key: string; members: Entry[]}>()
+  for (const [e, key] of moved) {
+    const g = groups.get(id(e.instance, key))
+    if (g === undefined) groups.set(id(e.instance, key), {key, members: [e]})
+    else g.members.push(e)
+  }
+  // An entry already under its key (a network entry from an earlier run) is merged into, first in its group.
+  for (const e of data.entries) {
+    if (!moved.has(e)) groups.get(id(e.instance, e.ip))?.members.unshift(e)
   }
   let merged = 0
   const replace = new Map<Entry, Entry | null>()
   for (const g of groups.values()) {
-    if (!g.moved) continue
     const [first] = g.members
     if (first === undefined) continue
     replace.set(first, combine(g.key, g.members))
     for (const m of g.members.slice(1)) replace.set(m, null)
     merged += g.members.length - 1
   }
-  if (replace.size === 0) return 0
   const out: Entry[] = []
   for (const e of data.entries) {
     const r = replace.get(e)

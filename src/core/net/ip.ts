@@ -222,14 +222,26 @@ export function networkOf(ip: string, prefix: number): Cidr {
  * firewall (desiredState), so that what is counted is exactly what is blocked.
  */
 export function blockKey(ip: string, ipv6Prefix: number, never: NetworkList): string {
-  if (ipv6Prefix >= 128) return ip
+  // IPv4 (canonical IPv6 text has no dots): stays, decided from the text, as most entries are.
+  if (ipv6Prefix >= 128 || ip.includes('.')) return ip
   const slash = ip.indexOf('/')
   // An entry that already is a network of the prefix or wider: the common case once keyed, decided from the text.
   if (slash !== -1 && Number(ip.slice(slash + 1)) <= ipv6Prefix) return ip
-  const c = parseCidr(ip)
-  if (c === null || c.family === 4 || c.prefix <= ipv6Prefix) return ip
-  const net = networkOf(c.network.toString(), ipv6Prefix)
+  // A canonical IPv6 address is parsed once (a new address per attempt makes this the Decider's cost per line).
+  const c = slash === -1 && isIP(ip) === 6 ? {network: ipaddr.IPv6.parse(ip), prefix: 128} : parseCidr(ip)
+  if (c === null || !(c.network instanceof ipaddr.IPv6) || c.prefix <= ipv6Prefix) return ip
+  const net = ipv6Network(c.network, ipv6Prefix)
   return overlapsLoopback(net) || never.overlapping(net) !== undefined ? ip : net.text
+}
+
+/** The network of `prefix` bits that holds an IPv6 address, without parsing text again. */
+function ipv6Network(addr: ipaddr.IPv6, prefix: number): Cidr {
+  const parts = addr.parts.map((p, i) => {
+    const bits = Math.min(16, Math.max(0, prefix - i * 16))
+    return bits === 16 ? p : p & (0xffff << (16 - bits)) & 0xffff
+  })
+  const network = new ipaddr.IPv6(parts)
+  return {text: `${network.toString()}/${prefix}`, family: 6, prefix, network}
 }
 
 /** CIDR text of an address or network (an address is a /32 or /128). */
