@@ -159,6 +159,16 @@ test('ipv6Prefix 64 leaves IPv4 alone; 128 or no prefix counts every IPv6 addres
   }
 })
 
+test('ipv6Prefix 64 with resetOnSuccess: a success from an address of the network clears the network\'s failures', () => {
+  const data = emptyData()
+  const s = {...v6, resetOnSuccess: true}
+  applyEvents(data, [1, 2, 3].map((h, i) => ev(`2001:db8:1:2::${h}`, T0 + i * MIN)), s, none, T0)
+  const d = applyEvents(data, [ev('2001:db8:1:2::9', T0 + 4 * MIN, {outcome: 'success', grammar: 'F3'})], s, none, T0)
+  assert.equal(d[0]?.action, 'reset')
+  assert.match(d[0]?.why ?? '', /^2001:db8:1:2::\/64: successful login, 3 earlier failure\(s\) forgotten/)
+  assert.deepEqual(data.entries[0]?.failures, [])
+})
+
 test('neverBlockReason of a network entry considers the whole network', () => {
   const wl = new NetworkList([{cidr: '2001:db8:1:2::99', label: 'whitelisted (2001:db8:1:2::99/128)'}])
   assert.equal(neverBlockReason('2001:db8:1:2::/64', wl), 'whitelisted (2001:db8:1:2::99/128)')

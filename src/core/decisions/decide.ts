@@ -148,11 +148,11 @@ export class Decider {
   apply(event: SourcedEvent): Decision {
     const {settings, periodMs, byKey} = this
     if (event.outcome === 'success' && settings.resetOnSuccess === true && event.ip !== null && event.doubt === undefined) {
-      const entry = byKey.get(entryKey(event.instance, event.ip))
+      const entry = byKey.get(entryKey(event.instance, this.keyOf(event.ip)))
       const earlier = entry?.failures.filter((t) => t <= event.time).length ?? 0
       if (entry !== undefined && earlier > 0 && !isBlockActive(entry, event.time)) {
         entry.failures = entry.failures.filter((t) => t > event.time)
-        return {action: 'reset', event, why: `${event.ip}: successful login, ${earlier} earlier failure(s) forgotten (resetOnSuccess)`}
+        return {action: 'reset', event, why: `${entry.ip}: successful login, ${earlier} earlier failure(s) forgotten (resetOnSuccess)`}
       }
     }
     if (!event.counted || event.ip === null) return {action: 'ignored', event, why: event.reason}
@@ -163,11 +163,7 @@ export class Decider {
       this.never.set(ip, never)
     }
     if (never !== null) return {action: 'never-block', event, why: `${ip} is never blocked: ${never}`}
-    let key = this.keys.get(ip)
-    if (key === undefined) {
-      key = blockKey(ip, settings.ipv6Prefix ?? 128, this.whitelist)
-      this.keys.set(ip, key)
-    }
+    const key = this.keyOf(ip)
     const mapKey = entryKey(event.instance, key)
     let entry = byKey.get(mapKey)
     if (entry === undefined) {
@@ -239,6 +235,16 @@ export class Decider {
       blockedAt: trigger,
       blockedUntil: entry.blockedUntil,
     }
+  }
+
+  /** The entry an address counts against: itself, or its IPv6 network (blockKey), once per address. */
+  private keyOf(ip: string): string {
+    let key = this.keys.get(ip)
+    if (key === undefined) {
+      key = blockKey(ip, this.settings.ipv6Prefix ?? 128, this.whitelist)
+      this.keys.set(ip, key)
+    }
+    return key
   }
 }
 
