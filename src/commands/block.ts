@@ -5,7 +5,7 @@ import {block, type ChangeResult} from '../core/guard.js'
 export default class Block extends BaseCommand<typeof Block> {
   static override summary = 'Block addresses by hand, now (never-blocked addresses are refused).'
   static override description =
-    'The block lasts --minutes (0: until deleted); by default as long as the next automatic block of that address would (escalation included). Without --instance it applies to every instance.'
+    'The block lasts --minutes (0: until deleted); by default as long as the next automatic block of that address would (escalation included). Without --instance it applies to every instance. With firewall.ipv6Prefix below 128, an IPv6 address is blocked as its network.'
   static override enableJsonFlag = true
   static override strict = false
   static override args = {address: Args.string({description: 'IPv4 or IPv6 address (several allowed)', required: true})}

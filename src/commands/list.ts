@@ -10,7 +10,7 @@ export default class List extends BaseCommand<typeof List> {
   static override flags = {
     state: Flags.string({summary: 'Only entries in this state (repeat for several).', options: ['blocked', 'watching', 'whitelisted'], multiple: true}),
     instance: Flags.string({summary: 'Only entries of this instance.'}),
-    ip: Flags.string({summary: 'Only addresses inside this address or CIDR network.'}),
+    ip: Flags.string({summary: 'Only entries whose address or network overlaps this address or CIDR network.'}),
   }
   static override examples = [
     '<%= config.bin %> list',

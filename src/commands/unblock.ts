@@ -5,13 +5,15 @@ import {unblock, type ChangeResult} from '../core/guard.js'
 
 export default class Unblock extends BaseCommand<typeof Unblock> {
   static override summary = 'Delete entries: lift their blocks now; they can be blocked again if they misbehave again.'
+  static override description =
+    'Deletes the entries that list --ip shows for each argument: an address inside a blocked IPv6 network (firewall.ipv6Prefix) deletes that network\'s entry.'
   static override enableJsonFlag = true
   static override strict = false
-  static override args = {address: Args.string({description: 'IPv4 or IPv6 address (several allowed)', required: true})}
+  static override args = {address: Args.string({description: 'IPv4 or IPv6 address, or CIDR network (several allowed)', required: true})}
   static override flags = {
     quiet: Flags.boolean({char: 'q', summary: 'An address that is not in the database is no error.', default: false}),
   }
-  static override examples = ['<%= config.bin %> unblock 192.0.2.10', '<%= config.bin %> unblock 192.0.2.10 2001:db8::25']
+  static override examples = ['<%= config.bin %> unblock 192.0.2.10', '<%= config.bin %> unblock 192.0.2.10 2001:db8::25', '<%= config.bin %> unblock 2001:db8:1:2::/64']
 
   async run(): Promise<ChangeResult> {
     const {argv} = await this.parse(Unblock)

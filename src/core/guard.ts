@@ -25,7 +25,8 @@ import {hostname} from 'node:os'
 import {basename} from 'node:path'
 import {glob} from 'tinyglobby'
 import {isRotatedName, readNewLines, readTail, unreadable} from './logreader/reader.js'
-import {canonicalIp, cidrsOverlap, compareIps, familyOf, hostAddresses, NetworkList, networkOf, parseCidr, type Cidr} from './net/ip.js'
+import {blockKey, canonicalIp, cidrsOverlap, cidrText, compareIps, familyOf, hostAddresses, NetworkList, parseCidr, withoutNested, type Cidr} from './net/ip.js'
+import {mergeIntoNetworks} from './decisions/networks.js'
 import {buildDigest, notify} from './notify/index.js'
 import {EntryParser, LineParser, type ParseOptions, type SourcedLine} from './parser/parse.js'
 import {proxyList} from './parser/proxy.js'
@@ -98,6 +99,22 @@ function neverBlockSources(config: Config, data: StoreData): {cidr: string; labe
 
 function whitelistOf(config: Config, data: StoreData): NetworkList {
   return new NetworkList(neverBlockSources(config, data))
+}
+
+/** What an address or entry is counted and blocked as under this configuration (see blockKey). */
+function keyOf(config: Config, never: NetworkList): (ip: string) => string {
+  return (ip) => blockKey(ip, config.firewall.ipv6Prefix, never)
+}
+
+/**
+ * The database as the configuration counts it: entries of an older key (IPv6
+ * addresses from before per-network counting, another ipv6Prefix) merged into
+ * their network's entry. Saved with the command's next write.
+ */
+async function readData(ctx: GuardContext): Promise<StoreData> {
+  const data = await ctx.store.read()
+  if (ctx.config.firewall.ipv6Prefix < 128) mergeIntoNetworks(data, keyOf(ctx.config, whitelistOf(ctx.config, data)))
+  return data
 }
 
 function blockInfo(e: Entry): BlockInfo {
@@ -182,7 +199,7 @@ async function scanInto(ctx: GuardContext, data: StoreData, options: ScanOptions
   const positions: Record<string, StoredPosition> = {}
   const proxies = proxyList(config.trustedProxies)
   const before = new Set(data.entries.filter((e) => isBlockActive(e, now)).map((e) => `${e.instance} ${e.ip}`))
-  const decider = new Decider(data, config, whitelistOf(config, data), now, options.collect === true)
+  const decider = new Decider(data, {...config, ipv6Prefix: config.firewall.ipv6Prefix}, whitelistOf(config, data), now, options.collect === true)
   const periodMs = config.periodMinutes * 60_000
   options.before?.()
   for (const instance of config.instances) {
@@ -285,29 +302,25 @@ async function scanInto(ctx: GuardContext, data: StoreData, options: ScanOptions
 
 /**
  * The firewall's desired state from the store: per instance, its ports and
- * the networks in force. IPv6 attackers are widened to firewall.ipv6Prefix
- * (e.g. /64) unless that network would reach a never-blocked one.
+ * the networks in force. Each entry is blocked as blockKey says, the rule the
+ * failures are counted by: an IPv6 entry of an older key (an address from
+ * before per-network counting) is still widened to firewall.ipv6Prefix (e.g.
+ * /64) unless that network would reach a never-blocked one, and a network
+ * entry is blocked whole. A network inside another blocked one is left out.
  */
 export function desiredState(config: Config, data: StoreData, now: number): DesiredState {
-  const never = [...neverBlockSources(config, data).map((n) => n.cidr), '::1/128']
-    .map((c) => parseCidr(c))
-    .filter((c): c is Cidr => c !== null)
-  const blocks = activeBlocks(data, whitelistOf(config, data), now)
-  const widen = (ip: string): string => {
-    const host = networkOf(ip, 128)
-    if (config.firewall.ipv6Prefix === 128) return host.text
-    const net = networkOf(ip, config.firewall.ipv6Prefix)
-    return never.some((n) => cidrsOverlap(n, net)) ? host.text : net.text
-  }
+  const never = whitelistOf(config, data)
+  const blocks = activeBlocks(data, never, now)
+  const key = keyOf(config, never)
   return {
     instances: config.instances.map((inst) => {
       const ips = blocks.get(inst.name) ?? []
-      const v6 = [...new Set(ips.filter((ip) => familyOf(ip) === 6).map(widen))]
+      const v6 = [...new Set(ips.filter((ip) => familyOf(ip) === 6).map((ip) => cidrText(key(ip))))]
       return {
         name: inst.name,
         ports: inst.ports,
         v4: ips.filter((ip) => familyOf(ip) === 4).map((ip) => `${ip}/32`),
-        v6: v6.sort((a, b) => compareIps(a.split('/')[0] ?? '', b.split('/')[0] ?? '')),
+        v6: withoutNested(v6.sort(compareIps)),
       }
     }),
   }
@@ -348,11 +361,11 @@ function firewallFailed(err: unknown): never {
 /** `scan`: new log lines into the store; no firewall change. */
 export async function scan(ctx: GuardContext, options: {dryRun: boolean} & Pick<ScanOptions, 'collect' | 'onEvent' | 'before' | 'progress'>): Promise<ScanResult> {
   if (options.dryRun) {
-    const data = await ctx.store.read()
+    const data = await readData(ctx)
     return scanInto(ctx, data, {...options, repeatWarnings: true})
   }
   return ctx.store.withLock({wait: true}, async () => {
-    const data = await ctx.store.read()
+    const data = await readData(ctx)
     const result = await scanInto(ctx, data, options)
     pruneEntries(data, ctx.config, ctx.now())
     await ctx.store.write(data)
@@ -397,14 +410,14 @@ export async function scanFile(
   const result = await scanInto({...ctx, config}, data, {...options, repeatWarnings: true})
   const replayBlocks: ReplayBlock[] = result.decisions
     .filter((d) => d.action === 'blocked' && d.event.ip !== null)
-    .map((d) => ({ip: d.event.ip ?? '', instance: d.event.instance, at: d.blockedAt ?? d.event.time, until: d.blockedUntil ?? null}))
+    .map((d) => ({ip: d.key ?? d.event.ip ?? '', instance: d.event.instance, at: d.blockedAt ?? d.event.time, until: d.blockedUntil ?? null}))
   return {...result, replayBlocks}
 }
 
 /** `hacks`: scan, end expired blocks, then regenerate the firewall rules. */
 export async function hacks(ctx: GuardContext, options: {dryRun: boolean} & Pick<ScanOptions, 'collect' | 'progress'>): Promise<HacksResult> {
   const run = async (): Promise<HacksResult> => {
-    const data = await ctx.store.read()
+    const data = await readData(ctx)
     const scanned = await scanInto(ctx, data, {collect: options.collect, progress: options.progress, repeatWarnings: options.dryRun})
     const now = ctx.now()
     const expired = expireBlocks(data, now).map(blockInfo)
@@ -464,7 +477,7 @@ function iso(t: number | null): string | null {
 export interface ListFilter {
   state?: EntryState[]
   instance?: string
-  /** Only entries whose address is inside this network (whitelist entries: that overlap it). */
+  /** Only entries whose address or network overlaps this address or network (whitelist entries too). */
   ip?: string
 }
 
@@ -488,7 +501,7 @@ export async function list(ctx: GuardContext, filter: ListFilter = {}): Promise<
 }
 
 async function listAll(ctx: GuardContext): Promise<ListRow[]> {
-  const data = await ctx.store.read()
+  const data = await readData(ctx)
   const now = ctx.now()
   const whitelist = whitelistOf(ctx.config, data)
   const rows: ListRow[] = []
@@ -555,7 +568,7 @@ async function mutate(
   change: (data: StoreData) => Omit<ChangeResult, 'firewallChanged'>,
 ): Promise<ChangeResult> {
   return ctx.store.withLock({wait: true}, async () => {
-    const data = await ctx.store.read()
+    const data = await readData(ctx)
     const result = change(data)
     await ctx.store.write(data)
     try {
@@ -567,21 +580,35 @@ async function mutate(
   })
 }
 
-/** `unblock`: forget the entries of these addresses (all instances) and lift their rules now. */
+/** Whether an entry's address or network shares an address with `net`. */
+function overlaps(e: Entry, net: Cidr): boolean {
+  const c = parseCidr(e.ip)
+  return c !== null && cidrsOverlap(c, net)
+}
+
+/**
+ * `unblock ADDR|CIDR...`: forget the entries (all instances) whose address or
+ * network overlaps each argument, as `list --ip` shows them, and lift their
+ * rules now: an address inside a network entry deletes that network's entry.
+ */
 export async function unblock(ctx: GuardContext, args: string[]): Promise<ChangeResult> {
-  const ips = parseAddresses(args, false)
+  const nets = args.map((a) => (a.includes('/') ? parseAddresses([a], true) : parseAddresses([a], false))[0] ?? a)
   return mutate(ctx, (data) => {
     const done: string[] = []
     const notFound: string[] = []
-    for (const ip of ips) {
-      const matching = data.entries.filter((e) => e.ip === ip)
+    for (const arg of nets) {
+      const net = parseCidr(arg)
+      const matching = net === null ? [] : data.entries.filter((e) => overlaps(e, net))
       if (matching.length === 0) {
-        notFound.push(ip)
+        notFound.push(arg)
         continue
       }
       const wasBlocked = matching.some((e) => isBlockActive(e, ctx.now()))
-      data.entries = data.entries.filter((e) => e.ip !== ip)
-      done.push(`${ip}: ${wasBlocked ? 'unblocked and forgotten' : 'forgotten (it was not blocked)'}; it is blocked again if it misbehaves again`)
+      const gone = new Set(matching)
+      data.entries = data.entries.filter((e) => !gone.has(e))
+      const names = [...new Set(matching.map((e) => e.ip))].sort(compareIps)
+      const what = names.length === 1 && names[0] === arg ? '' : ` ${names.map((n) => (n.includes('/') ? `network ${n}` : n)).join(', ')}`
+      done.push(`${arg}:${what} ${wasBlocked ? 'unblocked and forgotten' : 'forgotten (it was not blocked)'}; it is blocked again if it misbehaves again`)
     }
     return {done, notFound}
   })
@@ -603,8 +630,9 @@ export async function block(
     throw new UsageError(`no instance named ${options.instance} in the configuration`)
   }
   return ctx.store.withLock({wait: true}, async () => {
-    const data = await ctx.store.read()
+    const data = await readData(ctx)
     const never = whitelistOf(ctx.config, data)
+    const key = keyOf(ctx.config, never)
     const refused = ips.map((ip) => [ip, neverBlockReason(ip, never)] as const).filter(([, why]) => why !== null)
     if (refused.length > 0) {
       throw new UsageError(`refused: ${refused.map(([ip, why]) => `${ip} is never blocked (${why ?? ''})`).join('; ')}`)
@@ -612,10 +640,13 @@ export async function block(
     const now = ctx.now()
     const done: string[] = []
     for (const ip of ips) {
+      // With ipv6Prefix set, the address's network: the entry its failures count against.
+      const k = key(ip)
+      const name = k === ip ? ip : `${k} (network of ${ip})`
       for (const instance of instances) {
-        let entry = data.entries.find((e) => e.ip === ip && e.instance === instance)
+        let entry = data.entries.find((e) => e.ip === k && e.instance === instance)
         if (entry === undefined) {
-          entry = newEntry(ip, instance, now)
+          entry = newEntry(k, instance, now)
           data.entries.push(entry)
         }
         const minutes = options.minutes ?? blockLength(ctx.config, entry.blocks)
@@ -624,7 +655,7 @@ export async function block(
         entry.blocks++
         entry.failures = []
         if (options.comment !== undefined) entry.comment = options.comment
-        done.push(`${ip}: blocked on ${instance} ${minutes === 0 ? 'until deleted' : `for ${minutes} min`}`)
+        done.push(`${name}: blocked on ${instance} ${minutes === 0 ? 'until deleted' : `for ${minutes} min`}`)
       }
     }
     await ctx.store.write(data)
@@ -637,7 +668,7 @@ export async function block(
   })
 }
 
-/** `whitelist ADDR|CIDR...`: never block these; lifts current blocks inside them now. */
+/** `whitelist ADDR|CIDR...`: never block these; deletes the entries that overlap them (lifting their blocks) now. */
 export async function whitelistAdd(ctx: GuardContext, args: string[], comment: string | null): Promise<ChangeResult> {
   const cidrs = parseAddresses(args, true)
   return mutate(ctx, (data) => {
@@ -649,9 +680,10 @@ export async function whitelistAdd(ctx: GuardContext, args: string[], comment: s
       } else if (comment !== null) {
         existing.comment = comment
       }
-      const net = new NetworkList([cidr])
-      const lifted = data.entries.filter((e) => net.has(e.ip))
-      data.entries = data.entries.filter((e) => !net.has(e.ip))
+      const net = parseCidr(cidr)
+      const lifted = net === null ? [] : data.entries.filter((e) => overlaps(e, net))
+      const gone = new Set(lifted)
+      data.entries = data.entries.filter((e) => !gone.has(e))
       const liftedText = lifted.length > 0 ? `; lifted ${lifted.map((e) => e.ip).join(', ')}` : ''
       done.push(`${cidr}: ${existing === undefined ? 'whitelisted' : 'already whitelisted'}${liftedText}`)
     }

@@ -1,6 +1,7 @@
 import {test} from 'node:test'
 import assert from 'node:assert/strict'
-import {canonicalIp, compareIps, NetworkList, parseCidr, isLoopback} from '../../src/core/net/ip.js'
+import fc from 'fast-check'
+import {blockKey, canonicalIp, compareIps, familyOf, NetworkList, parseCidr, isLoopback} from '../../src/core/net/ip.js'
 
 test('canonicalIp validates strictly and normalises', () => {
   assert.equal(canonicalIp('192.0.2.1'), '192.0.2.1')
@@ -40,4 +41,29 @@ test('NetworkList matches across forms; loopback is recognised', () => {
 test('compareIps orders IPv4 numerically before IPv6', () => {
   const ips = ['2001:db8::2', '192.0.2.10', '192.0.2.9', '10.0.0.1', '2001:db8::1']
   assert.deepEqual([...ips].sort(compareIps), ['10.0.0.1', '192.0.2.9', '192.0.2.10', '2001:db8::1', '2001:db8::2'])
+})
+
+test('NetworkList.overlapping finds a network sharing any address; familyOf reads CIDR text', () => {
+  const l = new NetworkList(['198.51.100.0/24', '2001:db8:1:2::99'])
+  assert.equal(l.overlapping('2001:db8:1:2::/64')?.text, '2001:db8:1:2::99/128')
+  assert.equal(l.overlapping('2001:db8:1:3::/64'), undefined)
+  assert.equal(l.overlapping('198.51.0.0/16')?.text, '198.51.100.0/24')
+  assert.equal(l.overlapping('198.51.100.7')?.text, '198.51.100.0/24')
+  assert.equal(familyOf('2001:db8::/64'), 6)
+  assert.equal(familyOf('192.0.2.0/24'), 4)
+})
+
+test('property: blockKey of an IPv6 address is the network parseCidr computes, for every prefix', () => {
+  const none = new NetworkList([])
+  fc.assert(
+    fc.property(fc.ipV6(), fc.integer({min: 16, max: 127}), (text, prefix) => {
+      const ip = canonicalIp(text)
+      if (ip === null || ip.includes('.') || isLoopback(ip)) return
+      const want = parseCidr(`${ip}/${prefix}`)?.text
+      const got = blockKey(ip, prefix, none)
+      // Only ::/P networks (which hold ::1) fall back to the address.
+      assert.equal(got, want === `::/${prefix}` ? ip : want)
+    }),
+    {seed: 64, numRuns: 2000},
+  )
 })

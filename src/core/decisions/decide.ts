@@ -7,7 +7,7 @@
  * and lasts `blockMinutes` (0: until deleted). Failures that led to a block are
  * forgotten, so after it ends a fresh burst is needed to block again.
  */
-import {compareIps, isLoopback, type NetworkList} from '../net/ip.js'
+import {blockKey, compareIps, isLoopback, overlapsLoopback, type NetworkList} from '../net/ip.js'
 import type {LoginEvent} from '../parser/types.js'
 import type {Entry, StoreData} from '../store/schema.js'
 import {AttemptLedger, SKEW_MS} from './attempts.js'
@@ -20,6 +20,8 @@ export interface DecisionSettings {
   resetOnSuccess?: boolean
   /** Repeat offenders: longer blocks each time (absent: every block lasts blockMinutes). */
   escalation?: {factor: number; maxMinutes: number; forgetDays: number}
+  /** firewall.ipv6Prefix: IPv6 failures count against the network of this prefix (absent, 128: per address). */
+  ipv6Prefix?: number
 }
 
 /**
@@ -52,6 +54,8 @@ export interface Decision {
   /** For `blocked`: when the block started (the failure that completed the window) and ends (null: until deleted). */
   blockedAt?: number
   blockedUntil?: number | null
+  /** The entry the failure counted against: the address, or its IPv6 network (see blockKey). */
+  key?: string
 }
 
 export {DUPLICATE_WINDOW_MS, SKEW_MS} from './attempts.js'
@@ -62,10 +66,11 @@ export function isBlockActive(entry: Entry, now: number): boolean {
   return entry.blockedAt !== null && (entry.blockedUntil === null || entry.blockedUntil > now)
 }
 
-/** Why an address must never be blocked, or null. */
+/** Why an address, or any address of a network entry (CIDR text), must never be blocked, or null. */
 export function neverBlockReason(ip: string, whitelist: NetworkList): string | null {
-  if (isLoopback(ip)) return 'loopback'
-  const w = whitelist.match(ip)
+  const network = ip.includes('/')
+  if (network ? overlapsLoopback(ip) : isLoopback(ip)) return 'loopback'
+  const w = network ? whitelist.overlapping(ip) : whitelist.match(ip)
   if (w !== undefined) return w.label ?? `whitelisted (${w.text})`
   return null
 }
@@ -123,6 +128,8 @@ export class Decider {
   private readonly never = new Map<string, string | null>()
   /** Which failures are new attempts: twin lines of the two logs, rate-limit refusals. */
   readonly ledger: AttemptLedger
+  /** The entry each address counts against (blockKey), likewise once per address. */
+  private readonly keys = new Map<string, string>()
 
   constructor(
     private readonly data: StoreData,
@@ -140,11 +147,11 @@ export class Decider {
   apply(event: SourcedEvent): Decision {
     const {settings, periodMs, byKey} = this
     if (event.outcome === 'success' && settings.resetOnSuccess === true && event.ip !== null && event.doubt === undefined) {
-      const entry = byKey.get(entryKey(event.instance, event.ip))
+      const entry = byKey.get(entryKey(event.instance, this.keyOf(event.ip)))
       const earlier = entry?.failures.filter((t) => t <= event.time).length ?? 0
       if (entry !== undefined && earlier > 0 && !isBlockActive(entry, event.time)) {
         entry.failures = entry.failures.filter((t) => t > event.time)
-        return {action: 'reset', event, why: `${event.ip}: successful login, ${earlier} earlier failure(s) forgotten (resetOnSuccess)`}
+        return {action: 'reset', event, why: `${entry.ip}: successful login, ${earlier} earlier failure(s) forgotten (resetOnSuccess)`}
       }
     }
     const verdict = this.ledger.judge(event)
@@ -157,11 +164,12 @@ export class Decider {
       this.never.set(ip, never)
     }
     if (never !== null) return {action: 'never-block', event, why: `${ip} is never blocked: ${never}`}
-    const key = entryKey(event.instance, ip)
-    let entry = byKey.get(key)
+    const key = this.keyOf(ip)
+    const mapKey = entryKey(event.instance, key)
+    let entry = byKey.get(mapKey)
     if (entry === undefined) {
-      entry = newEntry(ip, event.instance, event.time, event.user)
-      byKey.set(key, entry)
+      entry = newEntry(key, event.instance, event.time, event.user)
+      byKey.set(mapKey, entry)
       this.data.entries.push(entry)
     }
     entry.attempts++
@@ -176,7 +184,7 @@ export class Decider {
     users.push(event.user)
     if (users.length > MAX_USERS) users.shift()
     if (entry.blockedAt !== null && (entry.blockedUntil === null || entry.blockedUntil > event.time)) {
-      return {action: 'already-blocked', event, why: `${ip} is already blocked`}
+      return {action: 'already-blocked', event, key, why: `${key} is already blocked`}
     }
     insertSorted(entry.failures, event.time)
     const newest = entry.failures[entry.failures.length - 1] ?? event.time
@@ -187,8 +195,9 @@ export class Decider {
       return {
         action: 'counted',
         event,
+        key,
         // Built only when asked for (--verbose): most lines are counted and most runs do not ask.
-        why: this.explain ? `${ip}: ${entry.failures.length} of ${settings.maxAttempts} failures within ${minutes(settings.periodMinutes)}` : '',
+        why: this.explain ? `${key}: ${entry.failures.length} of ${settings.maxAttempts} failures within ${minutes(settings.periodMinutes)}` : '',
       }
     }
     const trigger = entry.failures[start + settings.maxAttempts - 1] ?? event.time
@@ -203,10 +212,21 @@ export class Decider {
     return {
       action: 'blocked',
       event,
-      why: `${ip}: ${settings.maxAttempts} failures within ${minutes(settings.periodMinutes)}: blocked ${length}${stale}`,
+      key,
+      why: `${key}: ${settings.maxAttempts} failures within ${minutes(settings.periodMinutes)}: blocked ${length}${stale}`,
       blockedAt: trigger,
       blockedUntil: entry.blockedUntil,
     }
+  }
+
+  /** The entry an address counts against: itself, or its IPv6 network (blockKey), once per address. */
+  private keyOf(ip: string): string {
+    let key = this.keys.get(ip)
+    if (key === undefined) {
+      key = blockKey(ip, this.settings.ipv6Prefix ?? 128, this.whitelist)
+      this.keys.set(ip, key)
+    }
+    return key
   }
 }
 

@@ -78,8 +78,10 @@ function computeCanonicalIp(text: string): string | null {
   return addr.toString()
 }
 
+/** The family of an address, or of a network written as CIDR text. */
 export function familyOf(ip: string): Family {
-  return isIP(ip) === 4 ? 4 : 6
+  const slash = ip.indexOf('/')
+  return isIP(slash === -1 ? ip : ip.slice(0, slash)) === 4 ? 4 : 6
 }
 
 export interface Cidr {
@@ -154,6 +156,12 @@ export class NetworkList {
   has(ip: string): boolean {
     return this.match(ip) !== undefined
   }
+
+  /** The first network that shares any address with `net` (an address, or CIDR text), or undefined. */
+  overlapping(net: string | Cidr): Cidr | undefined {
+    const c = typeof net === 'string' ? parseCidr(net) : net
+    return c === null ? undefined : this.cidrs.find((n) => cidrsOverlap(n, c))
+  }
 }
 
 const LOOPBACK = new NetworkList(['127.0.0.0/8', '::1/128'])
@@ -162,18 +170,29 @@ export function isLoopback(ip: string): boolean {
   return LOOPBACK.has(ip)
 }
 
-/** Sort key so that lists and rule sets come out in a stable, human order. */
+/** Whether an address, or any address of a network (CIDR text), is loopback. */
+export function overlapsLoopback(net: string | Cidr): boolean {
+  return LOOPBACK.overlapping(net) !== undefined
+}
+
+/**
+ * Sort key so that lists and rule sets come out in a stable, human order.
+ * Takes addresses and networks (CIDR text): by address, then the wider network first.
+ */
 export function compareIps(a: string, b: string): number {
   const fa = familyOf(a)
   const fb = familyOf(b)
   if (fa !== fb) return fa - fb
-  const ba = ipaddr.parse(a).toByteArray()
-  const bb = ipaddr.parse(b).toByteArray()
+  const [aa = '', ap] = a.split('/')
+  const [ba2 = '', bp] = b.split('/')
+  const ba = ipaddr.parse(aa).toByteArray()
+  const bb = ipaddr.parse(ba2).toByteArray()
   for (let i = 0; i < ba.length; i++) {
     const d = (ba[i] ?? 0) - (bb[i] ?? 0)
     if (d !== 0) return d
   }
-  return 0
+  const max = fa === 4 ? 32 : 128
+  return (ap === undefined ? max : Number(ap)) - (bp === undefined ? max : Number(bp))
 }
 
 /** Whether two networks share any address. */
@@ -189,6 +208,65 @@ export function networkOf(ip: string, prefix: number): Cidr {
   const c = parseCidr(`${ip}/${prefix}`)
   if (c === null) throw new Error(`invalid address ${ip}/${prefix}`)
   return c
+}
+
+/**
+ * What an address is counted and blocked as: with `ipv6Prefix` below 128, an
+ * IPv6 address (or a narrower network) becomes its network of that prefix,
+ * as canonical CIDR text (`2001:db8:1:2::/64`), unless that network would
+ * overlap one that is never blocked (`never`, or loopback); then it stays as
+ * it is. IPv4 addresses, and networks at least as wide as the prefix, stay
+ * as they are.
+ *
+ * The one rule for both the counting (the Decider's entry key) and the
+ * firewall (desiredState), so that what is counted is exactly what is blocked.
+ */
+export function blockKey(ip: string, ipv6Prefix: number, never: NetworkList): string {
+  // IPv4 (canonical IPv6 text has no dots): stays, decided from the text, as most entries are.
+  if (ipv6Prefix >= 128 || ip.includes('.')) return ip
+  const slash = ip.indexOf('/')
+  // An entry that already is a network of the prefix or wider: the common case once keyed, decided from the text.
+  if (slash !== -1 && Number(ip.slice(slash + 1)) <= ipv6Prefix) return ip
+  // A canonical IPv6 address is parsed once (a new address per attempt makes this the Decider's cost per line).
+  const c = slash === -1 && isIP(ip) === 6 ? {network: ipaddr.IPv6.parse(ip), prefix: 128} : parseCidr(ip)
+  if (c === null || !(c.network instanceof ipaddr.IPv6) || c.prefix <= ipv6Prefix) return ip
+  const net = ipv6Network(c.network, ipv6Prefix)
+  return overlapsLoopback(net) || never.overlapping(net) !== undefined ? ip : net.text
+}
+
+/** The network of `prefix` bits that holds an IPv6 address, without parsing text again. */
+function ipv6Network(addr: ipaddr.IPv6, prefix: number): Cidr {
+  const parts = addr.parts.map((p, i) => {
+    const bits = Math.min(16, Math.max(0, prefix - i * 16))
+    return bits === 16 ? p : p & (0xffff << (16 - bits)) & 0xffff
+  })
+  const network = new ipaddr.IPv6(parts)
+  return {text: `${network.toString()}/${prefix}`, family: 6, prefix, network}
+}
+
+/** CIDR text of an address or network (an address is a /32 or /128). */
+export function cidrText(ip: string): string {
+  if (ip.includes('/')) return ip
+  return familyOf(ip) === 4 ? `${ip}/32` : `${ip}/128`
+}
+
+/**
+ * Networks (CIDR text, sorted with compareIps, one family) without those
+ * inside another of them: the wider one blocks them already, and nftables
+ * refuses overlapping elements in an interval set. CIDR networks either
+ * nest or are disjoint, so in that order a nested one follows its container.
+ */
+export function withoutNested(sorted: readonly string[]): string[] {
+  const out: string[] = []
+  let container: Cidr | null = null
+  for (const text of sorted) {
+    const c = parseCidr(text)
+    if (c === null) continue
+    if (container !== null && c.prefix >= container.prefix && cidrsOverlap(container, c)) continue
+    out.push(text)
+    container = c
+  }
+  return out
 }
 
 /**
