@@ -386,7 +386,7 @@ interface Disk {
 }
 
 /**
- * The database directory on a 64 KiB tmpfs in a private mount namespace, and
+ * The database directory on a 128 KiB tmpfs (room for a database with its attempt ledger) in a private mount namespace, and
  * a first run that saved a database there (one block).
  */
 async function smallDisk(t: TestContext): Promise<Disk | null> {
@@ -395,7 +395,7 @@ async function smallDisk(t: TestContext): Promise<Disk | null> {
   const s = setup(t)
   const dbDir = dirname(s.db)
   mkdirSync(dbDir, {recursive: true})
-  const mounted = await mns.run(['mount', '-t', 'tmpfs', '-o', 'size=64k,mode=700', 'rcguard-test-full', dbDir])
+  const mounted = await mns.run(['mount', '-t', 'tmpfs', '-o', 'size=128k,mode=700', 'rcguard-test-full', dbDir])
   assert.equal(mounted.exitCode, 0, mounted.stderr)
   const rcguard = (args: string[], min: number) => mns.run([process.execPath, BIN, ...args, '--config', s.config], nowEnv(min))
   appendLines(s.log, burst(at(0), '203.0.113.30', 6))
@@ -427,7 +427,7 @@ async function smallDisk(t: TestContext): Promise<Disk | null> {
 /** 60 new attackers: a database several times bigger than the first. */
 const ATTACKERS = Array.from({length: 60}, (_, i) => `198.18.${i >> 4}.${(i & 15) + 1}`)
 
-test('disk full while writing the database (a 64 KiB tmpfs, filled): exit 4, one line, the previous file byte-identical; after freeing space the next run succeeds and loses nothing', async (t) => {
+test('disk full while writing the database (a 128 KiB tmpfs, filled): exit 4, one line, the previous file byte-identical; after freeing space the next run succeeds and loses nothing', async (t) => {
   if (!requireRoot(t)) return
   const disk = await smallDisk(t)
   if (disk === null) return

@@ -30,6 +30,8 @@ export const DUPLICATE_WINDOW_MS = 5_000
 export const SKEW_MS = 60_000
 /** login_rate_limit's window: failures on an account in this span lock it (plus a few seconds of slack). */
 export const RATE_LIMIT_WINDOW_MS = 65_000
+/** Unmatched twin lines kept between runs: this far back from the newest line read. */
+const TWIN_KEEP_MS = 2 * DUPLICATE_WINDOW_MS
 /** At most this many records of each kind are kept between runs (the newest). */
 const MAX_KEPT = 100_000
 
@@ -172,19 +174,29 @@ export class AttemptLedger {
     return {action: 'ignored', why}
   }
 
-  /** What to keep for the next run: unmatched lines within the twin horizon, account failures within the rate-limit window. */
+  /**
+   * What to keep for the next run: the unmatched lines of the last seconds
+   * (the twin of an older one was in this run's read of the other log, which
+   * cron reads a moment later at most), and the account failures of the last
+   * rate-limit window. In a fixed order, so that a run read again after a
+   * crash saves the same document.
+   */
   save(): LedgerData {
     const twins: TwinRecord[] = []
     for (const list of this.twins.values()) {
-      for (const r of list) if (r.time >= (this.newest.get(r.instance) ?? 0) - DUPLICATE_WINDOW_MS - SKEW_MS) twins.push(r)
+      for (const r of list) if (r.time >= (this.newest.get(r.instance) ?? 0) - TWIN_KEEP_MS) twins.push(r)
     }
     const accounts: LedgerData['accounts'] = []
     for (const {instance, account, list} of this.accounts.values()) {
-      const horizon = (this.newest.get(instance) ?? 0) - RATE_LIMIT_WINDOW_MS - SKEW_MS
-      for (const a of list) if (a.time >= horizon) accounts.push({instance, account, ip: a.ip, time: a.time})
+      const horizon = (this.newest.get(instance) ?? 0) - RATE_LIMIT_WINDOW_MS
+      const recent = list.filter((a) => a.time >= horizon)
+      // One failure alone cannot make the next run count a refusal wrongly (that needs the refused
+      // address's own failure and nobody else's): only accounts with several are kept.
+      if (recent.length >= 2) for (const a of recent) accounts.push({instance, account, ip: a.ip, time: a.time})
     }
-    twins.sort((a, b) => a.time - b.time)
-    accounts.sort((a, b) => a.time - b.time)
+    const order = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0)
+    twins.sort((a, b) => a.time - b.time || order(a.instance, b.instance) || order(a.session, b.session) || order(a.grammar, b.grammar) || order(a.ip ?? '', b.ip ?? ''))
+    accounts.sort((a, b) => a.time - b.time || order(a.instance, b.instance) || order(a.account, b.account) || order(a.ip, b.ip))
     return {twins: twins.slice(-MAX_KEPT), accounts: accounts.slice(-MAX_KEPT)}
   }
 }
