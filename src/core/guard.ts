@@ -266,14 +266,19 @@ async function scanInto(ctx: GuardContext, data: StoreData, options: ScanOptions
         const report = await readNewLines(
           file,
           saved,
-          (text, lineNo, from) => {
+          (text, lineNo, from, offset) => {
             if (from !== current) {
               entries.finish(handle)
               current = from
             }
-            entries.feed(text, lineNo, from, handle)
+            entries.feed(text, lineNo, from, handle, offset)
           },
-          {seek, progress: options.progress === undefined ? undefined : (done, total) => options.progress?.(file, done, total)},
+          {
+            seek,
+            progress: options.progress === undefined ? undefined : (done, total) => options.progress?.(file, done, total),
+            // A replay reads a finished file: nothing is still being written there.
+            hold: options.replay === true ? undefined : (live) => entries.hold(live, now),
+          },
         )
         options.progress?.(file, -1, -1)
         entries.finish(handle)

@@ -51,7 +51,7 @@ export function accountOf(user: string): string {
 
 export class AttemptLedger {
   private readonly twins = new Map<string, TwinRecord[]>()
-  private readonly accounts = new Map<string, {instance: string; account: string; list: {ip: string; time: number}[]}>()
+  private readonly accounts = new Map<string, {instance: string; account: string; list: {ip: string; time: number}[]; prune: number}>()
   private readonly newest = new Map<string, number>()
 
   constructor(data: LedgerData) {
@@ -75,11 +75,16 @@ export class AttemptLedger {
     const key = `${instance}\u0000${account}`
     const rec = this.accounts.get(key)
     if (rec === undefined) {
-      this.accounts.set(key, {instance, account, list: [{ip, time}]})
+      this.accounts.set(key, {instance, account, list: [{ip, time}], prune: 256})
     } else {
       rec.list.push({ip, time})
-      // A flood on one account: only the last window (and skew) can lock it.
-      if (rec.list.length > 256) rec.list = rec.list.filter((a) => a.time >= time - RATE_LIMIT_WINDOW_MS - SKEW_MS)
+      // A flood on one account: only the last window (and skew) can lock it. Pruned when the list has
+      // doubled since the last time, so that a long flood costs linear time.
+      if (rec.list.length > rec.prune) {
+        const newest = rec.list.reduce((m, a) => Math.max(m, a.time), time)
+        rec.list = rec.list.filter((a) => a.time >= newest - RATE_LIMIT_WINDOW_MS - SKEW_MS)
+        rec.prune = Math.max(256, rec.list.length * 2)
+      }
     }
     this.seen(instance, time)
   }

@@ -6,7 +6,8 @@
 import {createHash} from 'node:crypto'
 import {MAX_LINE_BYTES} from '../parser/parse.js'
 
-export type LineHandler = (text: string, lineNo: number, file: string) => void
+/** One line: its text, its 1-based number, the file it is in, and the byte offset where it starts there. */
+export type LineHandler = (text: string, lineNo: number, file: string, offset: number) => void
 
 /** How many of a file's first bytes its fingerprint covers (fewer when the file is shorter). */
 export const FINGERPRINT_BYTES = 256
@@ -38,6 +39,8 @@ export class LineSplitter {
     private readonly file: string,
     private lineNo: number,
     private readonly onLine: LineHandler,
+    /** The byte offset in the file of the first byte pushed. */
+    private readonly base = 0,
   ) {}
 
   push(chunk: Buffer): void {
@@ -58,7 +61,7 @@ export class LineSplitter {
     }
     // Line by line on the bytes, so the length limit is in bytes whatever the text holds.
     for (let nl = data.indexOf(0x0a, from); nl !== -1; nl = data.indexOf(0x0a, from)) {
-      this.deliver(data, from, nl)
+      this.deliver(data, from, nl, this.base + dataStart + from)
       from = nl + 1
       this.consumed = dataStart + from
     }
@@ -76,20 +79,20 @@ export class LineSplitter {
   /** The end of a finished file: a last line without LF is a line too. */
   finish(): void {
     if (this.skipping) this.count(true)
-    else if (this.carry.length > 0) this.deliver(this.carry, 0, this.carry.length)
+    else if (this.carry.length > 0) this.deliver(this.carry, 0, this.carry.length, this.base + this.seen - this.carry.length)
     this.skipping = false
     this.carry = EMPTY
     this.consumed = this.seen
   }
 
-  private deliver(data: Buffer, from: number, end: number): void {
+  private deliver(data: Buffer, from: number, end: number, offset: number): void {
     if (end - from > MAX_LINE_BYTES) {
       this.count(true)
       return
     }
     this.count(false)
     const stop = end > from && data[end - 1] === 0x0d ? end - 1 : end
-    this.onLine(data.toString('utf8', from, stop), this.lineNo, this.file)
+    this.onLine(data.toString('utf8', from, stop), this.lineNo, this.file, offset)
   }
 
   private count(long: boolean): void {

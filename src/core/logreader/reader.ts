@@ -72,7 +72,7 @@ async function readLines(
   onLine: LineHandler,
   progress?: (done: number) => void,
 ): Promise<{offset: number; lines: number; longLines: number}> {
-  const splitter = new LineSplitter(file, firstLineNo, onLine)
+  const splitter = new LineSplitter(file, firstLineNo, onLine, start)
   const buf = Buffer.alloc(CHUNK)
   let pos = start
   while (pos < end) {
@@ -162,6 +162,12 @@ export interface ReadOptions {
   seek?: SeekOptions
   /** Called after each chunk with the bytes read so far and the bytes this read will take in all. */
   progress?: (done: number, total: number) => void
+  /**
+   * Asked once the live file is read: where an entry starts that may still be
+   * growing (its lines were not used), so that the next run reads it again
+   * from there; null when there is none.
+   */
+  hold?: (file: string) => {offset: number; line: number} | null
 }
 
 export async function readNewLines(
@@ -214,11 +220,19 @@ export async function readNewLines(
     report.bytes += r.offset - start
     report.lines += r.lines
     report.longLines += r.longLines
+    let offset = r.offset
+    let line = lineNo + r.lines
+    const held = options.hold?.(path)
+    if (held != null && held.offset >= start && held.offset < offset) {
+      report.notes.push(`${path}: the entry at line ${held.line + 1} may still be being written: it is read again next run`)
+      offset = held.offset
+      line = held.line
+    }
     report.position = {
       dev: st.dev,
       ino: st.ino,
-      offset: r.offset,
-      line: lineNo + r.lines,
+      offset,
+      line,
       // What the file holds, read or not: a longer start tells files apart better.
       ...(await fingerprint(fh, Math.min(FINGERPRINT_BYTES, end))),
       newestCopy: await anchorFor(path, st, newestCopy),

@@ -66,6 +66,24 @@ function senderOf(text: string, r: Reading, options: ParseOptions): Sender {
  * sender. Several: ambiguous, with the senders listed for the twin line of
  * the other log to settle.
  */
+/**
+ * A result with every field a sourced event will get, in one order: the
+ * parser and the scan then fill them in without changing the object's shape
+ * (a scan makes one per login line).
+ */
+export function result(
+  grammar: GrammarId,
+  outcome: 'failure' | 'success',
+  ip: string | null,
+  user: string,
+  errorCode: number | null,
+  counted: boolean,
+  reason: string,
+): GrammarResult {
+  const r = {grammar, outcome, time: 0, ip, user, session: null, errorCode, counted, reason, instance: '', file: '', lineNo: 0}
+  return r as GrammarResult
+}
+
 function attribute(
   grammar: GrammarId,
   outcome: 'failure' | 'success',
@@ -78,34 +96,48 @@ function attribute(
 ): GrammarResult | null {
   const chosen = found.list[0]
   if (chosen === undefined) return null
-  const base = {grammar, outcome, user: user(chosen), errorCode}
   if (found.tooMany) {
-    return {...base, ip: chosen.ip, counted: false, doubt: 'ambiguous', senders: [], reason: 'ambiguous: the line holds too many address fields to read'}
+    const r = result(grammar, outcome, chosen.ip, user(chosen), errorCode, false, 'ambiguous: the line holds too many address fields to read')
+    r.doubt = 'ambiguous'
+    r.senders = []
+    return r
   }
-  let senders = found.list.map((r) => senderOf(text, r, options))
-  // A trusted proxy always writes its header: a reading in which the proxy's own part is missing or
-  // is no address cannot be what Roundcube logged, as long as another reading makes sense.
-  if (senders.some((s) => s.ip !== null)) senders = senders.filter((s) => s.ip !== null || s.proxy === undefined || s.disagree === true)
-  const first = senders[0] as Sender
-  const distinct = new Set(senders.map((s) => s.ip ?? `\u0000${s.proxy ?? ''}`))
-  if (distinct.size > 1) {
-    const named = [...new Set(senders.map((s) => s.ip).filter((ip): ip is string => ip !== null))]
-    return {
-      ...base,
-      ip: first.ip ?? chosen.ip,
-      counted: false,
-      doubt: 'ambiguous',
-      senders: named,
-      reason: `ambiguous: the user name or a header imitates Roundcube's "from ADDR (…)": it could be from ${named.join(' or ') || 'nobody usable'}`,
+  let first: Sender
+  if (found.list.length === 1) {
+    first = senderOf(text, chosen, options)
+  } else {
+    let senders = found.list.map((r) => senderOf(text, r, options))
+    // A trusted proxy always writes its header: a reading in which the proxy's own part is missing or
+    // is no address cannot be what Roundcube logged, as long as another reading makes sense.
+    if (senders.some((s) => s.ip !== null)) senders = senders.filter((s) => s.ip !== null || s.proxy === undefined || s.disagree === true)
+    first = senders[0] as Sender
+    const distinct = new Set(senders.map((s) => s.ip ?? `\u0000${s.proxy ?? ''}`))
+    if (distinct.size > 1) {
+      const named = [...new Set(senders.map((s) => s.ip).filter((ip): ip is string => ip !== null))]
+      const r = result(
+        grammar,
+        outcome,
+        first.ip ?? chosen.ip,
+        user(chosen),
+        errorCode,
+        false,
+        `ambiguous: the user name or a header imitates Roundcube's "from ADDR (…)": it could be from ${named.join(' or ') || 'nobody usable'}`,
+      )
+      r.doubt = 'ambiguous'
+      r.senders = named
+      return r
     }
   }
-  let {counted, reason} = countable(chosen)
+  const {counted, reason} = countable(chosen)
   if (first.ip === null) {
-    const doubt = first.proxy === undefined ? undefined : ('proxy' as const)
-    return {...base, ip: null, counted: false, reason: first.note, ...(doubt === undefined ? {} : {doubt, proxy: first.proxy})}
+    const r = result(grammar, outcome, null, user(chosen), errorCode, false, first.note)
+    if (first.proxy !== undefined) {
+      r.doubt = 'proxy'
+      r.proxy = first.proxy
+    }
+    return r
   }
-  if (first.note !== '') reason = `${reason}, ${first.note}`
-  return {...base, ip: first.ip, counted: outcome === 'failure' && counted, reason}
+  return result(grammar, outcome, first.ip, user(chosen), errorCode, outcome === 'failure' && counted, first.note === '' ? reason : `${reason}, ${first.note}`)
 }
 
 /** Where the last physical line of a joined entry starts: the real ` from ` is on it. */
@@ -222,10 +254,7 @@ const pluginFailed: Grammar = {
     const user = head.slice(1, at)
     if (ip === null) {
       if (!/^[\w.:%, -]*$/.test(raw)) return null
-      return {
-        grammar: 'F4', outcome: 'failure', ip: null, user, errorCode: null, counted: false,
-        reason: 'the plugin wrote a list of addresses (its X-Forwarded-For): not believed',
-      }
+      return result('F4', 'failure', null, user, null, false, 'the plugin wrote a list of addresses (its X-Forwarded-For): not believed')
     }
     const reading: Reading = {at, raw, ip, headers: null, rest: head.length}
     return attribute('F4', 'failure', head, {list: [reading], tooMany: false}, () => user, () => ({counted: true, reason: 'failed login (plugin line)'}), options)

@@ -26,7 +26,7 @@
 import {NetworkList} from '../net/ip.js'
 import {compilePhpDateFormat} from './dates.js'
 import {ENVELOPE_IDS, ENVELOPES, RECORD_ENVELOPES, type EnvelopeContext, type EnvelopeId, type JournalTrust} from './envelopes.js'
-import {grammarOf, type Grammar, type ParseOptions} from './grammars.js'
+import {grammarOf, result, type Grammar, type ParseOptions} from './grammars.js'
 import {ProxyList} from './proxy.js'
 import type {LoginEvent} from './types.js'
 
@@ -256,24 +256,17 @@ export class LineParser {
     }
     const lines = pieces.length
     if (end === -1) {
-      return this.finishEvent(
-        {
-          grammar: grammar.id, outcome: 'failure', ip: null, user: rest, errorCode: null, counted: false, doubt: 'incomplete',
-          reason: `a login line whose user name holds a newline, and its end never came (${lines} lines): not counted`,
-        },
-        env,
-        session,
-      )
+      const r = result(grammar.id, 'failure', null, rest, null, false, `a login line whose user name holds a newline, and its end never came (${lines} lines): not counted`)
+      r.doubt = 'incomplete'
+      return this.finishEvent(r, env, session)
     }
     const text = pieces.slice(0, end + 1).join('\n')
     const note = `the user name holds ${end === 1 ? 'a newline' : `${end} newlines`}: read as one entry of ${end + 1} lines`
     const event = this.finishEvent(grammar.parse(text, this.options), env, session)
     if (event === null) {
-      return this.finishEvent(
-        {grammar: grammar.id, outcome: 'failure', ip: null, user: rest, errorCode: null, counted: false, doubt: 'forged', reason: `${note}, whose end is no login line: not counted`},
-        env,
-        session,
-      )
+      const r = result(grammar.id, 'failure', null, rest, null, false, `${note}, whose end is no login line: not counted`)
+      r.doubt = 'forged'
+      return this.finishEvent(r, env, session)
     }
     event.reason = `${event.reason} (${note})`
     return event
@@ -333,6 +326,8 @@ interface Group {
   chars: number
   /** Position (in characters read) where it started. */
   at: number
+  /** The byte offset of its first line in its file (-1: not known). */
+  offset: number
   overflow: boolean
 }
 
@@ -341,8 +336,8 @@ interface Group {
  * emits one event per login entry. In a syslog-style log each process's
  * records are grouped on their own where the envelope names the process.
  */
-function newGroup(first: Classified, lineNo: number, file: string, text: string, at: number, records = false): Group {
-  const g: Group = {first, lineNo, file, text, more: [], pieces: [], chars: text.length, at, overflow: false}
+function newGroup(first: Classified, lineNo: number, file: string, text: string, at: number, offset: number, records = false): Group {
+  const g: Group = {first, lineNo, file, text, more: [], pieces: [], chars: text.length, at, offset, overflow: false}
   // Interleaved records: only the first line and the pieces given to the entry as its end can end it.
   if (records) g.ends = new Set([0])
   return g
@@ -356,6 +351,8 @@ function findLast<T>(list: readonly T[], fits: (t: T) => boolean): T | undefined
   return undefined
 }
 
+/** An entry at the end of a log written less than this long ago may still be growing. */
+const HOLD_MS = 5_000
 /** How long (record time) an entry of a syslog-style log stays open for its pieces. */
 const RECORD_OPEN_MS = 3_000
 /** Entries open at once in a syslog-style log, at most. */
@@ -377,7 +374,7 @@ export class EntryParser {
     return this.parser.state
   }
 
-  feed(text: string, lineNo: number, file: string, emit: (line: SourcedLine) => void): void {
+  feed(text: string, lineNo: number, file: string, emit: (line: SourcedLine) => void, offset = -1): void {
     const at = this.pos
     this.pos += text.length + 1
     if (this.open.size === 0 && this.records.length === 0 && this.parser.prefixRequired()) {
@@ -388,14 +385,14 @@ export class EntryParser {
     const c = this.parser.classify(text)
     if (c.foreign) return
     if (this.parser.recordLog && c.env !== null && this.parser.prefixRequired()) {
-      this.feedRecord(c, text, lineNo, file, at, emit)
+      this.feedRecord(c, text, lineNo, file, at, offset, emit)
       return
     }
     const stream = c.env?.stream ?? ''
     if (c.start) {
       this.finishStream(stream, emit)
       // Only login entries are kept; any other entry just ends the one before.
-      if (grammarOf(c.body) !== null) this.open.set(stream, newGroup(c, lineNo, file, text, at))
+      if (grammarOf(c.body) !== null) this.open.set(stream, newGroup(c, lineNo, file, text, at, offset))
       return
     }
     const g = this.open.get(stream)
@@ -429,7 +426,7 @@ export class EntryParser {
    * pieces can end an entry; other pieces are the user name's middle, which
    * holds no address that counts.
    */
-  private feedRecord(c: Classified, text: string, lineNo: number, file: string, at: number, emit: (line: SourcedLine) => void): void {
+  private feedRecord(c: Classified, text: string, lineNo: number, file: string, at: number, offset: number, emit: (line: SourcedLine) => void): void {
     const env = c.env
     if (env === null) return
     // Entries whose pieces have all arrived long ago.
@@ -444,7 +441,7 @@ export class EntryParser {
         const i = this.records.findIndex((g) => g.first.env?.stream === stream)
         if (i !== -1) this.emitGroup(this.records.splice(i, 1)[0] as Group, emit)
       }
-      this.records.push(newGroup(c, lineNo, file, text, at, true))
+      this.records.push(newGroup(c, lineNo, file, text, at, offset, true))
       return
     }
     const piece = mayBeLoginLine(c.body) ? this.parser.forgedPiece(c) : null
@@ -519,6 +516,23 @@ export class EntryParser {
       const h = this.held.shift()
       if (h !== undefined) emit(h.line)
     }
+  }
+
+  /**
+   * At the end of a read of a live file: the last entry, when it was written
+   * less than HOLD_MS before `now`, may still be growing (a write the reader
+   * saw in part: the lines seen may end with a piece of the user name that
+   * imitates an end). It is dropped, unparsed, and its start returned, for the
+   * next run to read it again from there. File-style logs only: in a
+   * syslog-style log later entries of other processes follow it, and would be
+   * read twice.
+   */
+  hold(file: string, now: number): {offset: number; line: number} | null {
+    if (this.parser.recordLog || this.records.length > 0 || this.held.length > 0) return null
+    const g = this.open.get('')
+    if (g === undefined || g.file !== file || g.offset < 0 || (g.first.env?.time ?? -Infinity) < now - HOLD_MS) return null
+    this.open.delete('')
+    return {offset: g.offset, line: g.lineNo - 1}
   }
 
   /** Emits the entries still held (at the end of a read, or of a file). */
