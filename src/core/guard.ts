@@ -203,7 +203,7 @@ async function scanInto(ctx: GuardContext, data: StoreData, options: ScanOptions
   const periodMs = config.periodMinutes * 60_000
   options.before?.()
   for (const instance of config.instances) {
-    const parseOptions: ParseOptions = {countErrors: new Set(config.countErrors), trustedProxies: proxies, loginLc: instance.loginLc}
+    const parseOptions: ParseOptions = {countErrors: new Set(config.countErrors), trustedProxies: proxies, loginLc: instance.loginLc, userNameCut: instance.userNameCut}
     for (const log of instance.logs) {
       const {paths, warning} = await expandLog(log.path)
       if (warning !== undefined) result.warnings.push(warning)

@@ -448,7 +448,11 @@ interface Expected {
   expected: number
   /** May be uncounted, with a warning naming the userlogins log (c). */
   mayMissWithWarning: boolean
-  /** May be uncounted without a warning (F1 only, request part not the login form). */
+  /**
+   * May be uncounted without a warning: F1 only with a request part that is not the login form, or a
+   * rate-limit refusal (error 4), which counts only as the address's own flood of the account (the
+   * CLI tests pin both sides of that rule).
+   */
   mayMissSilently: boolean
 }
 
@@ -461,7 +465,7 @@ function expectationOf(dep: Deployment, a: AttemptSpec, outcome: AttemptOutcome,
     outcome,
     expected: f1 !== null || f2 !== null ? 1 : 0,
     mayMissWithWarning: ambiguous && !f1Login,
-    mayMissSilently: f1 !== null && f2 === null && !f1Login,
+    mayMissSilently: (f1 !== null && f2 === null && !f1Login) || outcome.errorCode === 4,
   }
 }
 
@@ -629,11 +633,11 @@ for (const fam of FAMILIES) {
     )
   })
 
-  // todo: the writer's expectations do not yet model two rules rcguard keeps on purpose: an error 4 counts only
-  // as the address's own flood of the account (Roundcube's lock is per account), and a userlogins line whose
-  // header and user name both imitate a group stays ambiguous when no F1 twin settles it. Its counterexamples
-  // are such cases; (a)+(b) above, no victim and never more than tried, must and do hold.
-  test(`(c) ${fam.label}: every attempt counts exactly once (an ambiguous F2-only attempt may be uncounted, with a warning)`, {todo: 'model the error-4 rule and F2-only ambiguity in the writer'}, async (t) => {
+  // todo: the writer's oracle knows more than rcguard is told: that a 1.6 line always has the space before
+  // its header group, and that the web server writes REMOTE_ADDR in canonical form. With that it rules out
+  // readings of a userlogins line that rcguard, reading any version and any server, leaves open: rcguard
+  // then counts such an F2-only line for nobody, with a warning (never for a victim: (a)+(b) hold).
+  test(`(c) ${fam.label}: every attempt counts exactly once (an ambiguous F2-only attempt may be uncounted, with a warning)`, {todo: 'learn the header-group style per log, as the session prefix is learnt'}, async (t) => {
     await withDir(t, () =>
       fc.assert(
         fc.asyncProperty(scenario(fam.proxy), async (s) => {

@@ -262,9 +262,10 @@ function composed(spec: LineSpec = {}): fc.Arbitrary<Composed> {
     .map(({env, grammar, user: typed, ip, group, sid, sp, code, against, server, request, plugin11}) => {
       // As Roundcube writes it: the errors log lowercases the user name (login_lc = 2), userlogins
       // keeps at most 256 bytes of it and marks the cut with "..." (1.2+).
-      let user = typed
-      if (grammar === 'F1') user = typed.toLowerCase()
-      if (grammar === 'F2' && Buffer.byteLength(typed) > 256) user = `${Buffer.from(typed).subarray(0, 256).toString('utf8')}...`
+      // Roundcube trims the name first (observed on 1.6.5: spaces, TAB and LF at either end are gone).
+      let user = typed.replace(/^[ \t\n\r\0\x0B]+|[ \t\n\r\0\x0B]+$/g, '')
+      if (grammar === 'F1') user = user.toLowerCase()
+      if (grammar === 'F2' && Buffer.byteLength(user) > 256) user = `${Buffer.from(user).subarray(0, 256).toString('utf8')}...`
       const prefix = sp ? `<${(sid.replace('no-session', '') || 'k3v9x2pq').slice(0, 8)}> ` : ''
       let head: string
       let tail: string

@@ -84,6 +84,8 @@ const instanceSchema = z
     logs: z.array(logEntry).min(1),
     /** Roundcube's login_lc: 2 (its default) lowercases the errors log's user names, 1 only their domain, 0 neither. */
     loginLc: z.union([z.literal(0), z.literal(1), z.literal(2)]).default(2),
+    /** Bytes of a user name the userlogins log keeps (256 since Roundcube 1.2); 0: whole names (1.0, 1.1). */
+    userNameCut: z.number().int().min(0).max(65536).default(256),
     ports: z.union([
       z.literal('all'),
       z

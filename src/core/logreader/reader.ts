@@ -163,9 +163,9 @@ export interface ReadOptions {
   /** Called after each chunk with the bytes read so far and the bytes this read will take in all. */
   progress?: (done: number, total: number) => void
   /**
-   * Asked once the live file is read: where an entry starts that may still be
-   * growing (its lines were not used), so that the next run reads it again
-   * from there; null when there is none.
+   * Asked once the live file is read, when it grew meanwhile: where an entry
+   * starts that may still be growing (its lines were not used), so that the
+   * next run reads it again from there; null when there is none.
    */
   hold?: (file: string) => {offset: number; line: number} | null
 }
@@ -222,7 +222,10 @@ export async function readNewLines(
     report.longLines += r.longLines
     let offset = r.offset
     let line = lineNo + r.lines
-    const held = options.hold?.(path)
+    // The file grew while it was read: a write may have been seen in part (the kernel grows a file page by
+    // page during one write). Only then can its last entry still be growing.
+    const grew = options.hold !== undefined && (await fh.stat()).size > end
+    const held = grew ? options.hold?.(path) : null
     if (held != null && held.offset >= start && held.offset < offset) {
       report.notes.push(`${path}: the entry at line ${held.line + 1} may still be being written: it is read again next run`)
       offset = held.offset

@@ -16,9 +16,9 @@
  * - the errors log lowercases the user name (login_lc = 2, the default): a
  *   reading whose user part holds an upper-case letter is header text, and
  *   the IMAP server's text after the address starts with an upper-case word.
- * (userlogins' 256-byte cut of the user name is no constraint: Roundcube
- * before 1.2 wrote whole names, and syslog escapes a control byte as several,
- * so a cut could remove the real reading and leave a forged one alone.)
+ * Two more facts only settle readings that disagree (grammars.ts), since a
+ * wrong assumption there could remove the real reading and leave a forged
+ * one: Roundcube trims the user name, and userlogins cuts it at 256 bytes.
  */
 import {canonicalIp} from '../net/ip.js'
 
@@ -34,6 +34,8 @@ export interface Reading {
   headers: [number, number] | null
   /** Where the text after the address field starts (F1: the IMAP server's text). */
   rest: number
+  /** Its user part neither starts nor ends with white space, as a name Roundcube trimmed (unset: not checked). */
+  trimmed?: boolean
 }
 
 export type FieldShape = 'session' | 'sentence'
@@ -126,10 +128,24 @@ export function readings(text: string, c: Constraints): {list: Reading[]; tooMan
       if (!isUpper(text.charCodeAt(f.rest))) continue
       if (!lowercaseUserPart(text, at, firstUpper, c.loginLc ?? 2)) continue
     }
-    list.push({at, ...f})
+    // Roundcube trims the user name it logs (PHP's trim set): it neither starts nor ends with white space.
+    list.push({at, ...f, trimmed: trimmedUserPart(text, at, c.shape === 'sentence')})
     if (list.length > MAX_READINGS) return {list, tooMany: true}
   }
   return {list, tooMany: false}
+}
+
+const TRIMMED = new Set([32, 9, 10, 13, 0, 11])
+
+/** Whether text[1, at) (before ` against HOST` in the errors log) can be a user name Roundcube trimmed. */
+function trimmedUserPart(text: string, at: number, against: boolean): boolean {
+  let end = at
+  if (against) {
+    const a = text.lastIndexOf(' against ', at - 1)
+    if (a >= 1 && a + 9 <= at && !text.slice(a + 9, at).includes(' ')) end = a
+  }
+  if (end <= 1) return true
+  return !TRIMMED.has(text.charCodeAt(1)) && !TRIMMED.has(text.charCodeAt(end - 1))
 }
 
 function firstUpperFrom(text: string, from: number): number {

@@ -20,6 +20,8 @@ export interface ParseOptions {
   trustedProxies: ProxyList
   /** Roundcube's login_lc (default 2): how the errors log's user names are lowercased. */
   loginLc?: 0 | 1 | 2
+  /** Bytes of a user name userlogins keeps (256 since Roundcube 1.2, then `...`); 0: whole names (1.0, 1.1). */
+  userNameCut?: number
 }
 
 export type GrammarResult = Omit<LoginEvent, 'time' | 'session'>
@@ -93,6 +95,8 @@ function attribute(
   countable: (r: Reading) => Countable,
   options: ParseOptions,
   errorCode: number | null = null,
+  /** userlogins: readings starting after this index would make the user name longer than Roundcube writes one. */
+  cutAt = Infinity,
 ): GrammarResult | null {
   const chosen = found.list[0]
   if (chosen === undefined) return null
@@ -103,17 +107,30 @@ function attribute(
     return r
   }
   let first: Sender
+  let settled = ''
   if (found.list.length === 1) {
     first = senderOf(text, chosen, options)
   } else {
-    let senders = found.list.map((r) => senderOf(text, r, options))
+    let pairs = found.list.map((r) => ({r, s: senderOf(text, r, options)}))
     // A trusted proxy always writes its header: a reading in which the proxy's own part is missing or
     // is no address cannot be what Roundcube logged, as long as another reading makes sense.
-    if (senders.some((s) => s.ip !== null)) senders = senders.filter((s) => s.ip !== null || s.proxy === undefined || s.disagree === true)
-    first = senders[0] as Sender
-    const distinct = new Set(senders.map((s) => s.ip ?? `\u0000${s.proxy ?? ''}`))
-    if (distinct.size > 1) {
-      const named = [...new Set(senders.map((s) => s.ip).filter((ip): ip is string => ip !== null))]
+    if (pairs.some((p) => p.s.ip !== null)) pairs = pairs.filter((p) => p.s.ip !== null || p.s.proxy === undefined || p.s.disagree === true)
+    const agree = (ps: typeof pairs): boolean => new Set(ps.map((p) => p.s.ip ?? `\u0000${p.s.proxy ?? ''}`)).size === 1
+    // Readings that disagree are settled by what Roundcube does to every user name it logs, when the
+    // readings that fit agree: it trims it, and userlogins (1.2+) cuts it at 256 bytes.
+    const settle = (fits: (p: (typeof pairs)[number]) => boolean, why: string): void => {
+      if (agree(pairs)) return
+      const kept = pairs.filter(fits)
+      if (kept.length > 0 && kept.length < pairs.length && agree(kept)) {
+        pairs = kept
+        settled = ` (settled: ${why})`
+      }
+    }
+    settle((p) => p.r.trimmed !== false, 'Roundcube trims user names')
+    settle((p) => p.r.trimmed !== false && p.r.at <= cutAt, 'Roundcube trims user names and keeps 256 bytes of them')
+    first = (pairs[0] as (typeof pairs)[number]).s
+    if (!agree(pairs)) {
+      const named = [...new Set(pairs.map((p) => p.s.ip).filter((ip): ip is string => ip !== null))]
       const r = result(
         grammar,
         outcome,
@@ -137,10 +154,37 @@ function attribute(
     }
     return r
   }
-  return result(grammar, outcome, first.ip, user(chosen), errorCode, outcome === 'failure' && counted, first.note === '' ? reason : `${reason}, ${first.note}`)
+  return result(grammar, outcome, first.ip, user(chosen), errorCode, outcome === 'failure' && counted, `${first.note === '' ? reason : `${reason}, ${first.note}`}${settled}`)
 }
 
-/** Where the last physical line of a joined entry starts: the real ` from ` is on it. */
+/**
+ * The last index at which a user name that starts at `start` can end, cut at
+ * `cut` bytes plus `...`. Bytes the log wrote as escapes count as one
+ * (rsyslog's `#012`, PHP's `\x09`), and so does U+FFFD (a byte the reader
+ * could not decode): counting too few only keeps more readings.
+ */
+function userNameEnd(text: string, start: number, cut: number): number {
+  let bytes = 0
+  for (let i = start; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    if (c === 35 && /^#\d{3}/.test(text.slice(i, i + 4))) {
+      bytes++
+      i += 3
+    } else if (c === 92 && /^\\x[0-9a-fA-F]{2}/.test(text.slice(i, i + 4))) {
+      bytes++
+      i += 3
+    } else {
+      bytes += c < 0x80 || c === 0xfffd ? 1 : c < 0x800 ? 2 : c >= 0xd800 && c <= 0xdbff ? 2 : c >= 0xdc00 && c <= 0xdfff ? 2 : 3
+    }
+    if (bytes > cut + 3) return i
+  }
+  return text.length
+}
+
+/**
+ * Where the last physical line of a joined entry starts: the real ` from ` is on it. (Readings start at 1
+ * at the earliest: the texts get a space in front, and an empty user name is logged with two spaces.)
+ */
 function lastLineStart(text: string): number {
   return text.lastIndexOf('\n') + 1
 }
@@ -163,14 +207,14 @@ const failedLogin: Grammar = {
     const m = F2_TAIL.exec(rest)
     if (m === null) return null
     const head = ` ${m[1] ?? ''}`
-    // No cut at userlogins' 256 bytes: before 1.2 Roundcube wrote whole names, and syslog may escape a
-    // control byte as several: a cut could remove the real reading and leave a forged one.
-    const found = readings(head, {shape: 'session', minAt: Math.max(0, lastLineStart(head) - 1), maxAt: Infinity})
+    const found = readings(head, {shape: 'session', minAt: Math.max(1, lastLineStart(head) - 1), maxAt: Infinity})
+    const cut = options.userNameCut ?? 256
+    const cutAt = cut > 0 ? userNameEnd(head, 1, cut) : Infinity
     const code = Number(m[3])
     const countable: Countable = options.countErrors.has(code)
       ? {counted: true, reason: `failed login (error ${code})`}
       : {counted: false, reason: code === -2 ? 'storage error (error -2), not a password guess' : `error ${code} is not counted`}
-    return attribute('F2', 'failure', head, found, (r) => head.slice(1, r.at), () => countable, options, code)
+    return attribute('F2', 'failure', head, found, (r) => head.slice(1, r.at), () => countable, options, code, cutAt)
   },
 }
 
@@ -184,7 +228,7 @@ const successfulLogin: Grammar = {
     const m = F3_TAIL.exec(rest)
     if (m === null) return null
     const head = ` ${m[1] ?? ''}`
-    const c: Constraints = {shape: 'session', minAt: Math.max(0, lastLineStart(head) - 1), maxAt: Infinity}
+    const c: Constraints = {shape: 'session', minAt: Math.max(1, lastLineStart(head) - 1), maxAt: Infinity}
     return attribute(
       'F3',
       'success',
@@ -215,7 +259,7 @@ const imapLoginFailed: Grammar = {
     const tail = F1_TAIL.exec(rest)
     if (tail === null) return null
     const head = ` ${rest.slice(0, tail.index)}`
-    const c: Constraints = {shape: 'sentence', minAt: Math.max(0, lastLineStart(head) - 1), maxAt: Infinity, loginLc: options.loginLc ?? 2}
+    const c: Constraints = {shape: 'sentence', minAt: Math.max(1, lastLineStart(head) - 1), maxAt: Infinity, loginLc: options.loginLc ?? 2}
     const method = tail[3] ?? ''
     return attribute(
       'F1',
@@ -248,7 +292,8 @@ const pluginFailed: Grammar = {
   parse(rest, options) {
     const head = ` ${rest}`
     const at = head.lastIndexOf(' from ')
-    if (at === -1 || at < lastLineStart(head) - 1) return null
+    // Index 0 is the space put in front: an empty user name is logged with two spaces, ` from ` at 1.
+    if (at < 1 || at < lastLineStart(head) - 1) return null
     const raw = head.slice(at + 6)
     const ip = canonicalIp(raw)
     const user = head.slice(1, at)

@@ -84,6 +84,23 @@ const WEAK_REACH_CHARS = 1536
 
 const MESSAGE_BYTES = /"MESSAGE"\s*:\s*\[/
 
+/**
+ * Whether a line that ends like a userlogins line can end the entry of this
+ * session: Roundcube writes the same session id in the prefix (its first
+ * characters) and in `in session SID`. Text of another origin (a forged
+ * piece, PHP echoing a client's text) names another session, or none.
+ */
+export function sameSession(piece: string, session: string | null): boolean {
+  if (session === null) return true
+  const m = SESSION_END.exec(piece)
+  if (m === null) return true
+  const sid = m[1] ?? ''
+  if (sid === '' || sid === 'no-session') return true
+  return sid.startsWith(session) || session.startsWith(sid)
+}
+
+const SESSION_END = / in session ([A-Za-z0-9,-]*|no-session)(?: \(error: -?\d{1,9}\))?$/
+
 /** Cheap test that a line may hold a login event, before any regular expression runs. */
 export function mayBeLoginLine(line: string): boolean {
   return line.includes('ogin failed for ') || line.includes('ailed login for ') || line.includes('uccessful login for ') || line.includes('FAILED login for ')
@@ -252,7 +269,8 @@ export class LineParser {
     for (let i = 0; i < pieces.length; i++) {
       chars += (pieces[i] ?? '').length + 1
       if (chars > MAX_ENTRY_CHARS) break
-      if ((ends === undefined || ends.has(i)) && grammar.tail.test(pieces[i] ?? '')) end = i
+      const piece = pieces[i] ?? ''
+      if ((ends === undefined || ends.has(i)) && grammar.tail.test(piece) && sameSession(piece, session)) end = i
     }
     const lines = pieces.length
     if (end === -1) {
@@ -519,11 +537,11 @@ export class EntryParser {
   }
 
   /**
-   * At the end of a read of a live file: the last entry, when it was written
-   * less than HOLD_MS before `now`, may still be growing (a write the reader
-   * saw in part: the lines seen may end with a piece of the user name that
-   * imitates an end). It is dropped, unparsed, and its start returned, for the
-   * next run to read it again from there. File-style logs only: in a
+   * At the end of a read of a live file that grew meanwhile: the last entry,
+   * when it was written less than HOLD_MS before `now`, may still be growing
+   * (a write the reader saw in part: the lines seen may end with a piece of
+   * the user name that imitates an end). It is dropped, unparsed, and its
+   * start returned, for the next run to read it again from there. File-style logs only: in a
    * syslog-style log later entries of other processes follow it, and would be
    * read twice.
    */
