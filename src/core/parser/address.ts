@@ -139,11 +139,7 @@ const TRIMMED = new Set([32, 9, 10, 13, 0, 11])
 
 /** Whether text[1, at) (before ` against HOST` in the errors log) can be a user name Roundcube trimmed. */
 function trimmedUserPart(text: string, at: number, against: boolean): boolean {
-  let end = at
-  if (against) {
-    const a = text.lastIndexOf(' against ', at - 1)
-    if (a >= 1 && a + 9 <= at && !text.slice(a + 9, at).includes(' ')) end = a
-  }
+  const end = against ? againstStart(text, at) : at
   if (end <= 1) return true
   return !TRIMMED.has(text.charCodeAt(1)) && !TRIMMED.has(text.charCodeAt(end - 1))
 }
@@ -160,10 +156,22 @@ function firstUpperFrom(text: string, from: number): number {
  */
 function lowercaseUserPart(text: string, at: number, firstUpper: number, loginLc: 0 | 1 | 2): boolean {
   if (loginLc === 0) return true
-  let userEnd = at
-  const against = text.lastIndexOf(' against ', at - 1)
-  if (against !== -1 && against + 9 <= at && !text.slice(against + 9, at).includes(' ')) userEnd = against
+  const userEnd = againstStart(text, at)
   if (loginLc === 2) return firstUpper >= userEnd
   const atSign = text.lastIndexOf('@', userEnd - 1)
   return atSign === -1 || firstUpperFrom(text, atSign) >= userEnd
+}
+
+/**
+ * Where ` against HOST` starts when it ends at `at` (the errors log, 1.4+),
+ * else `at`. HOST is a configured host name: no spaces, at most 255
+ * characters, so the look back is bounded whatever the line holds.
+ */
+function againstStart(text: string, at: number): number {
+  const stop = Math.max(0, at - 256)
+  for (let i = at - 1; i >= stop; i--) {
+    if (text.charCodeAt(i) !== 32) continue
+    return i >= 8 && i + 1 < at && text.startsWith(' against ', i - 8) ? i - 8 : at
+  }
+  return at
 }
