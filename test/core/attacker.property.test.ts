@@ -56,24 +56,14 @@ import {
   type LoginRequest,
 } from '../helpers/roundcube-writer.js'
 import {tempDir} from '../helpers/env.js'
+import {params as shared, SCALE} from '../helpers/property.js'
 
 // ---------------------------------------------------------------------------
 // Run control (as property.test.ts)
 
-const SCALE = positive(process.env.RCGUARD_PROPERTY_RUNS) ?? 1
-const SEED_OVERRIDE = process.env.RCGUARD_PROPERTY_SEED === undefined ? undefined : Number(process.env.RCGUARD_PROPERTY_SEED)
-function positive(v: string | undefined): number | undefined {
-  const n = Number(v)
-  return v !== undefined && Number.isFinite(n) && n > 0 ? n : undefined
-}
 function params<T>(seed: number, numRuns: number): fc.Parameters<T> {
-  return {
-    seed: SEED_OVERRIDE ?? seed,
-    numRuns: Math.max(1, Math.round(numRuns * SCALE)),
-    // Shrinking a scan-heavy property is bounded so the file stays well under a minute.
-    interruptAfterTimeLimit: 6000 * SCALE,
-    includeErrorInReport: true,
-  }
+  // Shrinking a scan-heavy property is bounded so the file stays well under a minute.
+  return shared<T>(seed, numRuns, {interruptAfterTimeLimit: 6000 * SCALE, includeErrorInReport: true})
 }
 
 // ---------------------------------------------------------------------------

@@ -36,22 +36,9 @@ import {canonicalIp} from '../../src/core/net/ip.js'
 import {proxyList} from '../../src/core/parser/proxy.js'
 import {readNewLines, type LogPosition} from '../../src/core/logreader/reader.js'
 import {tempDir} from '../helpers/env.js'
+import {params} from '../helpers/property.js'
 
-// ---------------------------------------------------------------------------
-// Run control
-
-const SCALE = positive(process.env.RCGUARD_PROPERTY_RUNS) ?? 1
-const SEED_OVERRIDE = process.env.RCGUARD_PROPERTY_SEED === undefined ? undefined : Number(process.env.RCGUARD_PROPERTY_SEED)
-
-function positive(v: string | undefined): number | undefined {
-  const n = Number(v)
-  return v !== undefined && Number.isFinite(n) && n > 0 ? n : undefined
-}
-
-/** fast-check parameters for one property: its own seed, its base number of runs times the soak factor. */
-function params<T>(seed: number, numRuns: number): fc.Parameters<T> {
-  return {seed: SEED_OVERRIDE ?? seed, numRuns: Math.max(1, Math.round(numRuns * SCALE))}
-}
+// Run control: test/helpers/property.ts (params).
 
 // ---------------------------------------------------------------------------
 // Parsers

@@ -14,6 +14,7 @@ import {execFileSync} from 'node:child_process'
 import {appendFileSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, truncateSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import fc from 'fast-check'
+import {params} from '../helpers/property.js'
 import {readNewLines, type LogPosition, type ReadReport} from '../../src/core/logreader/reader.js'
 import {positionSchema} from '../../src/core/store/schema.js'
 import {tempDir} from '../helpers/env.js'
@@ -373,8 +374,6 @@ function linesOf(text: string, finished: boolean): string[] {
   return finished && last !== '' ? [...parts, last] : parts
 }
 
-const SEED_OVERRIDE = process.env.RCGUARD_PROPERTY_SEED === undefined ? undefined : Number(process.env.RCGUARD_PROPERTY_SEED)
-const SCALE = Number(process.env.RCGUARD_PROPERTY_RUNS ?? 1) > 0 ? Number(process.env.RCGUARD_PROPERTY_RUNS ?? 1) : 1
 
 test('property: random appends, rotations (create, copytruncate; plain, gzip, delaycompress) and reads: each line exactly once', async (t) => {
   const root = tempDir(t, 'rcguard-rotation-property-')
@@ -412,6 +411,6 @@ test('property: random appends, rotations (create, copytruncate; plain, gzip, de
       const expected = [...finished.flatMap((f) => linesOf(f, true)), ...linesOf(live, false)]
       assertExactlyOnce(guard.got, expected, `${compression}: ${JSON.stringify(steps)}\n${guard.notes()}`)
     }),
-    {seed: SEED_OVERRIDE ?? 0x5eed20, numRuns: Math.max(1, Math.round(40 * SCALE))},
+    params(0x5eed20, 40),
   )
 })
