@@ -54,9 +54,34 @@ export class AttemptLedger {
   private readonly accounts = new Map<string, {instance: string; account: string; list: {ip: string; time: number}[]; prune: number}>()
   private readonly newest = new Map<string, number>()
 
-  constructor(data: LedgerData) {
+  private judged = 0
+
+  /**
+   * `oneLog`: instances read from a single log. Their lines are in time order
+   * (give or take the skew), so a line's twin can only be near it and what is
+   * older can be dropped as the read goes on; with several logs, one is read
+   * after the other and the lines wait for the whole run.
+   */
+  constructor(
+    data: LedgerData,
+    private readonly oneLog: ReadonlySet<string> = new Set(),
+  ) {
     for (const r of data.twins) this.addTwin(r)
     for (const a of data.accounts) this.addAccount(a.instance, a.account, a.ip, a.time)
+  }
+
+  /** Keeps memory bounded on a long read: drops what no later line of the read can need. */
+  private prune(): void {
+    for (const [key, rec] of this.accounts) {
+      const horizon = (this.newest.get(rec.instance) ?? 0) - RATE_LIMIT_WINDOW_MS - SKEW_MS
+      if (rec.list.every((a) => a.time < horizon)) this.accounts.delete(key)
+    }
+    for (const [key, list] of this.twins) {
+      const r = list[0]
+      if (r === undefined || !this.oneLog.has(r.instance)) continue
+      const horizon = (this.newest.get(r.instance) ?? 0) - DUPLICATE_WINDOW_MS - SKEW_MS
+      if (list.every((t) => t.time < horizon)) this.twins.delete(key)
+    }
   }
 
   private twinKey(instance: string, session: string, b: number): string {
@@ -124,6 +149,7 @@ export class AttemptLedger {
   judge(event: SourcedEvent): AttemptVerdict | null {
     if (event.outcome !== 'failure') return null
     this.seen(event.instance, event.time)
+    if (++this.judged % 8192 === 0) this.prune()
     const twinShape = event.grammar === 'F1' || event.grammar === 'F2'
     if (event.doubt === 'ambiguous' && twinShape) {
       const senders = event.senders ?? []

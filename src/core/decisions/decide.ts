@@ -13,6 +13,8 @@ import type {Entry, StoreData} from '../store/schema.js'
 import {AttemptLedger, SKEW_MS} from './attempts.js'
 
 export interface DecisionSettings {
+  /** The instances and their logs (the attempt ledger drops sooner what a single log cannot need). */
+  instances?: readonly {name: string; logs: readonly {path: string}[]}[]
   maxAttempts: number
   periodMinutes: number
   blockMinutes: number
@@ -140,7 +142,8 @@ export class Decider {
     private readonly explain = true,
   ) {
     this.periodMs = settings.periodMinutes * 60_000
-    this.ledger = new AttemptLedger(data.ledger)
+    const oneLog = (settings.instances ?? []).filter((i) => i.logs.length === 1 && !/[*?[\]{}]/.test(i.logs[0]?.path ?? '*')).map((i) => i.name)
+    this.ledger = new AttemptLedger(data.ledger, new Set(oneLog))
     for (const e of data.entries) this.byKey.set(entryKey(e.instance, e.ip), e)
   }
 
