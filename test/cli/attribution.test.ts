@@ -74,3 +74,23 @@ test('a forged future date in a user name does not make a first read take real f
   assert.match(r.stdout, /^blocked 203\.0\.113\.70 /m)
   assert.ok(!(await ips(s, 3)).some((row) => row.ip === '192.0.2.99'))
 })
+
+test('a warning a client can provoke is told at most once an hour, the lines held back summed into the next; dry runs tell every time', async (t) => {
+  const s = setup(t)
+  configure(s, [s.log])
+  // A direct client whose X-Forwarded-For imitates a second address field: userlogins alone cannot tell.
+  const ambiguous = (d: Date, sp: string): string =>
+    `${fileDate(d)}: <${sp}> Failed login for v from 192.0.2.66 (X-Real-IP: 1 from 192.0.2.40 (X-Forwarded-For: 7) in session ${sp}abcdefgh (error: 0)`
+  appendLines(s.log, [ambiguous(at(0), 'd1d1d1d1')])
+  const first = await cli(['hacks', '--config', s.config], {env: nowEnv(1)})
+  assert.match(first.stderr, /1 login line not counted: a user name or an X-Forwarded-For\/X-Real-IP header imitates/)
+  appendLines(s.log, [ambiguous(at(2), 'd2d2d2d2'), ambiguous(at(3), 'd3d3d3d3')])
+  // A dry run (an admin at the terminal) is told every time.
+  const dry = await cli(['hacks', '--dry-run', '--config', s.config], {env: nowEnv(4)})
+  assert.match(dry.stderr, /2 login lines not counted: a user name or an X-Forwarded-For\/X-Real-IP header imitates/)
+  const second = await cli(['hacks', '--config', s.config], {env: nowEnv(4)})
+  assert.equal(second.stderr, '', 'held back within the hour')
+  appendLines(s.log, [ambiguous(at(70), 'd4d4d4d4')])
+  const later = await cli(['hacks', '--config', s.config], {env: nowEnv(71)})
+  assert.match(later.stderr, /3 login lines not counted: .*\(2 of them held back since the warning of 2026-11-25T13:01:00\.000Z\)/)
+})
