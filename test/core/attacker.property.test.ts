@@ -585,8 +585,8 @@ function checkExactlyOnce(run: Run): void {
   for (const ip of senders) {
     const mine = run.expectations.filter((e) => e.sender === ip)
     const expected = mine.reduce((s, e) => s + e.expected, 0)
-    const warnable = mine.filter((e) => e.expected === 1 && e.mayMissWithWarning).length
-    const silent = mine.filter((e) => e.expected === 1 && !e.mayMissWithWarning && e.mayMissSilently).length
+    const silent = mine.filter((e) => e.expected === 1 && e.mayMissSilently).length
+    const warnable = mine.filter((e) => e.expected === 1 && e.mayMissWithWarning && !e.mayMissSilently).length
     const counted = run.counted.filter((c) => c.ip === ip).length
     assert.ok(counted >= expected - warnable - silent, `(c) ${ip} counted ${counted} of ${expected} attempt(s) (${warnable} may be missed with a warning, ${silent} silently)\n${describe(run)}`)
     if (counted < expected - silent) {
@@ -623,11 +623,11 @@ for (const fam of FAMILIES) {
     )
   })
 
-  // todo: the writer's oracle knows more than rcguard is told: that a 1.6 line always has the space before
-  // its header group, and that the web server writes REMOTE_ADDR in canonical form. With that it rules out
-  // readings of a userlogins line that rcguard, reading any version and any server, leaves open: rcguard
-  // then counts such an F2-only line for nobody, with a warning (never for a victim: (a)+(b) hold).
-  test(`(c) ${fam.label}: every attempt counts exactly once (an ambiguous F2-only attempt may be uncounted, with a warning)`, {todo: 'learn the header-group style per log, as the session prefix is learnt'}, async (t) => {
+  // The oracle knows one thing rcguard learns only from a log's lines: that 1.6 writes a space before the
+  // header group. On a log's first lines, before any line with one reading showed the style, a userlogins
+  // line whose header and user name imitate a glued second group still reads two ways; rcguard then counts
+  // it for nobody, with a warning (never for a victim: (a)+(b) hold). Seen only behind the appending proxy.
+  test(`(c) ${fam.label}: every attempt counts exactly once (an ambiguous F2-only attempt may be uncounted, with a warning)`, {todo: fam.proxy === 'append' ? 'an F2-only line read before the log showed its header-group style' : undefined}, async (t) => {
     await withDir(t, () =>
       fc.assert(
         fc.asyncProperty(scenario(fam.proxy), async (s) => {

@@ -36,6 +36,8 @@ export interface Reading {
   rest: number
   /** Its user part neither starts nor ends with white space, as a name Roundcube trimmed (unset: not checked). */
   trimmed?: boolean
+  /** The header group follows the address without a space (Roundcube before 1.5); unset: no group. */
+  glued?: boolean
 }
 
 export type FieldShape = 'session' | 'sentence'
@@ -89,7 +91,7 @@ function readField(text: string, p: number, shape: FieldShape, groupEnd: number)
     const g = groupAt(text, end)
     if (g === -1 || text.charCodeAt(text.length - 1) !== 41) return null
     const f = field(text.slice(p, end))
-    return f === null ? null : {...f, headers: [g + 1, text.length - 1], rest: text.length}
+    return f === null ? null : {...f, headers: [g + 1, text.length - 1], rest: text.length, glued: g === end}
   }
   // sentence: `IP. SERVER-TEXT`, or `IP[ ](HEADERS). SERVER-TEXT` with the group ending at the last `). `.
   if (end > p && text.charCodeAt(end - 1) === 46 && text.charCodeAt(end) === 32) {
@@ -99,7 +101,7 @@ function readField(text: string, p: number, shape: FieldShape, groupEnd: number)
   const g = groupAt(text, end)
   if (g === -1 || groupEnd <= g) return null
   const f = field(text.slice(p, end))
-  return f === null ? null : {...f, headers: [g + 1, groupEnd], rest: groupEnd + 3}
+  return f === null ? null : {...f, headers: [g + 1, groupEnd], rest: groupEnd + 3, glued: g === end}
 }
 
 /**
@@ -141,8 +143,12 @@ const TRIMMED = new Set([32, 9, 10, 13, 0, 11])
 function trimmedUserPart(text: string, at: number, against: boolean): boolean {
   const end = against ? againstStart(text, at) : at
   if (end <= 1) return true
-  return !TRIMMED.has(text.charCodeAt(1)) && !TRIMMED.has(text.charCodeAt(end - 1))
+  if (TRIMMED.has(text.charCodeAt(1)) || TRIMMED.has(text.charCodeAt(end - 1))) return false
+  // The same characters as syslog writes them: rsyslog's #011 #012 #013 #015 #000, PHP's \x09 \x0d …
+  return !(end - 1 >= 4 && ESCAPED_SPACE.test(text.slice(1, 5))) && !(end - 1 >= 4 && ESCAPED_SPACE.test(text.slice(end - 4, end)))
 }
+
+const ESCAPED_SPACE = /^(?:#0(?:00|11|12|13|15)|\\x0[09abdABD])$/
 
 function firstUpperFrom(text: string, from: number): number {
   for (let i = from; i < text.length; i++) if (isUpper(text.charCodeAt(i))) return i

@@ -22,6 +22,8 @@ export interface ParseOptions {
   loginLc?: 0 | 1 | 2
   /** Bytes of a user name userlogins keeps (256 since Roundcube 1.2, then `...`); 0: whole names (1.0, 1.1). */
   userNameCut?: number
+  /** How this log writes the header group, as learnt from its lines: glued to the address (≤ 1.4) or after a space. */
+  groupStyle?: 'glued' | 'spaced'
 }
 
 export type GrammarResult = Omit<LoginEvent, 'time' | 'session'>
@@ -108,26 +110,40 @@ function attribute(
   }
   let first: Sender
   let settled = ''
+  let style: 'glued' | 'spaced' | undefined
   if (found.list.length === 1) {
     first = senderOf(text, chosen, options)
+    // One reading: the field is Roundcube's own, and so is the way its header group is written.
+    if (chosen.glued !== undefined) style = chosen.glued ? 'glued' : 'spaced'
   } else {
     let pairs = found.list.map((r) => ({r, s: senderOf(text, r, options)}))
     // A trusted proxy always writes its header: a reading in which the proxy's own part is missing or
     // is no address cannot be what Roundcube logged, as long as another reading makes sense.
     if (pairs.some((p) => p.s.ip !== null)) pairs = pairs.filter((p) => p.s.ip !== null || p.s.proxy === undefined || p.s.disagree === true)
     const agree = (ps: typeof pairs): boolean => new Set(ps.map((p) => p.s.ip ?? `\u0000${p.s.proxy ?? ''}`)).size === 1
-    // Readings that disagree are settled by what Roundcube does to every user name it logs, when the
-    // readings that fit agree: it trims it, and userlogins (1.2+) cuts it at 256 bytes.
-    const settle = (fits: (p: (typeof pairs)[number]) => boolean, why: string): void => {
-      if (agree(pairs)) return
-      const kept = pairs.filter(fits)
-      if (kept.length > 0 && kept.length < pairs.length && agree(kept)) {
+    // Readings that disagree are settled by what Roundcube and the web server do to every line, when the
+    // readings that fit agree: Roundcube trims the user name, userlogins (1.2+) keeps 256 bytes of it,
+    // and this log writes its header groups one way (learnt from lines with one reading). Each fact is
+    // added to the ones before. (Not the address's form: a web server behind realip may pass on a
+    // header's text as REMOTE_ADDR, upper case and all.)
+    const facts: [(p: (typeof pairs)[number]) => boolean, string][] = [
+      [(p) => p.r.trimmed !== false, 'Roundcube trims user names'],
+      [(p) => p.r.at <= cutAt, 'and keeps 256 bytes of them'],
+      [(p) => options.groupStyle === undefined || p.r.glued === undefined || p.r.glued === (options.groupStyle === 'glued'), 'this log writes header groups one way'],
+    ]
+    let kept = pairs
+    const why: string[] = []
+    for (const [fits, text] of facts) {
+      if (agree(pairs)) break
+      const next = kept.filter(fits)
+      if (next.length === 0) break
+      kept = next
+      why.push(text)
+      if (agree(kept)) {
         pairs = kept
-        settled = ` (settled: ${why})`
+        settled = ` (settled: ${why.join(', ')})`
       }
     }
-    settle((p) => p.r.trimmed !== false, 'Roundcube trims user names')
-    settle((p) => p.r.trimmed !== false && p.r.at <= cutAt, 'Roundcube trims user names and keeps 256 bytes of them')
     first = (pairs[0] as (typeof pairs)[number]).s
     if (!agree(pairs)) {
       const named = [...new Set(pairs.map((p) => p.s.ip).filter((ip): ip is string => ip !== null))]
@@ -154,7 +170,9 @@ function attribute(
     }
     return r
   }
-  return result(grammar, outcome, first.ip, user(chosen), errorCode, outcome === 'failure' && counted, `${first.note === '' ? reason : `${reason}, ${first.note}`}${settled}`)
+  const r = result(grammar, outcome, first.ip, user(chosen), errorCode, outcome === 'failure' && counted, `${first.note === '' ? reason : `${reason}, ${first.note}`}${settled}`)
+  if (style !== undefined) r.groupStyle = style
+  return r
 }
 
 /**

@@ -64,6 +64,8 @@ export interface LogParseState {
   envelope?: EnvelopeId
   /** The log has shown lines with a session prefix. */
   prefixed?: boolean
+  /** How the log writes header groups, learnt from lines with one reading. */
+  groupStyle?: 'glued' | 'spaced'
 }
 
 export const DEFAULT_PARSE_OPTIONS: ParseOptions = {countErrors: new Set([0, 1, 4]), trustedProxies: new ProxyList([])}
@@ -146,12 +148,15 @@ export class LineParser {
   skipBefore = -Infinity
   skipped = 0
 
+  private readonly options: ParseOptions
+
   constructor(
     private readonly format: LogFormat,
-    private readonly options: ParseOptions,
+    options: ParseOptions,
     readonly state: LogParseState,
     now: number,
   ) {
+    this.options = {...options, ...(state.groupStyle === undefined ? {} : {groupStyle: state.groupStyle})}
     this.ctx = {
       ident: format.ident,
       timezone: format.timezone,
@@ -293,6 +298,10 @@ export class LineParser {
   private finishEvent(result: Omit<LoginEvent, 'time' | 'session'> | null, env: NonNullable<Classified['env']>, session: string | null): LoginEvent | null {
     if (result === null) return null
     const event = result as LoginEvent
+    if (event.groupStyle !== undefined && event.doubt === undefined && env.untrusted === undefined) {
+      this.state.groupStyle = event.groupStyle
+      this.options.groupStyle = event.groupStyle
+    }
     event.time = env.time
     event.session = session
     if (env.id === 'stdout') event.timed = false

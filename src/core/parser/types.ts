@@ -36,6 +36,8 @@ export interface LoginEvent {
   senders?: string[]
   /** With `proxy`: the proxy whose headers named no client or two. */
   proxy?: string
+  /** How the line wrote its header group, when it had one reading: what the log's parser learns. */
+  groupStyle?: 'glued' | 'spaced'
   /** False when the envelope carries no time (stdout) and the read time stands in. */
   timed?: boolean
 }

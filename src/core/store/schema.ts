@@ -81,6 +81,7 @@ export const positionSchema = z.object({
     .object({
       envelope: z.enum(['file', 'stdout', 'php', 'syslog', 'rfc3339', 'journal-json']).optional(),
       prefixed: z.boolean().optional(),
+      groupStyle: z.enum(['glued', 'spaced']).optional(),
     })
     .optional(),
   /** Per cause of doubtful lines: when it was last told, and how many lines were held back since. */
