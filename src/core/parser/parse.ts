@@ -76,15 +76,15 @@ const LATEST_TIME = 253_402_300_799_999
 /** Physical lines (or records) one entry may span: a 1024-byte user name of line feeds, and some. */
 export const MAX_ENTRY_LINES = 1100
 /** Characters one joined entry may hold. */
-const MAX_ENTRY_CHARS = 256 * 1024
+export const MAX_ENTRY_CHARS = 256 * 1024
 /**
  * Without session prefixes, lines this close before an entry that a newline
  * split may be pieces of its user name (at most 1024 bytes, plus the fixed
  * text): they are not counted.
  */
-const WEAK_REACH_CHARS = 1536
+export const WEAK_REACH_CHARS = 1536
 
-const MESSAGE_BYTES = /"MESSAGE"\s*:\s*\[/
+export const MESSAGE_BYTES = /"MESSAGE"\s*:\s*\[/
 
 /**
  * Whether a line that ends like a userlogins line can end the entry of this
@@ -340,237 +340,6 @@ export class LineParser {
   }
 }
 
-interface Group {
-  first: Classified
-  /** Interleaved records: which pieces can end the entry (1-based; 0 is its first line). */
-  ends?: Set<number>
-  lineNo: number
-  file: string
-  text: string
-  more: string[]
-  /** Pieces that look like login lines of their own, reported (never counted) after the entry. */
-  pieces: SourcedLine[]
-  chars: number
-  /** Position (in characters read) where it started. */
-  at: number
-  /** The byte offset of its first line in its file (-1: not known). */
-  offset: number
-  overflow: boolean
-}
-
-/**
- * Groups physical lines into Roundcube's entries (see the file comment) and
- * emits one event per login entry. In a syslog-style log each process's
- * records are grouped on their own where the envelope names the process.
- */
-function newGroup(first: Classified, lineNo: number, file: string, text: string, at: number, offset: number, records = false): Group {
-  const g: Group = {first, lineNo, file, text, more: [], pieces: [], chars: text.length, at, offset, overflow: false}
-  // Interleaved records: only the first line and the pieces given to the entry as its end can end it.
-  if (records) g.ends = new Set([0])
-  return g
-}
-
-function findLast<T>(list: readonly T[], fits: (t: T) => boolean): T | undefined {
-  for (let i = list.length - 1; i >= 0; i--) {
-    const t = list[i] as T
-    if (fits(t)) return t
-  }
-  return undefined
-}
-
-/** An entry at the end of a log written less than this long ago may still be growing. */
-const HOLD_MS = 5_000
-/** How long (record time) an entry of a syslog-style log stays open for its pieces. */
-const RECORD_OPEN_MS = 3_000
-/** Entries open at once in a syslog-style log, at most. */
-const MAX_OPEN_RECORDS = 512
-/** The session id at the end of a userlogins piece. */
-const SESSION_TAIL = / in session ([A-Za-z0-9,-]+)(?: \(error: -?\d{1,9}\))?$/
-
-export class EntryParser {
-  private readonly open = new Map<string, Group>()
-  /** syslog-style logs: the entries still open for their pieces, oldest first. */
-  private readonly records: Group[] = []
-  /** Without session prefixes: events held back until no later split entry can claim them as its pieces. */
-  private readonly held: {line: SourcedLine; at: number}[] = []
-  private pos = 0
-
-  constructor(readonly parser: LineParser) {}
-
-  get state(): LogParseState {
-    return this.parser.state
-  }
-
-  feed(text: string, lineNo: number, file: string, emit: (line: SourcedLine) => void, offset = -1): void {
-    const at = this.pos
-    this.pos += text.length + 1
-    if (this.open.size === 0 && this.records.length === 0 && this.parser.prefixRequired()) {
-      // Nothing open: only a login line can matter (the common case, answered without unwrapping).
-      const bytes = text.startsWith('{') && MESSAGE_BYTES.test(text)
-      if (!bytes && !mayBeLoginLine(text)) return
-    }
-    const c = this.parser.classify(text)
-    if (c.foreign) return
-    if (this.parser.recordLog && c.env !== null && this.parser.prefixRequired()) {
-      this.feedRecord(c, text, lineNo, file, at, offset, emit)
-      return
-    }
-    const stream = c.env?.stream ?? ''
-    if (c.start) {
-      this.finishStream(stream, emit)
-      // Only login entries are kept; any other entry just ends the one before.
-      if (grammarOf(c.body) !== null) this.open.set(stream, newGroup(c, lineNo, file, text, at, offset))
-      return
-    }
-    const g = this.open.get(stream)
-    // A line that looks like a login line but cannot start an entry is client text: shown, never counted.
-    const piece = c.env !== null && mayBeLoginLine(c.body) ? this.parser.forgedPiece(c) : null
-    if (g === undefined || g.file !== file) {
-      if (piece !== null) emit({event: piece, lineNo, text, file})
-      return
-    }
-    if (piece !== null && g.pieces.length < 16) g.pieces.push({event: piece, lineNo, text, file})
-    if (g.more.length >= MAX_ENTRY_LINES || g.chars > MAX_ENTRY_CHARS) {
-      g.overflow = true
-      return
-    }
-    // A record keeps its own envelope; a file line is all client text.
-    const part = c.env !== null && this.parser.recordLog ? c.body : text
-    g.more.push(part)
-    g.chars += part.length + 1
-    g.text = `${g.text}\n${text}`.slice(0, 4096)
-  }
-
-  /**
-   * syslog and the journal: PHP sends each piece of a split message as a
-   * record of its own, and the pieces of parallel requests interleave
-   * (observed on Roundcube 1.6.5 through rsyslog). So several entries stay
-   * open at once, for a few seconds of record time, and each piece is given
-   * to one: by the writing process where the envelope names it; else an end
-   * piece by its session (userlogins' `in session SID` begins with the
-   * entry's prefix; an errors-log end cannot be forged, the user name being
-   * lowercased, and goes to the latest entry of its shape). Only those end
-   * pieces can end an entry; other pieces are the user name's middle, which
-   * holds no address that counts.
-   */
-  private feedRecord(c: Classified, text: string, lineNo: number, file: string, at: number, offset: number, emit: (line: SourcedLine) => void): void {
-    const env = c.env
-    if (env === null) return
-    // Entries whose pieces have all arrived long ago.
-    while (this.records.length > 0 && ((this.records[0]?.first.env?.time ?? 0) < env.time - RECORD_OPEN_MS || this.records.length > MAX_OPEN_RECORDS)) {
-      const g = this.records.shift()
-      if (g !== undefined) this.emitGroup(g, emit)
-    }
-    const stream = env.stream
-    if (c.start) {
-      if (grammarOf(c.body) === null) return
-      if (stream !== undefined) {
-        const i = this.records.findIndex((g) => g.first.env?.stream === stream)
-        if (i !== -1) this.emitGroup(this.records.splice(i, 1)[0] as Group, emit)
-      }
-      this.records.push(newGroup(c, lineNo, file, text, at, offset, true))
-      return
-    }
-    const piece = mayBeLoginLine(c.body) ? this.parser.forgedPiece(c) : null
-    let owner: Group | undefined
-    let end = false
-    if (stream !== undefined) {
-      owner = findLast(this.records, (g) => g.first.env?.stream === stream)
-      end = owner !== undefined && (grammarOf(owner.first.body)?.grammar.tail.test(c.body) ?? false)
-    } else {
-      const sid = SESSION_TAIL.exec(c.body)?.[1]
-      if (sid !== undefined) {
-        owner = findLast(this.records, (g) => g.first.session !== null && (sid.startsWith(g.first.session) || g.first.session.startsWith(sid)) && grammarOf(g.first.body)?.grammar.tail.test(c.body) === true)
-        end = owner !== undefined
-      } else {
-        owner = findLast(this.records, (g) => grammarOf(g.first.body)?.grammar.tail.test(c.body) === true && grammarOf(g.first.body)?.grammar.id !== 'F2' && grammarOf(g.first.body)?.grammar.id !== 'F3')
-        end = owner !== undefined
-      }
-      owner ??= this.records.at(-1)
-    }
-    if (owner === undefined) {
-      if (piece !== null) emit({event: piece, lineNo, text, file})
-      return
-    }
-    if (piece !== null && owner.pieces.length < 16) owner.pieces.push({event: piece, lineNo, text, file})
-    if (owner.more.length >= MAX_ENTRY_LINES || owner.chars > MAX_ENTRY_CHARS) {
-      owner.overflow = true
-      return
-    }
-    owner.more.push(c.body)
-    owner.chars += c.body.length + 1
-    if (end) (owner.ends ??= new Set()).add(owner.more.length)
-    owner.text = `${owner.text}\n${text}`.slice(0, 4096)
-  }
-
-  private finishStream(stream: string, emit: (line: SourcedLine) => void): void {
-    const g = this.open.get(stream)
-    if (g === undefined) return
-    this.open.delete(stream)
-    this.emitGroup(g, emit)
-  }
-
-  private emitGroup(g: Group, emit: (line: SourcedLine) => void): void {
-    let event = this.parser.parseEntry(g.first, g.more, g.ends)
-    if (event === null) return
-    if (g.overflow) {
-      event = {...event, counted: false, doubt: 'incomplete', reason: `a login entry longer than ${MAX_ENTRY_LINES} lines: not counted`}
-    }
-    const line: SourcedLine = {event, lineNo: g.lineNo, text: g.text, file: g.file}
-    if (this.parser.prefixRequired()) {
-      this.release(Infinity, emit)
-      emit(line)
-      for (const p of g.pieces) emit(p)
-      return
-    }
-    // No session prefixes: an entry split by a newline may have swallowed the lines just before it.
-    if (g.more.length > 0) {
-      for (const h of this.held) {
-        if (h.at >= g.at - WEAK_REACH_CHARS && h.line.event.counted) {
-          h.line.event.counted = false
-          h.line.event.doubt = 'forged'
-          h.line.event.reason = 'may be a piece of the user name of the split entry that follows (this log writes no <session> prefixes): not counted'
-        }
-      }
-    }
-    this.release(g.at - WEAK_REACH_CHARS, emit)
-    this.held.push({line, at: g.at})
-    for (const p of g.pieces) this.held.push({line: p, at: g.at})
-  }
-
-  private release(before: number, emit: (line: SourcedLine) => void): void {
-    while (this.held.length > 0 && (this.held[0]?.at ?? Infinity) < before) {
-      const h = this.held.shift()
-      if (h !== undefined) emit(h.line)
-    }
-  }
-
-  /**
-   * At the end of a read of a live file that grew meanwhile: the last entry,
-   * when it was written less than HOLD_MS before `now`, may still be growing
-   * (a write the reader saw in part: the lines seen may end with a piece of
-   * the user name that imitates an end). It is dropped, unparsed, and its
-   * start returned, for the next run to read it again from there. File-style logs only: in a
-   * syslog-style log later entries of other processes follow it, and would be
-   * read twice.
-   */
-  hold(file: string, now: number): {offset: number; line: number} | null {
-    if (this.parser.recordLog || this.records.length > 0 || this.held.length > 0) return null
-    const g = this.open.get('')
-    if (g === undefined || g.file !== file || g.offset < 0 || (g.first.env?.time ?? -Infinity) < now - HOLD_MS) return null
-    this.open.delete('')
-    return {offset: g.offset, line: g.lineNo - 1}
-  }
-
-  /** Emits the entries still held (at the end of a read, or of a file). */
-  finish(emit: (line: SourcedLine) => void): void {
-    const groups = [...this.open.values(), ...this.records.splice(0)].sort((a, b) => a.at - b.at)
-    this.open.clear()
-    for (const g of groups) this.emitGroup(g, emit)
-    this.release(Infinity, emit)
-  }
-}
-
 /** Parses one line with default settings (tests, one-off use). */
 export function parseLine(line: string, options: ParseOptions = DEFAULT_PARSE_OPTIONS, format: LogFormat = {...DEFAULT_LOG_FORMAT, sessionPrefix: 'optional'}, now = Date.now()): LoginEvent | null {
   return new LineParser(format, options, {}, now).parse(line)
@@ -582,3 +351,4 @@ export function parseOptions(countErrors: readonly number[], proxies: ProxyList,
 }
 
 export {NetworkList}
+export {EntryParser} from './entries.js'
