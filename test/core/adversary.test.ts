@@ -133,3 +133,46 @@ test('fail2ban plugin: one attempt logged by the plugin (F4) and by Roundcube (F
   )
   assert.deepEqual(counted(r), ['127.0.1.5'], JSON.stringify(r.events))
 })
+
+test('syslog without a PID: each request silently hides the one before it (a piece that ends its entry with an empty address)', async (t) => {
+  // Three scripted POSTs (no login token: error 1, no F1, no sleep) from 127.0.2.50, sessions aaaa1111…, bbbb2222…,
+  // cccc3333…; the user name of each request after the first is "alice\nq from  in session <previous session> (error: 1)".
+  // The piece ends the previous entry with an empty address: "no usable client address", no doubt, no warning of its
+  // own. Chained, N guesses count once.
+  const r = await replay(t, [
+    '2026-12-01T20:20:30.100000+00:00 vm roundcube: <aaaa1111> Failed login for alice from 127.0.2.50 in session aaaa1111aaaa1111 (error: 1)',
+    '2026-12-01T20:20:30.300000+00:00 vm roundcube: <bbbb2222> Failed login for alice',
+    '2026-12-01T20:20:30.300010+00:00 vm roundcube: q from  in session aaaa1111aaaa1111 (error: 1)',
+    '2026-12-01T20:20:30.300020+00:00 vm roundcube: d from 127.0.2.50 in session bbbb2222bbbb2222 (error: 1)',
+    '2026-12-01T20:20:30.500000+00:00 vm roundcube: <cccc3333> Failed login for alice',
+    '2026-12-01T20:20:30.500010+00:00 vm roundcube: q from  in session bbbb2222bbbb2222 (error: 1)',
+    '2026-12-01T20:20:30.500020+00:00 vm roundcube: d from 127.0.2.50 in session cccc3333cccc3333 (error: 1)',
+  ])
+  assert.deepEqual(counted(r), ['127.0.2.50', '127.0.2.50', '127.0.2.50'], JSON.stringify(r.events))
+})
+
+test("error 4: an attacker whose own failures are ambiguous lines (settled by their F1) locks the account, and the owner's refusals count against the owner", async (t) => {
+  // The owner 192.0.2.44 mistypes once (F1+F2). The attacker 198.51.100.7 then fails three times on "alice" with the
+  // header "X-Forwarded-For: x from 203.0.113.5 (X-Real-IP: y": each F2 reads two ways and is settled by its F1,
+  // which counts, but the ledger never learns that the account had failures from 198.51.100.7. Roundcube
+  // (login_rate_limit 3) then refuses the owner's right password with error 4, six times: all counted against the
+  // owner, who is blocked at maxAttempts 6 for the attacker's doing.
+  const imap = (s: string, sp: string, addr: string) =>
+    `[01-Dec-2026 20:20:${s} +0000]: <${sp}> IMAP Error: Login failed for alice against 127.0.0.1 from ${addr}. AUTHENTICATE PLAIN: Authentication failed. in /usr/share/roundcube/program/lib/Roundcube/rcube_imap.php on line 211 (POST /roundcube/?_task=login&_action=login)`
+  const failed = (s: string, sp: string, addr: string, code: number) =>
+    `[01-Dec-2026 20:20:${s} +0000]: <${sp}> Failed login for alice from ${addr} in session ${sp}abcdabcd (error: ${code})`
+  const attacker = '198.51.100.7 (X-Forwarded-For: x from 203.0.113.5 (X-Real-IP: y)'
+  const r = await scanBoth(
+    t,
+    [imap('00', 'vvvv0001', '192.0.2.44'), imap('10', 'rrrr0001', attacker), imap('12', 'rrrr0002', attacker), imap('14', 'rrrr0003', attacker)],
+    [
+      failed('01', 'vvvv0001', '192.0.2.44', 0),
+      failed('11', 'rrrr0001', attacker, 0),
+      failed('13', 'rrrr0002', attacker, 0),
+      failed('15', 'rrrr0003', attacker, 0),
+      ...['20', '25', '30', '35', '40', '45'].map((s) => failed(s, `vvvv00${s}`, '192.0.2.44', 4)),
+    ],
+  )
+  const owner = r.events.filter((e) => e.counted && e.ip === '192.0.2.44')
+  assert.equal(owner.length, 1, `the owner's refusals after the attacker's failures were counted: ${JSON.stringify(owner)}`)
+})
