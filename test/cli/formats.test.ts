@@ -64,6 +64,7 @@ test('journalctl -o json records, MESSAGE as text or as bytes', async (t) => {
       SYSLOG_IDENTIFIER: 'roundcube',
       PRIORITY: '6',
       _COMM: 'apache2',
+      _UID: '33',
       MESSAGE: i % 2 === 0 ? msg : [...Buffer.from(msg)],
     })
   })

@@ -171,6 +171,7 @@ function journalRecord(message: Uint8Array, timestamp: string = String(NOW * 100
     __REALTIME_TIMESTAMP: timestamp,
     _PID: '4242',
     _COMM: 'apache2',
+    _UID: '33',
     PRIORITY: '6',
     SYSLOG_FACILITY: '1',
     SYSLOG_IDENTIFIER: 'roundcube',

@@ -43,6 +43,7 @@ const journalTrustSchema = z
     comm: z.array(z.string().regex(/^[^\s]{1,64}$/, 'a process name (_COMM), optionally ending in *')).min(1).optional(),
     uid: z.array(z.number().int().nonnegative()).optional(),
     unit: z.array(z.string().regex(/^[^\s]{1,256}$/, 'a systemd unit name, optionally ending in *')).optional(),
+    exe: z.array(z.string().regex(/^\/[^\s]{0,4095}$/, 'an absolute executable path, optionally ending in *')).optional(),
   })
   .strict()
 

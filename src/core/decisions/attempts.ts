@@ -153,6 +153,11 @@ export class AttemptLedger {
     const twinShape = event.grammar === 'F1' || event.grammar === 'F2'
     if (event.doubt === 'ambiguous' && twinShape) {
       const senders = event.senders ?? []
+      // Who may have failed on the account: every sender the line could be from (a refusal that follows
+      // counts for none of them, nor for anyone else).
+      if (event.grammar === 'F2' && event.errorCode !== 4) {
+        for (const r of event.readings ?? []) this.addAccount(event.instance, accountOf(r.user), r.ip, event.time)
+      }
       const twin = this.findTwin(event, (r) => r.ip !== null && senders.includes(r.ip))
       if (twin !== undefined) {
         this.consume(twin)

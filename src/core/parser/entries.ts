@@ -48,6 +48,8 @@ function findLast<T>(list: readonly T[], fits: (t: T) => boolean): T | undefined
 
 /** An entry at the end of a log written less than this long ago may still be growing. */
 const HOLD_MS = 5_000
+/** With sub-second times: how soon after its entry's first record a piece comes, at the latest. */
+const PIECE_MS = 50
 /** How long (record time) an entry of a syslog-style log stays open for its pieces. */
 const RECORD_OPEN_MS = 3_000
 /** Entries open at once in a syslog-style log, at most. */
@@ -146,12 +148,15 @@ export class EntryParser {
       owner = findLast(this.records, (g) => g.first.env?.stream === stream)
       end = owner !== undefined && (grammarOf(owner.first.body)?.grammar.tail.test(c.body) ?? false)
     } else {
+      // With sub-second times, a piece comes within moments of its entry's first record (PHP sends the
+      // pieces of one message one after the other): an entry begun longer ago is not its owner.
+      const near = (g: Group): boolean => !(env.precise === true && g.first.env?.precise === true) || env.time - (g.first.env?.time ?? 0) <= PIECE_MS
       const sid = SESSION_TAIL.exec(c.body)?.[1]
       if (sid !== undefined) {
-        owner = findLast(this.records, (g) => g.first.session !== null && (sid.startsWith(g.first.session) || g.first.session.startsWith(sid)) && grammarOf(g.first.body)?.grammar.tail.test(c.body) === true)
+        owner = findLast(this.records, (g) => g.first.session !== null && (sid.startsWith(g.first.session) || g.first.session.startsWith(sid)) && near(g) && grammarOf(g.first.body)?.grammar.tail.test(c.body) === true)
         end = owner !== undefined
       } else {
-        owner = findLast(this.records, (g) => grammarOf(g.first.body)?.grammar.tail.test(c.body) === true && grammarOf(g.first.body)?.grammar.id !== 'F2' && grammarOf(g.first.body)?.grammar.id !== 'F3')
+        owner = findLast(this.records, (g) => near(g) && grammarOf(g.first.body)?.grammar.tail.test(c.body) === true && grammarOf(g.first.body)?.grammar.id !== 'F2' && grammarOf(g.first.body)?.grammar.id !== 'F3')
         end = owner !== undefined
       }
       owner ??= this.records.at(-1)

@@ -16,6 +16,7 @@
  * journalctl's short-iso output has the rfc3339 shape (`+0000` offsets too).
  */
 import {monthIndex, parseAutoDate, type DateParser} from './dates.js'
+import {readFileSync} from 'node:fs'
 import {wallTimeToUtc, zoneOffset} from './timezone.js'
 
 export const ENVELOPE_IDS = ['file', 'stdout', 'php', 'syslog', 'rfc3339', 'journal-json'] as const
@@ -49,6 +50,8 @@ export interface Enveloped {
   stream?: string
   /** journald: why the record's trusted fields do not show the web server (it never counts). */
   untrusted?: string
+  /** The time has sub-second precision (RFC 3339 with a fraction, journald). */
+  precise?: boolean
 }
 
 /**
@@ -64,10 +67,40 @@ export interface JournalTrust {
   uid?: readonly number[]
   /** _SYSTEMD_UNIT values (trailing `*` as in comm); absent: any. */
   unit?: readonly string[]
+  /** _EXE values, the executable's path (trailing `*` as in comm); absent: any. */
+  exe?: readonly string[]
 }
 
-/** Without configuration: the web servers and PHP runtimes that run Roundcube on Debian and elsewhere. */
-export const DEFAULT_JOURNAL_TRUST: JournalTrust = {comm: ['apache2', 'httpd', 'php-fpm*', 'php', 'php[0-9]*', 'php-cgi*', 'lsphp*', 'frankenphp']}
+/** The accounts web servers run PHP as: Debian and Ubuntu, RHEL and Fedora, Arch, SUSE, nginx set-ups. */
+const WEB_SERVER_USERS = ['www-data', 'apache', 'http', 'wwwrun', 'nginx']
+
+/**
+ * Without configuration: records sent by a process running as the web
+ * server's account (journald's _UID, which no other local user can take).
+ * _COMM is no proof: it is the name the sender was started by (`php`, or any
+ * copy of a program named `apache2`).
+ */
+export function defaultJournalTrust(passwd = '/etc/passwd'): JournalTrust {
+  let uids: number[] = []
+  try {
+    uids = readFileSync(passwd, 'utf8')
+      .split('\n')
+      .map((l) => l.split(':'))
+      .filter((f) => WEB_SERVER_USERS.includes(f[0] ?? ''))
+      .map((f) => Number(f[2]))
+      .filter((n) => Number.isInteger(n) && n > 0)
+  } catch {
+    // No passwd to read: no account is trusted until journalTrust names one.
+  }
+  return {uid: uids}
+}
+
+let defaultTrust: JournalTrust | undefined
+function journalTrustOrDefault(trust: JournalTrust | undefined): JournalTrust {
+  if (trust !== undefined) return trust
+  defaultTrust ??= defaultJournalTrust()
+  return defaultTrust
+}
 
 export interface Envelope {
   id: EnvelopeId
@@ -146,15 +179,12 @@ const rfc3339: Envelope = {
     if (m === null || m[3] !== ctx.ident) return null
     const time = parseAutoDate(m[1] ?? '', ctx.timezone)
     if (time === null) return null
-    return {time, body: line.slice(m[0].length), ...(m[4] === undefined ? {} : {stream: m[4]})}
+    return {time, body: line.slice(m[0].length), ...(m[4] === undefined ? {} : {stream: m[4]}), ...((m[1] ?? '').includes('.') ? {precise: true} : {})}
   },
 }
 
 function globMatch(pattern: string, value: string): boolean {
-  if (pattern.endsWith('*')) return value.startsWith(pattern.slice(0, -1))
-  const bracket = /^(.*)\[0-9\]\*$/.exec(pattern)
-  if (bracket !== null) return value.startsWith(bracket[1] ?? '') && /^[0-9]/.test(value.slice((bracket[1] ?? '').length))
-  return pattern === value
+  return pattern.endsWith('*') ? value.startsWith(pattern.slice(0, -1)) : pattern === value
 }
 
 /** Why a journald record is not the web server's, or undefined when it is. */
@@ -162,11 +192,15 @@ export function journalDistrust(rec: Record<string, unknown>, trust: JournalTrus
   const comm = typeof rec._COMM === 'string' ? rec._COMM : undefined
   const uid = rec._UID === undefined ? undefined : Number(rec._UID)
   const unit = typeof rec._SYSTEMD_UNIT === 'string' ? rec._SYSTEMD_UNIT : undefined
+  const exe = typeof rec._EXE === 'string' ? rec._EXE : undefined
+  if (trust.exe !== undefined && (exe === undefined || !trust.exe.some((p) => globMatch(p, exe)))) return `sent by ${exe ?? 'an unknown program'}, not by the web server`
   if (comm === undefined && uid === undefined && unit === undefined) return 'the record has none of journald\'s trusted fields (_COMM, _UID, _SYSTEMD_UNIT): its sender cannot be told'
   if (trust.comm !== undefined && (comm === undefined || !trust.comm.some((p) => globMatch(p, comm)))) {
     return `sent by ${comm ?? 'an unknown program'}${uid === undefined ? '' : ` (uid ${uid})`}, not by the web server`
   }
-  if (trust.uid !== undefined && (uid === undefined || !trust.uid.includes(uid))) return `sent by uid ${uid ?? 'unknown'}, not the web server's`
+  if (trust.uid !== undefined && (uid === undefined || !trust.uid.includes(uid))) {
+    return `sent by uid ${uid ?? 'unknown'}${comm === undefined ? '' : ` (${comm})`}, not the web server's account (journalTrust)`
+  }
   if (trust.unit !== undefined && (unit === undefined || !trust.unit.some((p) => globMatch(p, unit)))) return `sent from unit ${unit ?? 'none'}, not the web server's`
   return undefined
 }
@@ -192,10 +226,11 @@ const journalJson: Envelope = {
     const body = journalMessage(rec.MESSAGE)
     const us = Number(rec.__REALTIME_TIMESTAMP ?? rec._SOURCE_REALTIME_TIMESTAMP)
     if (body === null || !Number.isFinite(us)) return null
-    const untrusted = journalDistrust(rec, ctx.journalTrust ?? DEFAULT_JOURNAL_TRUST)
+    const untrusted = journalDistrust(rec, journalTrustOrDefault(ctx.journalTrust))
     const pid = rec._PID
     return {
       time: Math.floor(us / 1000),
+      precise: true,
       body: body.replace(/\n+$/, ''),
       ...(typeof pid === 'string' || typeof pid === 'number' ? {stream: String(pid)} : {}),
       ...(untrusted === undefined ? {} : {untrusted}),

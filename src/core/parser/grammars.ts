@@ -158,6 +158,7 @@ function attribute(
       )
       r.doubt = 'ambiguous'
       r.senders = named
+      r.readings = pairs.flatMap((p) => (p.s.ip === null ? [] : [{user: user(p.r), ip: p.s.ip}])).slice(0, 8)
       return r
     }
   }

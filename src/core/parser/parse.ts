@@ -127,7 +127,7 @@ export interface SourcedLine {
 /** One physical line as the parser sees it. */
 export interface Classified {
   /** The envelope, or null (a continuation, or another program's record). */
-  env: {time: number; body: string; id: EnvelopeId; stream?: string; untrusted?: string} | null
+  env: {time: number; body: string; id: EnvelopeId; stream?: string; untrusted?: string; precise?: boolean} | null
   session: string | null
   /** The message after envelope and session prefix. */
   body: string
@@ -250,6 +250,12 @@ export class LineParser {
     } else {
       event = this.joined(g.grammar, rest, more, env, first.session, ends)
     }
+    if (event !== null && g.grammar.id === 'F4' && first.session !== null && event.counted) {
+      // The plugin's 1.3 writes through Roundcube's logger (hence the prefix) and puts the request's
+      // X-Forwarded-For there when there is one: the client's own text. Roundcube's own lines count it.
+      event.counted = false
+      event.reason = "the fail2ban plugin (1.3) writes the client's X-Forwarded-For there when it sends one: not counted; Roundcube's own lines count the attempt"
+    }
     if (event !== null && env.untrusted !== undefined) {
       event.counted = false
       event.doubt = 'untrusted'
@@ -285,6 +291,19 @@ export class LineParser {
     }
     const text = pieces.slice(0, end + 1).join('\n')
     const note = `the user name holds ${end === 1 ? 'a newline' : `${end} newlines`}: read as one entry of ${end + 1} lines`
+    if (ends !== undefined) {
+      // Interleaved records: a piece given to this entry by its session may be another request's text
+      // naming this session. Every end it could have must name the same sender.
+      const candidates = [...ends].filter((i) => i <= end && grammar.tail.test(pieces[i] ?? '') && sameSession(pieces[i] ?? '', session)).slice(-8)
+      const senders = new Set(candidates.map((i) => grammar.parse(pieces.slice(0, i + 1).join('\n'), this.options)?.ip ?? null))
+      if (senders.size > 1) {
+        const named = [...senders].filter((ip): ip is string => ip !== null)
+        const r = result(grammar.id, 'failure', named.at(-1) ?? null, rest, null, false, `ambiguous: syslog pieces of another request may end this entry: it could be from ${named.join(' or ') || 'nobody usable'}`)
+        r.doubt = 'ambiguous'
+        r.senders = named
+        return this.finishEvent(r, env, session)
+      }
+    }
     const event = this.finishEvent(grammar.parse(text, this.options), env, session)
     if (event === null) {
       const r = result(grammar.id, 'failure', null, rest, null, false, `${note}, whose end is no login line: not counted`)

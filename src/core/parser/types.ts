@@ -34,6 +34,8 @@ export interface LoginEvent {
   doubt?: Doubt
   /** With `ambiguous`: the senders the readings name (its twin line in the other log may settle it). */
   senders?: string[]
+  /** With `ambiguous`: each reading's user name and sender (who may have failed on which account). */
+  readings?: {user: string; ip: string}[]
   /** With `proxy`: the proxy whose headers named no client or two. */
   proxy?: string
   /** How the line wrote its header group, when it had one reading: what the log's parser learns. */
