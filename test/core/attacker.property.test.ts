@@ -386,7 +386,11 @@ function f2Senders(f2: Buffer, proxy: ProxyKind): Set<string | null> {
     const user = text.slice(start, Math.max(start, p))
     if (!plausibleUser(user)) continue
     const addr = text.slice(p + 6, tail)
-    const g = addr.indexOf(' (')
+    // rcguard reads any version, so a group glued to the address (Roundcube 1.4 and before) is a reading too,
+    // until the log has shown which way it writes them.
+    let g = addr.indexOf(' (')
+    const glued = /^[0-9A-Za-z:.%_-]+\(X-/.exec(addr)
+    if (glued !== null && (g === -1 || glued[0].length - 3 < g)) g = glued[0].length - 4
     const ipText = g === -1 ? addr : addr.slice(0, g)
     const ip = ipText === '' ? null : canonicalIp(ipText)
     if (ipText !== '' && ip === null) continue
@@ -394,7 +398,7 @@ function f2Senders(f2: Buffer, proxy: ProxyKind): Set<string | null> {
     if (g === -1) items.push({})
     else {
       if (!addr.endsWith(')')) continue
-      const h = addr.slice(g + 2, -1)
+      const h = addr.slice(addr[g] === ' ' ? g + 2 : g + 1, -1)
       if (h.startsWith('X-Forwarded-For: ')) items.push({w: h.slice(17)})
       if (h.startsWith('X-Real-IP: ')) {
         const r = h.slice(11)
@@ -454,7 +458,9 @@ function expectationOf(dep: Deployment, a: AttemptSpec, outcome: AttemptOutcome,
     sender,
     outcome,
     expected: f1 !== null || f2 !== null ? 1 : 0,
-    mayMissWithWarning: ambiguous && !f1Login,
+    // Text syslog without a process id cannot tell a client's own later pieces from its earlier entry's: a split
+    // entry there may count for nobody, with a warning.
+    mayMissWithWarning: (ambiguous && !f1Login) || ((dep.install.driver === 'syslog' || dep.install.driver === 'rfc3339') && a.user.includes('\n')),
     mayMissSilently: (f1 !== null && f2 === null && !f1Login) || outcome.errorCode === 4,
   }
 }

@@ -138,7 +138,8 @@ export class EntryParser {
         const i = this.records.findIndex((g) => g.first.env?.stream === stream)
         if (i !== -1) this.emitGroup(this.records.splice(i, 1)[0] as Group, emit)
       }
-      this.records.push(newGroup(c, lineNo, file, text, at, offset, true))
+      // With the writing process known, its pieces come in order: read like a file's lines (last end wins).
+      this.records.push(newGroup(c, lineNo, file, text, at, offset, stream === undefined))
       return
     }
     const piece = mayBeLoginLine(c.body) ? this.parser.forgedPiece(c) : null
@@ -172,7 +173,7 @@ export class EntryParser {
     }
     owner.more.push(c.body)
     owner.chars += c.body.length + 1
-    if (end) (owner.ends ??= new Set()).add(owner.more.length)
+    if (end && owner.ends !== undefined) owner.ends.add(owner.more.length)
     owner.text = `${owner.text}\n${text}`.slice(0, 4096)
   }
 
