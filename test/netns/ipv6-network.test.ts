@@ -12,7 +12,8 @@
 import {test} from 'node:test'
 import assert from 'node:assert/strict'
 import {writeFileSync} from 'node:fs'
-import {execa, type ResultPromise} from 'execa'
+import {execa} from 'execa'
+import {connect as reach, listen, sh} from '../helpers/packets.js'
 import {appendLines, at, cli, f2, netns, nowEnv, requireRoot, setup} from '../helpers/env.js'
 
 const SERVER = '2001:db8:5::1'
@@ -24,25 +25,6 @@ const OTHER_NET = '2001:db8:6:2::7'
 const GUARDED = 8443
 const UNGUARDED = 8080
 
-const LISTENER = `
-const net = require('node:net');
-for (const port of [${GUARDED}, ${UNGUARDED}]) net.createServer((s) => s.end('hi\\n')).listen(port, '::');
-setTimeout(() => process.exit(0), 120000);
-`
-
-const CONNECT = `
-const net = require('node:net');
-const [host, port, local] = process.argv.slice(1);
-const s = net.connect({host, port: Number(port), localAddress: local, timeout: 1500});
-s.on('data', () => { console.log('open'); process.exit(0); });
-s.on('timeout', () => { console.log('timeout'); process.exit(0); });
-s.on('error', (e) => { console.log(e.code); process.exit(0); });
-`
-
-async function sh(ns: string, args: string[]): Promise<void> {
-  const r = await execa('ip', ['netns', 'exec', ns, ...args], {reject: false})
-  if (r.exitCode !== 0) throw new Error(`${args.join(' ')} in ${ns}: ${String(r.stderr)}`)
-}
 
 /** What the backend holds for the instance's IPv6 blocks, as text. */
 async function rules(server: Awaited<ReturnType<typeof netns>>, backend: string): Promise<string> {
@@ -67,14 +49,8 @@ for (const backend of ['nftables', 'ipset', 'iptables'] as const) {
     await sh(client.name, ['ip', 'link', 'set', `${veth}c`, 'up'])
     await sh(client.name, ['ip', '-6', 'route', 'add', '2001:db8:5::/64', 'dev', `${veth}c`])
 
-    const listener: ResultPromise = execa('ip', ['netns', 'exec', server.name, 'node', '-e', LISTENER], {reject: false})
-    t.after(() => {
-      listener.kill()
-    })
-    const connect = async (port: number, local: string): Promise<string> => {
-      const r = await execa('ip', ['netns', 'exec', client.name, 'node', '-e', CONNECT, SERVER, String(port), local], {reject: false})
-      return String(r.stdout).trim()
-    }
+    listen(t, server.name, [GUARDED, UNGUARDED])
+    const connect = (port: number, local: string): Promise<string> => reach(client.name, SERVER, port, local)
     for (let i = 0; i < 50 && (await connect(UNGUARDED, OTHER_NET)) !== 'open'; i++) await new Promise((r) => setTimeout(r, 100))
     const matrix = async () => ({
       seventh: await connect(GUARDED, SEVENTH),

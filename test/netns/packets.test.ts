@@ -9,7 +9,8 @@
 import {test} from 'node:test'
 import assert from 'node:assert/strict'
 import {writeFileSync} from 'node:fs'
-import {execa, type ResultPromise} from 'execa'
+import {execa} from 'execa'
+import {connect as reach, listen, sh} from '../helpers/packets.js'
 import {appendLines, burst, cli, netns, requireRoot, setup, T0, at, nowEnv} from '../helpers/env.js'
 
 const SERVER_4 = '192.0.2.1'
@@ -21,25 +22,6 @@ const OTHER_6 = '2001:db8:5::77'
 const GUARDED = 8443
 const UNGUARDED = 8080
 
-const LISTENER = `
-const net = require('node:net');
-for (const port of [${GUARDED}, ${UNGUARDED}]) net.createServer((s) => s.end('hi\\n')).listen(port, '::');
-setTimeout(() => process.exit(0), 120000);
-`
-
-const CONNECT = `
-const net = require('node:net');
-const [host, port, local] = process.argv.slice(1);
-const s = net.connect({host, port: Number(port), localAddress: local, timeout: 1500});
-s.on('data', () => { console.log('open'); process.exit(0); });
-s.on('timeout', () => { console.log('timeout'); process.exit(0); });
-s.on('error', (e) => { console.log(e.code); process.exit(0); });
-`
-
-async function sh(ns: string, args: string[]): Promise<void> {
-  const r = await execa('ip', ['netns', 'exec', ns, ...args], {reject: false})
-  if (r.exitCode !== 0) throw new Error(`${args.join(' ')} in ${ns}: ${String(r.stderr)}`)
-}
 
 for (const backend of ['iptables', 'ipset', 'nftables'] as const) {
   test(`${backend}: a blocked client cannot reach the guarded port, everyone else and other ports can`, async (t) => {
@@ -56,14 +38,8 @@ for (const backend of ['iptables', 'ipset', 'nftables'] as const) {
     for (const a of [ATTACKER_6, OTHER_6]) await sh(client.name, ['ip', '-6', 'addr', 'add', `${a}/64`, 'dev', `${veth}c`, 'nodad'])
     await sh(client.name, ['ip', 'link', 'set', `${veth}c`, 'up'])
 
-    const listener: ResultPromise = execa('ip', ['netns', 'exec', server.name, 'node', '-e', LISTENER], {reject: false})
-    t.after(() => {
-      listener.kill()
-    })
-    const connect = async (host: string, port: number, local: string): Promise<string> => {
-      const r = await execa('ip', ['netns', 'exec', client.name, 'node', '-e', CONNECT, host, String(port), local], {reject: false})
-      return String(r.stdout).trim()
-    }
+    listen(t, server.name, [GUARDED, UNGUARDED])
+    const connect = (host: string, port: number, local: string): Promise<string> => reach(client.name, host, port, local)
     // Wait for the listener.
     for (let i = 0; i < 50 && (await connect(SERVER_4, UNGUARDED, OTHER_4)) !== 'open'; i++) await new Promise((r) => setTimeout(r, 100))
 

@@ -150,11 +150,14 @@ export class EntryParser {
       end = owner !== undefined && (grammarOf(owner.first.body)?.grammar.tail.test(c.body) ?? false)
     } else {
       // With sub-second times, a piece comes within moments of its entry's first record (PHP sends the
-      // pieces of one message one after the other): an entry begun longer ago is not its owner.
+      // pieces of one message one after the other): an errors-log end (which no user name can imitate)
+      // goes to an entry begun moments before.
       const near = (g: Group): boolean => !(env.precise === true && g.first.env?.precise === true) || env.time - (g.first.env?.time ?? 0) <= PIECE_MS
       const sid = SESSION_TAIL.exec(c.body)?.[1]
       if (sid !== undefined) {
-        owner = findLast(this.records, (g) => g.first.session !== null && (sid.startsWith(g.first.session) || g.first.session.startsWith(sid)) && near(g) && grammarOf(g.first.body)?.grammar.tail.test(c.body) === true)
+        // Not limited by time: leaving out a late real end could leave a forged one alone. A piece of
+        // another request naming this session is settled when the entry's possible ends are compared.
+        owner = findLast(this.records, (g) => g.first.session !== null && (sid.startsWith(g.first.session) || g.first.session.startsWith(sid)) && grammarOf(g.first.body)?.grammar.tail.test(c.body) === true)
         end = owner !== undefined
       } else {
         owner = findLast(this.records, (g) => near(g) && grammarOf(g.first.body)?.grammar.tail.test(c.body) === true && grammarOf(g.first.body)?.grammar.id !== 'F2' && grammarOf(g.first.body)?.grammar.id !== 'F3')

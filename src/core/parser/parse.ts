@@ -289,21 +289,24 @@ export class LineParser {
       r.doubt = 'incomplete'
       return this.finishEvent(r, env, session)
     }
-    const text = pieces.slice(0, end + 1).join('\n')
-    const note = `the user name holds ${end === 1 ? 'a newline' : `${end} newlines`}: read as one entry of ${end + 1} lines`
     if (ends !== undefined) {
       // Interleaved records: a piece given to this entry by its session may be another request's text
       // naming this session. Every end it could have must name the same sender.
       const candidates = [...ends].filter((i) => i <= end && grammar.tail.test(pieces[i] ?? '') && sameSession(pieces[i] ?? '', session)).slice(-8)
-      const senders = new Set(candidates.map((i) => grammar.parse(pieces.slice(0, i + 1).join('\n'), this.options)?.ip ?? null))
+      // An end without an address (REMOTE_ADDR empty, which no web request has) names nobody to prefer.
+      const named = candidates.map((i) => ({i, ip: grammar.parse(pieces.slice(0, i + 1).join('\n'), this.options)?.ip ?? null})).filter((c) => c.ip !== null)
+      const senders = new Set(named.map((c) => c.ip))
+      if (senders.size === 1) end = (named.at(-1) as {i: number}).i
       if (senders.size > 1) {
-        const named = [...senders].filter((ip): ip is string => ip !== null)
-        const r = result(grammar.id, 'failure', named.at(-1) ?? null, rest, null, false, `ambiguous: syslog pieces of another request may end this entry: it could be from ${named.join(' or ') || 'nobody usable'}`)
+        const list = [...senders].filter((ip): ip is string => ip !== null)
+        const r = result(grammar.id, 'failure', list.at(-1) ?? null, rest, null, false, `ambiguous: syslog pieces of another request may end this entry: it could be from ${list.join(' or ')}`)
         r.doubt = 'ambiguous'
-        r.senders = named
+        r.senders = list
         return this.finishEvent(r, env, session)
       }
     }
+    const text = pieces.slice(0, end + 1).join('\n')
+    const note = `the user name holds ${end === 1 ? 'a newline' : `${end} newlines`}: read as one entry of ${end + 1} lines`
     const event = this.finishEvent(grammar.parse(text, this.options), env, session)
     if (event === null) {
       const r = result(grammar.id, 'failure', null, rest, null, false, `${note}, whose end is no login line: not counted`)

@@ -1,0 +1,40 @@
+/**
+ * Real TCP packets between two network namespaces (test/netns): a listener
+ * in one, connection attempts from a chosen local address in the other.
+ */
+import {execa, type ResultPromise} from 'execa'
+
+/** Runs a command in a namespace; a failure is the test's set-up failing. */
+export async function sh(ns: string, args: string[]): Promise<void> {
+  const r = await execa('ip', ['netns', 'exec', ns, ...args], {reject: false})
+  if (r.exitCode !== 0) throw new Error(`${args.join(' ')} in ${ns}: ${String(r.stderr)}`)
+}
+
+/** A TCP listener on these ports (IPv4 and IPv6) in namespace ns, for two minutes at most; killed after the test. */
+export function listen(t: {after: (fn: () => void) => void}, ns: string, ports: number[]): ResultPromise {
+  const script = `
+const net = require('node:net');
+for (const port of ${JSON.stringify(ports)}) net.createServer((s) => s.end('hi\\n')).listen(port, '::');
+setTimeout(() => process.exit(0), 120000);
+`
+  const listener = execa('ip', ['netns', 'exec', ns, 'node', '-e', script], {reject: false})
+  t.after(() => {
+    listener.kill()
+  })
+  return listener
+}
+
+const CONNECT = `
+const net = require('node:net');
+const [host, port, local] = process.argv.slice(1);
+const s = net.connect({host, port: Number(port), localAddress: local, timeout: 1500});
+s.on('data', () => { console.log('open'); process.exit(0); });
+s.on('timeout', () => { console.log('timeout'); process.exit(0); });
+s.on('error', (e) => { console.log(e.code); process.exit(0); });
+`
+
+/** One connection from `local` in namespace ns: 'open', 'timeout' (dropped) or the error code (rejected). */
+export async function connect(ns: string, host: string, port: number, local: string): Promise<string> {
+  const r = await execa('ip', ['netns', 'exec', ns, 'node', '-e', CONNECT, host, String(port), local], {reject: false})
+  return String(r.stdout).trim()
+}
