@@ -200,7 +200,15 @@ export class EntryParser {
       for (const p of g.pieces) emit(p)
       return
     }
-    // No session prefixes: an entry split by a newline may have swallowed the lines just before it.
+    // No session prefixes: a user name with a newline can end with a whole line that looks like one of
+    // Roundcube's, and nothing tells it apart, except in the errors log, whose user names are lowercased
+    // (its lines all have capitals). Unless the configuration says the log has no prefixes, only those count.
+    if (event.counted && event.grammar !== 'F1' && !this.parser.prefixOptional) {
+      event.counted = false
+      event.doubt = 'forged'
+      event.reason = 'this log shows no <session> prefixes, so this line may be a forged piece of a user name: not counted (set log_session_id = 8 in Roundcube, or sessionPrefix: optional to accept the risk)'
+    }
+    // An entry split by a newline may have swallowed the lines just before it.
     if (g.more.length > 0) {
       for (const h of this.held) {
         if (h.at >= g.at - WEAK_REACH_CHARS && h.line.event.counted) {

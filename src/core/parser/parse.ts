@@ -186,6 +186,11 @@ export class LineParser {
     return null
   }
 
+  /** The configuration says this log writes no session prefixes (Roundcube 1.0, log_session_id 0). */
+  get prefixOptional(): boolean {
+    return this.format.sessionPrefix === 'optional'
+  }
+
   /** Whether only prefixed lines start an entry in this log. */
   prefixRequired(): boolean {
     return this.format.sessionPrefix === 'required' || (this.format.sessionPrefix === 'auto' && this.state.prefixed === true)
