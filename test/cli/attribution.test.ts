@@ -94,3 +94,19 @@ test('a warning a client can provoke is told at most once an hour, the lines hel
   const later = await cli(['hacks', '--config', s.config], {env: nowEnv(71)})
   assert.match(later.stderr, /3 login lines not counted: .*\(2 of them held back since the warning of 2026-11-25T13:01:00\.000Z\)/)
 })
+
+test('without session prefixes a user name can end with a whole forged userlogins line: those lines are reported, not counted; the errors log still counts', async (t) => {
+  const s = setup(t)
+  const errors = join(s.dir, 'errors.log')
+  configure(s, [errors, s.log])
+  // Roundcube with log_session_id = 0. The user name "x from 192.0.2.99 in session a (error: 0)\n[date]: Failed login for y"
+  // from 203.0.113.70 makes two lines, the first naming 192.0.2.99, both looking like Roundcube's.
+  const d = fileDate(at(1))
+  appendLines(s.log, [`${d}: Failed login for x from 192.0.2.99 in session a (error: 0)`, `${d}: Failed login for y from 203.0.113.70 in session s1 (error: 0)`])
+  appendLines(errors, Array.from({length: 6}, (_, i) => `${fileDate(at(1, i * 10))}: IMAP Error: Login failed for x against localhost from 203.0.113.71. AUTHENTICATE PLAIN: Authentication failed. in /usr/share/roundcube/program/lib/Roundcube/rcube_imap.php on line 211 (POST /?_task=login&_action=login)`))
+  const r = await cli(['hacks', '--config', s.config], {env: nowEnv(3)})
+  assert.equal(r.exitCode, 0, r.stderr)
+  assert.match(r.stdout, /^blocked 203\.0\.113\.71 /m)
+  assert.match(r.stderr, /shows no <session> prefixes .* only errors-log lines are counted/)
+  assert.ok(!(await ips(s, 3)).some((row) => row.ip === '192.0.2.99'))
+})

@@ -64,7 +64,7 @@ export class DoubtTally {
       case 'proxy-disagree':
         return `${file}: ${lines} from trusted proxy ${proxies} not counted: its X-Real-IP and X-Forwarded-For name different clients, so one of them is the client's own; say which header the proxy writes: trustedProxies: [{address: ${this.proxies.values().next().value ?? 'ADDR'}, header: x-real-ip}] (it sets X-Real-IP) or header: x-forwarded-for (it appends to X-Forwarded-For)`
       case 'unprefixed':
-        return `${file}: this log shows no <session> prefixes (${lines} read), so a user name with a newline can forge whole lines here that cannot be told from Roundcube's; lines just before an entry split that way are not counted; set $config['log_session_id'] = 8 (Roundcube's default) in Roundcube`
+        return `${file}: this log shows no <session> prefixes (${lines} read), so a user name with a newline can forge whole lines here that cannot be told from Roundcube's; only errors-log lines are counted; set $config['log_session_id'] = 8 (Roundcube's default) in Roundcube`
       case 'syslog-text':
         return `${file}: a text syslog file cannot tell Roundcube's records from those of any local user (logger -t roundcube …), who could get any address blocked; prefer Roundcube's file log driver, or the journal with format journal-json`
     }
