@@ -318,7 +318,8 @@ export class LineParser {
       r.doubt = 'forged'
       return this.finishEvent(r, env, session)
     }
-    event.reason = `${event.reason} (${note})`
+    // Lines after the end that are not Roundcube's (a PHP stack trace) do not make the user name hold a newline.
+    if (end > 0) event.reason = `${event.reason} (${note})`
     return event
   }
 
