@@ -126,33 +126,28 @@ function setup(t: {after: (fn: () => void) => void}, compression: Compression = 
   return {dir, log, rotate: new Logrotate(dir, log, compression, extra), writer: new Writer(log), guard: new Guard(log)}
 }
 
-test('create (rename): the old file is finished from the saved offset, then the new file is read', async (t) => {
-  const {rotate, writer, guard} = setup(t)
-  writer.lines(3)
-  await guard.read()
-  writer.lines(2)
-  rotate.rotate('create')
-  writer.lines(2)
-  await guard.read()
-  writer.lines(1)
-  await guard.read()
-  assertExactlyOnce(guard.got, writer.written)
-  assert.match(guard.notes(), /rotated once: finished .*errors\.log\.1 from byte \d+, then the new file/)
-})
-
-test('copytruncate: the lines since the last run are read from errors.log.1 (a copy, new inode), then the truncated file', async (t) => {
-  const {rotate, writer, guard} = setup(t)
-  writer.lines(3)
-  await guard.read()
-  writer.lines(2)
-  rotate.rotate('copytruncate')
-  writer.lines(2)
-  await guard.read()
-  writer.lines(1)
-  await guard.read()
-  assertExactlyOnce(guard.got, writer.written)
-  assert.match(guard.notes(), /copied and truncated once: finished .*errors\.log\.1 from byte \d+, then the truncated file from its start/)
-})
+for (const [mode, title, note] of [
+  ['create', 'create (rename): the old file is finished from the saved offset, then the new file is read', /rotated once: finished .*errors\.log\.1 from byte \d+, then the new file/],
+  [
+    'copytruncate',
+    'copytruncate: the lines since the last run are read from errors.log.1 (a copy, new inode), then the truncated file',
+    /copied and truncated once: finished .*errors\.log\.1 from byte \d+, then the truncated file from its start/,
+  ],
+] as const) {
+  test(title, async (t) => {
+    const {rotate, writer, guard} = setup(t)
+    writer.lines(3)
+    await guard.read()
+    writer.lines(2)
+    rotate.rotate(mode)
+    writer.lines(2)
+    await guard.read()
+    writer.lines(1)
+    await guard.read()
+    assertExactlyOnce(guard.got, writer.written)
+    assert.match(guard.notes(), note)
+  })
+}
 
 test('copytruncate with nothing appended after the truncate, and a read right after it', async (t) => {
   const {rotate, writer, guard} = setup(t)
