@@ -23,7 +23,6 @@
  * object the caller saves with the log's position. An EntryParser groups the
  * physical lines into entries.
  */
-import {NetworkList} from '../net/ip.js'
 import {compilePhpDateFormat} from './dates.js'
 import {ENVELOPE_IDS, ENVELOPES, RECORD_ENVELOPES, type EnvelopeContext, type EnvelopeId, type JournalTrust} from './envelopes.js'
 import {grammarOf, result, type Grammar, type ParseOptions} from './grammars.js'
@@ -208,10 +207,7 @@ export class LineParser {
     return env === null || !Number.isFinite(env.time) ? null : env.time
   }
 
-  /** Learns from a line without keeping anything of it: its envelope, whether the log writes session prefixes. */
-  learn(line: string): void {
-    if (this.state.prefixed !== true || this.state.envelope === undefined) this.classify(line)
-  }
+
 
   /** Splits one physical line into envelope, prefix and message, and says whether it can start an entry. */
   classify(line: string): Classified {
@@ -373,10 +369,5 @@ export function parseLine(line: string, options: ParseOptions = DEFAULT_PARSE_OP
   return new LineParser(format, options, {}, now).parse(line)
 }
 
-/** The parse options of a configuration's trusted proxies and error codes. */
-export function parseOptions(countErrors: readonly number[], proxies: ProxyList, loginLc: 0 | 1 | 2 = 2): ParseOptions {
-  return {countErrors: new Set(countErrors), trustedProxies: proxies, loginLc}
-}
 
-export {NetworkList}
 export {EntryParser} from './entries.js'
