@@ -73,7 +73,10 @@ async function checkAttempts(t: TestContext, label: string, scenarios: Scenario[
   for (const s of scenarios) {
     const sender = s.sender ?? s.src
     const got = counts.get(sender)
-    if (s.expect === 'exact' && once && !(alone && s.aloneF2 === 'ambiguous')) {
+    // Text syslog without process ids cannot tell a client's own later pieces from an earlier entry's: a user name
+    // with a newline there may leave its attempt counted for nobody (with a warning), never for anyone else.
+    const splitInSyslog = label.startsWith('syslog') && (s.user.includes('\n') || s.userFromSession !== undefined)
+    if (s.expect === 'exact' && once && !(alone && s.aloneF2 === 'ambiguous') && !splitInSyslog) {
       await t.test(`${label}: ${s.id} is counted exactly once against its sender ${sender}`, () => {
         assert.equal(got?.length ?? 0, 1, `${s.id}: counted against ${sender}: ${show(got)}`)
       })

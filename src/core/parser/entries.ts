@@ -160,7 +160,13 @@ export class EntryParser {
         owner = findLast(this.records, (g) => g.first.session !== null && (sid.startsWith(g.first.session) || g.first.session.startsWith(sid)) && grammarOf(g.first.body)?.grammar.tail.test(c.body) === true)
         end = owner !== undefined
       } else {
-        owner = findLast(this.records, (g) => near(g) && grammarOf(g.first.body)?.grammar.tail.test(c.body) === true && grammarOf(g.first.body)?.grammar.id !== 'F2' && grammarOf(g.first.body)?.grammar.id !== 'F3')
+        // An errors-log end names no session: it goes to the one open entry of its shape still waiting for
+        // its end; with two or more waiting (parallel requests), to neither, which then count through their
+        // userlogins lines rather than under each other's session (counted twice).
+        const waiting = this.records.filter(
+          (g) => near(g) && (g.ends?.size ?? 0) <= 1 && grammarOf(g.first.body)?.grammar.tail.test(c.body) === true && grammarOf(g.first.body)?.grammar.id !== 'F2' && grammarOf(g.first.body)?.grammar.id !== 'F3',
+        )
+        owner = waiting.length === 1 ? waiting[0] : undefined
         end = owner !== undefined
       }
       owner ??= this.records.at(-1)
