@@ -10,6 +10,7 @@ import {createBackend, ExecaRunner} from './core/firewall/index.js'
 import type {GuardContext} from './core/guard.js'
 import {JsonStore} from './core/store/json-store.js'
 import {looseWrites} from './core/config/permissions.js'
+import {escapeJson, escapeText} from './core/text/escape.js'
 
 export type BaseFlags<T extends typeof Command> = Interfaces.InferredFlags<(typeof BaseCommand)['baseFlags'] & T['flags']>
 
@@ -61,7 +62,26 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
 
   /** Prints a line on stderr, also in --json mode. */
   protected complain(line: string): void {
-    process.stderr.write(`${line}\n`)
+    process.stderr.write(`${escapeText(line, {lines: true})}\n`)
+  }
+
+  /**
+   * Every line for stdout passes the one escape (core/text/escape.ts): file
+   * names from a glob, tools' messages and anything else from outside that
+   * reached a line are shown, never acted on by the terminal.
+   */
+  public override log(message = '', ...args: unknown[]): void {
+    super.log(escapeText(message, {lines: true}), ...args)
+  }
+
+  /** Output whose outside text was escaped cell by cell, with rcguard's own colours (the list table). */
+  protected logColoured(text: string): void {
+    if (!this.jsonEnabled()) process.stdout.write(`${text}\n`)
+  }
+
+  /** --json documents: the same data, with every character a terminal could act on written as \\uXXXX. */
+  protected override logJson(json: unknown): void {
+    process.stdout.write(`${escapeJson(JSON.stringify(json, null, 2))}\n`)
   }
 
   protected override async catch(err: Error & {exitCode?: number; oclif?: {exit?: number}}): Promise<unknown> {

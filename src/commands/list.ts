@@ -24,7 +24,7 @@ export default class List extends BaseCommand<typeof List> {
     if (rows.length === 0) {
       this.log('no entries: nothing blocked, watched or whitelisted matches')
     } else {
-      this.log(listTable(rows, ctx.now()))
+      this.logColoured(listTable(rows, ctx.now()))
       const count = (s: ListRow['state']) => rows.filter((r) => r.state === s).length
       this.log(`${count('blocked')} blocked, ${count('watching')} watching, ${count('whitelisted')} whitelisted`)
     }

@@ -7,6 +7,7 @@
 import chalk from 'chalk'
 import Table from 'cli-table3'
 import type {Decision} from '../core/decisions/decide.js'
+import {escapeText} from '../core/text/escape.js'
 import type {BlockInfo, ListRow, ScanResult} from '../core/guard.js'
 
 export function time(t: number | string | null): string {
@@ -19,11 +20,9 @@ export function until(b: {blockedUntil: number | null}): string {
   return b.blockedUntil === null ? 'until deleted' : `until ${time(b.blockedUntil)}`
 }
 
-/** Attacker-controlled text (user names) shown safely on one line. */
+/** Attacker-controlled text (user names, log lines) shown safely on one line, at most `max` characters. */
 export function safe(text: string, max = 64): string {
-  // eslint-disable-next-line no-control-regex
-  const clean = text.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`)
-  return clean.length > max ? `${clean.slice(0, max - 1)}…` : clean
+  return escapeText(text, {max})
 }
 
 export function blockLine(b: BlockInfo): string {

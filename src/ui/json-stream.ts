@@ -5,6 +5,7 @@
  * one event, not all of them.
  */
 import type {SourcedEvent} from '../core/decisions/decide.js'
+import {escapeJson} from '../core/text/escape.js'
 
 export interface EventJson {
   line: number
@@ -49,14 +50,14 @@ export class JsonEventStream {
   event(e: SourcedEvent): void {
     if (e.outcome !== 'failure') return
     this.open()
-    this.out.write(`${this.count === 0 ? '\n' : ',\n'}${JSON.stringify(eventJson(e))}`)
+    this.out.write(`${this.count === 0 ? '\n' : ',\n'}${escapeJson(JSON.stringify(eventJson(e)))}`)
     this.count++
   }
 
   /** Ends the document with the other members of the summary. */
   close(rest: Record<string, unknown>): void {
     this.open()
-    const members = JSON.stringify(rest, null, 2).slice(1, -1).trim()
+    const members = escapeJson(JSON.stringify(rest, null, 2)).slice(1, -1).trim()
     this.out.write(`${this.count === 0 ? '' : '\n'}]${members === '' ? '' : `,\n${members}`}\n}\n`)
   }
 }

@@ -4,6 +4,7 @@
  * from the attacker: they are escaped to one printable line before they go
  * anywhere (mail body, JSON), and the subject carries none of them.
  */
+import {escapeText} from '../text/escape.js'
 
 /** A block as the guard reports it (BlockInfo), optionally with the users tried. */
 export interface BlockLike {
@@ -42,34 +43,11 @@ export interface Digest {
 export const MAX_USERS = 10
 export const MAX_USER_LENGTH = 64
 
-/**
- * Attacker-controlled text on one printable line: backslashes doubled;
- * control characters (CR, LF, NUL, ESC, C1), format characters (bidi
- * overrides, zero-width), line and paragraph separators and lone surrogates
- * written as escapes; capped at `max` characters.
- */
-export function escapeText(text: string, max = MAX_USER_LENGTH): string {
-  const clean = text.replace(/\\|[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]|\p{Cs}/gu, (c) => {
-    if (c === '\\') return '\\\\'
-    const code = c.codePointAt(0) ?? 0
-    return code <= 0xff ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u{${code.toString(16)}}`
-  })
-  if (clean.length <= max) return clean
-  // Cut on a code point boundary, never through an escape's surrogate pair.
-  const points = Array.from(clean)
-  let out = ''
-  for (const p of points) {
-    if (out.length + p.length > max - 1) break
-    out += p
-  }
-  return `${out}…`
-}
-
 function usersOf(b: BlockLike): string[] {
   const out: string[] = []
   for (const u of b.users ?? [b.lastUser]) {
     if (u === '') continue
-    const e = escapeText(u)
+    const e = escapeText(u, {max: MAX_USER_LENGTH})
     if (!out.includes(e)) out.push(e)
     if (out.length === MAX_USERS) break
   }
@@ -96,7 +74,7 @@ function digestBlock(b: BlockLike): DigestBlock {
 export function buildDigest(input: {host: string; now: number; blocked: BlockLike[]; released: BlockLike[]}): Digest | null {
   if (input.blocked.length === 0 && input.released.length === 0) return null
   return {
-    host: escapeText(input.host, 255),
+    host: escapeText(input.host, {max: 255}),
     time: iso(input.now),
     blocked: input.blocked.map(digestBlock),
     released: input.released.map(digestBlock),
@@ -162,7 +140,7 @@ export function digestText(d: Digest, subjectPrefix = '[rcguard]'): {subject: st
     '',
     ...section('Blocked', d.blocked),
     ...section('Released', d.released),
-    'User names are as the log shows them, with control characters escaped (\\xNN).',
+    'User names are as the log shows them, with control and format characters escaped (\\xNN, \\u{N}).',
     'See every block with "rcguard list"; lift one with "rcguard unblock ADDRESS".',
     'The digest is attached as JSON (rcguard-digest.json).',
   ]

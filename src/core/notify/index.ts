@@ -10,7 +10,8 @@ import nodemailer from 'nodemailer'
 import type {Transporter} from 'nodemailer'
 import {searchPath} from '../firewall/runner.js'
 import type {CommandConfig, EmailConfig, NotifyConfig} from './config.js'
-import {digestText, escapeText, type Digest} from './digest.js'
+import {escapeText} from '../text/escape.js'
+import {digestText, type Digest} from './digest.js'
 
 export {notifySchema, type NotifyConfig} from './config.js'
 export {buildDigest, digestText, type BlockLike, type Digest, type DigestBlock} from './digest.js'
@@ -43,7 +44,7 @@ async function withDeadline<T>(work: Promise<T>, ms: number, what: string): Prom
 
 /** An error's text on one printable line. */
 function oneLine(text: string, max = 300): string {
-  return escapeText(text.replace(/\s*\r?\n\s*/g, ' ').trim(), max)
+  return escapeText(text.replace(/\s*\r?\n\s*/g, ' ').trim(), {max})
 }
 
 function causeOf(err: unknown): string {

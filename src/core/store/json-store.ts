@@ -12,6 +12,7 @@ import {mkdir, open, readdir, readFile, rename, unlink, type FileHandle} from 'n
 import {basename, dirname, join} from 'node:path'
 import {Low, type Adapter} from 'lowdb'
 import {BusyError, StoreError} from '../errors.js'
+import {escapeText} from '../text/escape.js'
 import {dataSchema, emptyData, SCHEMA_VERSION, type StoreData} from './schema.js'
 import {acquireLock, type HeldLock} from './lock.js'
 import {upgrade} from './migrate.js'
@@ -45,8 +46,7 @@ class ValidatingJsonAdapter implements Adapter<StoreData> {
       raw = JSON.parse(text)
     } catch (err) {
       // JSON.parse quotes the file's bytes: keep the message one printable line.
-      // eslint-disable-next-line no-control-regex
-      const detail = (err as Error).message.replace(/[\u0000-\u001f\u007f-\u009f]/g, '?').slice(0, 120)
+      const detail = escapeText((err as Error).message, {max: 120})
       const why = text.trim() === '' ? 'it is empty' : `it is not valid JSON (${detail})`
       throw new StoreError(`database ${this.path} is corrupt: ${why}; it was left untouched: ${RECOVERY}`)
     }
