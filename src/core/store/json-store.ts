@@ -141,8 +141,6 @@ class ValidatingJsonAdapter implements Adapter<StoreData> {
 export class JsonStore implements Store {
   readonly location: string
   private readonly db: Low<StoreData>
-  /** The lock while withLock runs. */
-  private held: HeldLock | undefined
 
   constructor(path: string) {
     this.location = path
@@ -156,9 +154,6 @@ export class JsonStore implements Store {
   }
 
   async write(data: StoreData): Promise<void> {
-    if (this.held?.lost() === true) {
-      throw new StoreError(`the lock ${this.held.path} ended while this run held it (its flock process was killed); the database was not written`)
-    }
     this.db.data = data
     await this.db.write()
   }
@@ -173,11 +168,9 @@ export class JsonStore implements Store {
       if (err instanceof BusyError && options.wait) throw new BusyError(`${err.message}; try again in a moment`)
       throw err
     }
-    this.held = lock
     try {
       return await fn()
     } finally {
-      this.held = undefined
       await lock.release().catch(() => undefined)
     }
   }

@@ -40,8 +40,6 @@ const {O_RDONLY, O_CREAT, O_EXCL, O_NOFOLLOW} = constants
 
 export interface HeldLock {
   readonly path: string
-  /** True once the lock ended without release(): nothing more may be written. (The lock is held by this process's own open file, so it cannot end early.) */
-  lost(): boolean
   release(): Promise<void>
 }
 
@@ -134,7 +132,6 @@ export async function acquireLock(path: string, options: AcquireOptions): Promis
   let released = false
   return {
     path,
-    lost: () => false,
     async release() {
       if (released) return
       released = true
