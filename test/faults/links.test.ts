@@ -258,6 +258,15 @@ test('a database directory others can write (0777, 1777, group-writable), or ins
   assert.match(r.stdout, /blocked 203\.0\.113\.9/)
   assert.equal(statSync(dirname(database)).mode & 0o7777, 0o700)
   assert.equal(statSync(database).mode & 0o777, 0o600)
+  // A link root made (say /var/lib/rcguard -> /srv/rcguard), even in the sticky directory, is followed.
+  const moved = join(s.dir, 'srv')
+  mkdirSync(moved, {mode: 0o700})
+  symlinkSync(moved, join(sticky, 'srv-link'))
+  const linked = join(sticky, 'srv-link', 'db.json')
+  writeFileSync(s.config, JSON.stringify({database: linked, instances: [{name: 'master', logs: [s.log], ports: [443]}], firewall: {backend: 'none'}}))
+  const viaLink = await cli(['block', '192.0.2.1', '--config', s.config], {env: nowEnv(3)})
+  assert.equal(viaLink.exitCode, 0, viaLink.stderr)
+  assert.equal(lstatSync(join(moved, 'db.json')).isFile(), true)
 })
 
 test('a planted db.json.lock (a link to a root file, a dangling link, a hard link, the user\'s own file): the target untouched, nothing created, exit 4; also once the directory is put right', async (t) => {
