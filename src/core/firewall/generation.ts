@@ -21,7 +21,9 @@
  * missing. Without perl there is no token and every run lists in full.
  */
 import {readFile, stat, unlink} from 'node:fs/promises'
-import {atomicWrite} from '../store/json-store.js'
+import {basename, dirname, join} from 'node:path'
+import {resolveTrusted} from '../config/trust.js'
+import {atomicWrite, readOwnFile} from '../store/safe-files.js'
 import type {Runner} from './runner.js'
 
 /**
@@ -93,14 +95,31 @@ export interface CheckCacheEntry {
 /**
  * The check cache: one small JSON file beside the database. It is only ever a
  * shortcut; a missing, unreadable or odd file means "list in full", never an
- * error, and losing it costs one full check.
+ * error, and losing it costs one full check. It is used only in a directory
+ * rcguard trusts (as the database's, see ../config/trust.ts; otherwise the
+ * store has refused the run already) and only when it is a regular file of
+ * root's: never read through a link, and replaced whole (a link of its name
+ * is replaced, never written through).
  */
 export class CheckCache {
   constructor(readonly path: string) {}
 
+  /** The real path of the file in its trusted directory, or null: then the cache is not used. */
+  private async where(): Promise<string | null> {
+    try {
+      const dir = await resolveTrusted(dirname(this.path), {leaf: 'directory'})
+      return dir.kind === 'ok' ? join(dir.real, basename(this.path)) : null
+    } catch {
+      return null
+    }
+  }
+
   async read(): Promise<CheckCacheEntry | null> {
     try {
-      const o = JSON.parse(await readFile(this.path, 'utf8')) as Partial<CheckCacheEntry>
+      const path = await this.where()
+      const bytes = path === null ? null : await readOwnFile(path)
+      if (bytes === null) return null
+      const o = JSON.parse(bytes.toString('utf8')) as Partial<CheckCacheEntry>
       if (typeof o.token !== 'string' || typeof o.digest !== 'string') return null
       const sets = o.sets !== null && typeof o.sets === 'object' && Object.values(o.sets).every((v) => typeof v === 'string') ? o.sets : undefined
       return {token: o.token, digest: o.digest, ...(sets === undefined ? {} : {sets})}
@@ -110,10 +129,14 @@ export class CheckCache {
   }
 
   async write(entry: CheckCacheEntry): Promise<void> {
-    await atomicWrite(this.path, `${JSON.stringify(entry)}\n`).catch(() => this.clear())
+    const path = await this.where()
+    if (path === null) return
+    await atomicWrite(path, `${JSON.stringify(entry)}\n`).catch(() => this.clear())
   }
 
   async clear(): Promise<void> {
-    await unlink(this.path).catch(() => undefined)
+    const path = await this.where()
+    // unlink removes a link itself, never what it points to.
+    if (path !== null) await unlink(path).catch(() => undefined)
   }
 }

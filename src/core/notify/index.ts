@@ -12,6 +12,7 @@ import {searchPath} from '../firewall/runner.js'
 import type {CommandConfig, EmailConfig, NotifyConfig} from './config.js'
 import {escapeText} from '../text/escape.js'
 import {digestText, type Digest} from './digest.js'
+import {programToRun} from './programs.js'
 
 export {notifySchema, type NotifyConfig} from './config.js'
 export {buildDigest, digestText, type BlockLike, type Digest, type DigestBlock} from './digest.js'
@@ -111,6 +112,10 @@ function createTransporter(email: EmailConfig): {transporter: Transporter; deadl
 async function sendEmail(email: EmailConfig, digest: Digest, log: Log): Promise<string | null> {
   const channel = channelName(email)
   let transporter: Transporter | undefined
+  if (email.transport.smtp === undefined) {
+    const sendmail = await programToRun(email.transport.sendmail?.path ?? '/usr/sbin/sendmail')
+    if ('refused' in sendmail) return `notification by e-mail via ${oneLine(channel, 200)} refused, not run: ${sendmail.refused}`
+  }
   try {
     const {subject, text} = digestText(digest, email.subjectPrefix)
     const created = createTransporter(email)
@@ -145,8 +150,10 @@ async function sendEmail(email: EmailConfig, digest: Digest, log: Log): Promise<
 async function runCommand(command: CommandConfig, digest: Digest, log: Log): Promise<string | null> {
   const [program = '', ...args] = command.argv
   const name = `notification by command ${oneLine(program, 200)}`
+  const checked = await programToRun(program)
+  if ('refused' in checked) return `${name} refused, not run: ${checked.refused}`
   try {
-    const result = await execa(program, args, {
+    const result = await execa(checked.path, args, {
       input: `${JSON.stringify(digest)}\n`,
       reject: false,
       timeout: command.timeoutSeconds * 1000,

@@ -6,22 +6,57 @@
  * A file that cannot be parsed or validated is reported and never overwritten.
  * One lock (flock on `<database>.lock`, see lock.ts) guards every
  * read-modify-write, since cron runs can overlap with an admin's command.
+ *
+ * rcguard runs as root: before anything is read or written, the database's
+ * directory must be one nobody else can write (../config/trust.ts), and every
+ * file in it is opened without following links (safe-files.ts). The files
+ * are reached through the directory's real path, found while checking it, so
+ * a link on the way cannot be changed to point elsewhere after the check.
  */
-import {randomBytes} from 'node:crypto'
-import {mkdir, open, readdir, readFile, rename, unlink, type FileHandle} from 'node:fs/promises'
 import {basename, dirname, join} from 'node:path'
 import {Low, type Adapter} from 'lowdb'
-import {BusyError, StoreError} from '../errors.js'
+import {BusyError, errorMessage, StoreError} from '../errors.js'
 import {escapeText} from '../text/escape.js'
+import {resolveTrusted, shown, type Untrusted} from '../config/trust.js'
 import {dataSchema, emptyData, SCHEMA_VERSION, type StoreData} from './schema.js'
 import {acquireLock, type HeldLock} from './lock.js'
 import {upgrade} from './migrate.js'
+import {atomicWrite, readOwnFile, UnsafeFileError, writeOnce} from './safe-files.js'
 import type {LockOptions, Store} from './store.js'
 
 /** How long an admin command waits for the lock before giving up with "busy". */
 const ADMIN_WAIT_MS = 4_000
 
 const RECOVERY = 'move it aside and run "rcguard flush --yes" to start afresh (see rcguard(8), RECOVERY)'
+
+/** The one line for a database directory rcguard will not use. */
+function untrustedDirectory(dir: string, bad: Untrusted): string {
+  const name = shown(dir)
+  const fix = `fix: ${bad.fix}`
+  if (bad.ancestor) {
+    return `database directory ${name} is inside ${shown(bad.at)}, which ${bad.reason}: whoever can write there could replace the database directory; nothing was read or written; ${fix}, or move the database elsewhere (database: in the configuration)`
+  }
+  const really = bad.at === dir ? '' : ` (${shown(bad.at)})`
+  return `database directory ${name}${really} ${bad.reason}: whoever can write there could make rcguard overwrite other files through links, or rewrite the database; nothing was read or written; ${fix}`
+}
+
+/**
+ * The database directory's real path, once it is found trustworthy; null when
+ * it does not exist (and `create` is false). With `create`, it is made (0700)
+ * when missing. Throws StoreError for a directory rcguard must not use.
+ */
+export async function databaseDirectory(database: string, create: boolean): Promise<string | null> {
+  const dir = dirname(database)
+  let found
+  try {
+    found = await resolveTrusted(dir, {leaf: 'directory', create})
+  } catch (err) {
+    throw new StoreError(`cannot ${create ? 'create' : 'check'} the database directory ${shown(dir)}: ${errorMessage(err)}`)
+  }
+  if (found.kind === 'missing') return null
+  if (found.kind === 'untrusted') throw new StoreError(untrustedDirectory(dir, found))
+  return found.real
+}
 
 class ValidatingJsonAdapter implements Adapter<StoreData> {
   /** The bytes of an older-schema file last read, kept beside it before the first write migrates it. */
@@ -31,15 +66,19 @@ class ValidatingJsonAdapter implements Adapter<StoreData> {
 
   async read(): Promise<StoreData | null> {
     this.original = null
-    let bytes: Buffer
+    const dir = await databaseDirectory(this.path, false)
+    if (dir === null) return null
+    let bytes: Buffer | null
     try {
-      bytes = await readFile(this.path)
+      bytes = await readOwnFile(join(dir, basename(this.path)))
     } catch (err) {
-      const e = err as NodeJS.ErrnoException
-      if (e.code === 'ENOENT') return null
-      if (e.code === 'EISDIR') throw new StoreError(`database ${this.path} is a directory, not a file`)
-      throw new StoreError(`cannot read database ${this.path}: ${e.message}`)
+      if (err instanceof UnsafeFileError) {
+        if (/^is a directory/.test(err.reason)) throw new StoreError(`database ${this.path} is a directory, not a file`)
+        throw new StoreError(`database ${this.path} ${err.reason}; it was left untouched: ${RECOVERY}`)
+      }
+      throw new StoreError(`cannot read database ${this.path}: ${errorMessage(err)}`)
     }
+    if (bytes === null) return null
     const text = bytes.toString('utf8')
     let raw: unknown
     try {
@@ -78,108 +117,30 @@ class ValidatingJsonAdapter implements Adapter<StoreData> {
         `refusing to write database ${this.path}: the data fails validation at ${issue?.path.map(String).join('.') ?? ''} (${issue?.message ?? ''}); the previous version is intact`,
       )
     }
+    const dir = await databaseDirectory(this.path, true)
+    if (dir === null) throw new StoreError(`cannot create the database directory ${shown(dirname(this.path))}`)
+    const name = basename(this.path)
     if (this.original !== null) {
       const keep = `${this.path}.v${this.original.version}`
       try {
-        await keepOnce(keep, this.original.bytes)
+        await writeOnce(join(dir, `${name}.v${this.original.version}`), this.original.bytes)
       } catch (err) {
-        throw new StoreError(
-          `cannot keep the schema ${this.original.version} database as ${keep} before migrating it: ${(err as Error).message}; the database was left untouched`,
-        )
+        const why = err instanceof UnsafeFileError ? `it ${err.reason}; remove it (rm ${shown(keep)}) and run rcguard again` : errorMessage(err)
+        throw new StoreError(`cannot keep the schema ${this.original.version} database as ${keep} before migrating it: ${why}; the database was left untouched`)
       }
       this.original = null
     }
     try {
-      await mkdir(dirname(this.path), {recursive: true, mode: 0o700})
-      await atomicWrite(this.path, `${JSON.stringify(data)}\n`)
+      await atomicWrite(join(dir, name), `${JSON.stringify(data)}\n`)
     } catch (err) {
-      throw new StoreError(`cannot write database ${this.path}: ${(err as Error).message}; the previous version is intact`)
+      throw new StoreError(`cannot write database ${this.path}: ${errorMessage(err)}; the previous version is intact`)
     }
-  }
-}
-
-/** Writes a new file (0600, flushed); an existing file of that name is kept as it is. */
-async function keepOnce(path: string, bytes: Buffer): Promise<void> {
-  let fh: FileHandle
-  try {
-    fh = await open(path, 'wx', 0o600)
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return
-    throw err
-  }
-  try {
-    await fh.writeFile(bytes)
-    await fh.sync()
-  } catch (err) {
-    await fh.close().catch(() => undefined)
-    await unlink(path).catch(() => undefined)
-    throw err
-  }
-  await fh.close()
-}
-
-/** Temporary files left by a writer that was killed (its process is gone). */
-async function removeOrphans(path: string): Promise<void> {
-  const prefix = `.${basename(path)}.`
-  let names: string[]
-  try {
-    names = await readdir(dirname(path))
-  } catch {
-    return
-  }
-  for (const name of names) {
-    const m = name.startsWith(prefix) ? /^(\d+)\.[0-9a-f]{8}\.tmp$/.exec(name.slice(prefix.length)) : null
-    if (m === null) continue
-    const pid = Number(m[1])
-    let alive = true
-    try {
-      process.kill(pid, 0)
-    } catch (err) {
-      alive = (err as NodeJS.ErrnoException).code === 'EPERM'
-    }
-    if (!alive || pid === process.pid) await unlink(join(dirname(path), name)).catch(() => undefined)
-  }
-}
-
-/**
- * Replaces a file whole: a new file beside it (0600), every byte written
- * (writeFile loops over short writes and reports ENOSPC), its length checked,
- * flushed to disk, renamed over the old one, and the directory flushed so the
- * rename survives a power cut. On any failure the temporary file goes and the
- * old file is untouched.
- */
-export async function atomicWrite(path: string, text: string): Promise<void> {
-  await removeOrphans(path)
-  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`)
-  const bytes = Buffer.from(text)
-  let fh: FileHandle | undefined
-  try {
-    fh = await open(tmp, 'wx', 0o600)
-    await fh.writeFile(bytes)
-    await fh.sync()
-    const {size} = await fh.stat()
-    if (size !== bytes.length) throw new Error(`wrote ${size} of ${bytes.length} bytes (is the disk full?)`)
-    await fh.close()
-    fh = undefined
-    await rename(tmp, path)
-  } catch (err) {
-    await fh?.close().catch(() => undefined)
-    await unlink(tmp).catch(() => undefined)
-    throw err
-  }
-  const dir = await open(dirname(path), 'r')
-  try {
-    await dir.sync()
-  } finally {
-    await dir.close()
   }
 }
 
 export class JsonStore implements Store {
   readonly location: string
   private readonly db: Low<StoreData>
-  /** The lock while withLock runs. */
-  private held: HeldLock | undefined
 
   constructor(path: string) {
     this.location = path
@@ -193,31 +154,23 @@ export class JsonStore implements Store {
   }
 
   async write(data: StoreData): Promise<void> {
-    if (this.held?.lost() === true) {
-      throw new StoreError(`the lock ${this.held.path} ended while this run held it (its flock process was killed); the database was not written`)
-    }
     this.db.data = data
     await this.db.write()
   }
 
   async withLock<T>(options: LockOptions, fn: () => Promise<T>): Promise<T> {
-    try {
-      await mkdir(dirname(this.location), {recursive: true, mode: 0o700})
-    } catch (err) {
-      throw new StoreError(`cannot create the database directory ${dirname(this.location)}: ${(err as Error).message}`)
-    }
+    const dir = await databaseDirectory(this.location, true)
+    if (dir === null) throw new StoreError(`cannot create the database directory ${shown(dirname(this.location))}`)
     let lock: HeldLock
     try {
-      lock = await acquireLock(`${this.location}.lock`, {waitMs: options.wait ? ADMIN_WAIT_MS : 0})
+      lock = await acquireLock(join(dir, `${basename(this.location)}.lock`), {waitMs: options.wait ? ADMIN_WAIT_MS : 0})
     } catch (err) {
       if (err instanceof BusyError && options.wait) throw new BusyError(`${err.message}; try again in a moment`)
       throw err
     }
-    this.held = lock
     try {
       return await fn()
     } finally {
-      this.held = undefined
       await lock.release().catch(() => undefined)
     }
   }
