@@ -513,7 +513,7 @@ export function iptablesShadows(table: SaveTable, fam: 4 | 6, hooks: OwnHookRule
         found.push({kind: 'unreached', path: [{where: 'FORWARD', rule: 'no rule jumps to DOCKER-USER'}], cover: anything()})
       } else {
         const fctx: Walk = {table, fam, forwarding: true, isOurs, userHook: false, policy: table.policies?.get('FORWARD') ?? 'ACCEPT'}
-        found.push(...walk(fctx, 'FORWARD', forward.slice(0, jump), anything(), [], false, 0))
+        found.push(...walk(fctx, 'FORWARD', forward.slice(0, jump), own, [], false, 0))
       }
     }
     const ctx: Walk = {table, fam, forwarding, isOurs, userHook: chain === 'DOCKER-USER', policy}
