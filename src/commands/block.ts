@@ -1,5 +1,6 @@
 import {Args, Flags} from '@oclif/core'
 import {BaseCommand} from '../base-command.js'
+import {firewallLine} from '../ui/format.js'
 import {block, type ChangeResult} from '../core/guard.js'
 
 export default class Block extends BaseCommand<typeof Block> {
@@ -21,7 +22,8 @@ export default class Block extends BaseCommand<typeof Block> {
     const ctx = await this.loadContext()
     const result = await block(ctx, argv as string[], {minutes: this.flags.minutes, instance: this.flags.instance, comment: this.flags.comment})
     for (const line of result.done) this.log(line)
-    this.log(result.firewallChanged ? 'firewall updated' : 'firewall unchanged')
+    for (const w of result.warnings) this.warning(w)
+    this.log(firewallLine(result.firewallChanged, result.warnings))
     return result
   }
 }

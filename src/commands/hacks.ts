@@ -79,7 +79,8 @@ export default class Hacks extends BaseCommand<typeof Hacks> {
       for (const c of this.commandsRun) this.log(`ran: ${c}`)
       for (const n of result.firewall.notes ?? []) this.log(`firewall: ${n}`)
       for (const a of result.firewall.applied) this.log(a.trimEnd())
-      if (!result.firewall.changed) this.log('firewall already as wanted: nothing applied')
+      if (!result.firewall.changed && (result.firewall.warnings ?? []).length === 0) this.log('firewall already as wanted: nothing applied')
+      else if (!result.firewall.changed) this.log("firewall rules as wanted, nothing applied, but rules of others let packets past rcguard's: the blocks do not hold (see the warnings)")
     } else if (result.firewall.changed && result.newlyBlocked.length === 0 && result.expired.length === 0) {
       this.log(`firewall rules corrected: ${result.firewall.drift.join('; ')}`)
     }

@@ -1,5 +1,6 @@
 import {Args, Flags} from '@oclif/core'
 import {BaseCommand} from '../base-command.js'
+import {firewallLine} from '../ui/format.js'
 import {ExitCode, RcguardError} from '../core/errors.js'
 import {unblock, type ChangeResult} from '../core/guard.js'
 
@@ -20,7 +21,8 @@ export default class Unblock extends BaseCommand<typeof Unblock> {
     const ctx = await this.loadContext()
     const result = await unblock(ctx, argv as string[])
     for (const line of result.done) this.log(line)
-    if (result.done.length > 0) this.log(result.firewallChanged ? 'firewall updated' : 'firewall unchanged')
+    for (const w of result.warnings) this.warning(w)
+    if (result.done.length > 0) this.log(firewallLine(result.firewallChanged, result.warnings))
     if (result.notFound.length > 0 && !this.flags.quiet) {
       throw new RcguardError(`not in the database: ${result.notFound.join(', ')}`, ExitCode.NOT_FOUND)
     }

@@ -1,5 +1,6 @@
 import {Args, Flags} from '@oclif/core'
 import {BaseCommand} from '../base-command.js'
+import {firewallLine} from '../ui/format.js'
 import {ExitCode, RcguardError} from '../core/errors.js'
 import {whitelistAdd, whitelistList, whitelistRemove} from '../core/guard.js'
 
@@ -33,7 +34,8 @@ export default class Whitelist extends BaseCommand<typeof Whitelist> {
       ? await whitelistRemove(ctx, args)
       : await whitelistAdd(ctx, args, this.flags.comment ?? null)
     for (const line of result.done) this.log(line)
-    if (result.done.length > 0) this.log(result.firewallChanged ? 'firewall updated' : 'firewall unchanged')
+    for (const w of result.warnings) this.warning(w)
+    if (result.done.length > 0) this.log(firewallLine(result.firewallChanged, result.warnings))
     if (result.notFound.length > 0 && !this.flags.quiet) {
       throw new RcguardError(`not on the whitelist: ${result.notFound.join(', ')}`, ExitCode.NOT_FOUND)
     }

@@ -445,6 +445,7 @@ export async function hacks(ctx: GuardContext, options: {dryRun: boolean} & Pick
       if (!(err instanceof FirewallError)) throw err
       firewallError = new FirewallError(`${err.message}; the database was saved and the next "rcguard hacks" run retries`)
     }
+    base.warnings.push(...(applied.warnings ?? []))
     // One digest per run to the admin; a failed notification is a warning, never a failed run.
     const notified: string[] = []
     if (ctx.config.notify !== undefined) {
@@ -553,6 +554,8 @@ export interface ChangeResult {
   /** Arguments that matched nothing. */
   notFound: string[]
   firewallChanged: boolean
+  /** What keeps rcguard's rules from working (a rule of another shadowing them). */
+  warnings: string[]
 }
 
 function parseAddresses(args: string[], allowCidr: boolean): string[] {
@@ -570,7 +573,7 @@ function parseAddresses(args: string[], allowCidr: boolean): string[] {
 
 async function mutate(
   ctx: GuardContext,
-  change: (data: StoreData) => Omit<ChangeResult, 'firewallChanged'>,
+  change: (data: StoreData) => Omit<ChangeResult, 'firewallChanged' | 'warnings'>,
 ): Promise<ChangeResult> {
   return ctx.store.withLock({wait: true}, async () => {
     const data = await readData(ctx)
@@ -578,7 +581,7 @@ async function mutate(
     await ctx.store.write(data)
     try {
       const fw = await syncFirewall(ctx, data)
-      return {...result, firewallChanged: fw.changed}
+      return {...result, firewallChanged: fw.changed, warnings: fw.warnings ?? []}
     } catch (err) {
       firewallFailed(err)
     }
@@ -666,7 +669,7 @@ export async function block(
     await ctx.store.write(data)
     try {
       const fw = await syncFirewall(ctx, data)
-      return {done, notFound: [], firewallChanged: fw.changed}
+      return {done, notFound: [], firewallChanged: fw.changed, warnings: fw.warnings ?? []}
     } catch (err) {
       firewallFailed(err)
     }

@@ -25,6 +25,12 @@ export function safe(text: string, max = 64): string {
   return escapeText(text, {max})
 }
 
+/** The last line of block, unblock and whitelist: whether the firewall changed, and whether its rules are bypassed. */
+export function firewallLine(changed: boolean, warnings: string[]): string {
+  const line = changed ? 'firewall updated' : 'firewall unchanged'
+  return warnings.length === 0 ? line : `${line}, but rules of others let packets past rcguard's (see the warnings)`
+}
+
 export function blockLine(b: BlockInfo): string {
   return `blocked ${b.ip} on ${b.instance} ${until(b)} (${b.attempts} failed logins, last user "${safe(b.lastUser)}")`
 }

@@ -32,6 +32,8 @@ export interface ApplyResult {
   applied: string[]
   /** How the live state was checked, when that is worth a line in --verbose. */
   notes?: string[]
+  /** What keeps the rules from working though they are as wanted (a rule of another shadowing them): told on every run. */
+  warnings?: string[]
 }
 
 export interface FirewallBackend {
@@ -67,6 +69,7 @@ export function merge(into: ApplyResult, more: ApplyResult): ApplyResult {
   into.drift.push(...more.drift)
   into.applied.push(...more.applied)
   if (more.notes !== undefined) into.notes = [...(into.notes ?? []), ...more.notes]
+  if (more.warnings !== undefined) into.warnings = [...(into.warnings ?? []), ...more.warnings]
   return into
 }
 

@@ -22,6 +22,7 @@ import {
   type DesiredState,
   type FirewallBackend,
 } from './backend.js'
+import {iptablesShadows, ownHooks, shadowFields} from './shadow.js'
 
 /**
  * An order-free fingerprint of a set's members: their count and two sums of
@@ -282,6 +283,8 @@ export class IpsetBackend implements FirewallBackend {
         drift: r.drift,
         applied: r.applied === null ? [] : [`# ${TOOLS[fam].restore} --noflush -w 5\n${r.applied}`],
       })
+      const hooks = ownHooks(desired, this.options.chains, (hook, inst) => hookRules(hook, inst.ports, `-m set --match-set ${this.setName(inst.name, fam)} src ${verdict(this.options.action, fam)}`))
+      merge(result, shadowFields(iptablesShadows(fam === 4 ? live4 : live6, fam, hooks, (rule) => this.sync.refersToUs(rule))))
     }
     // Sets no longer wanted go only after the rules that used them.
     const unwanted = [...live.keys()].filter((name) => !want.has(name))

@@ -26,6 +26,7 @@ import {
   type HookChain,
   type InstanceRules,
 } from './backend.js'
+import {iptablesShadows, ownHooks, shadowFields} from './shadow.js'
 
 export type Fam = 4 | 6
 
@@ -42,11 +43,14 @@ export interface LiveTable {
   chains: Set<string>
   /** Rule lines (`-A CHAIN ...`) per chain, in order. */
   rules: Map<string, string[]>
+  /** Built-in chains' policies (for the shadowing check). */
+  policies: Map<string, string>
 }
 
 export function parseSave(text: string): LiveTable {
   const chains = new Set<string>()
   const rules = new Map<string, string[]>()
+  const policies = new Map<string, string>()
   let inFilter = false
   for (const line of text.split('\n')) {
     if (line.startsWith('*')) {
@@ -55,7 +59,9 @@ export function parseSave(text: string): LiveTable {
     }
     if (!inFilter) continue
     if (line.startsWith(':')) {
-      chains.add(line.slice(1).split(' ')[0] ?? '')
+      const [name = '', policy = '-'] = line.slice(1).split(' ')
+      chains.add(name)
+      if (policy !== '-') policies.set(name, policy)
     } else if (line.startsWith('-A ')) {
       const chain = line.split(' ')[1] ?? ''
       const list = rules.get(chain) ?? []
@@ -63,7 +69,7 @@ export function parseSave(text: string): LiveTable {
       rules.set(chain, list)
     }
   }
-  return {chains, rules}
+  return {chains, rules, policies}
 }
 
 /** The verdict part of a rule, in iptables-save's spelling. */
@@ -253,12 +259,15 @@ export class IptablesBackend implements FirewallBackend {
   async apply(desired: DesiredState): Promise<ApplyResult> {
     const result = emptyResult()
     for (const fam of [4, 6] as const) {
-      const r = await this.sync.sync(fam, this.wanted(desired, fam))
+      const live = await this.sync.read(fam)
+      const r = await this.sync.sync(fam, this.wanted(desired, fam), live)
       merge(result, {
         changed: r.applied !== null,
         drift: r.drift,
         applied: r.applied === null ? [] : [`# ${TOOLS[fam].restore} --noflush -w 5\n${r.applied}`],
       })
+      const hooks = ownHooks(desired, this.options.chains, (hook, inst) => hookRules(hook, inst.ports, `-j ${this.chainName(inst.name)}`))
+      merge(result, shadowFields(iptablesShadows(live, fam, hooks, (rule) => this.sync.refersToUs(rule))))
     }
     return result
   }

@@ -20,8 +20,9 @@
 import {createHash} from 'node:crypto'
 import {FirewallError} from '../errors.js'
 import {firstErrorLine, toolHint, type Runner} from './runner.js'
-import {emptyResult, hostOrCidr, type ApplyResult, type BackendOptions, type DesiredState, type FirewallBackend} from './backend.js'
+import {emptyResult, hostOrCidr, merge, type ApplyResult, type BackendOptions, type DesiredState, type FirewallBackend} from './backend.js'
 import {oneLater, readGeneration, type CheckCacheEntry} from './generation.js'
+import {nftShadows, shadowFields} from './shadow.js'
 
 interface WantedChain {
   name: string
@@ -59,6 +60,7 @@ export class NftablesBackend implements FirewallBackend {
   readonly name = 'nftables'
   private readonly table: string
   private readonly runner: Runner
+  private listed: unknown[] | null = null
 
   constructor(private readonly options: BackendOptions) {
     this.table = options.prefix
@@ -146,20 +148,26 @@ export class NftablesBackend implements FirewallBackend {
    * listing scoped to a table, even with -t, but not for this one.
    */
   private async liveStructure(): Promise<unknown[] | null> {
-    const r = await this.nft(['-j', '-t', 'list', 'ruleset'])
-    if (r.exitCode !== 0) return null
-    let all: unknown[]
-    try {
-      all = (JSON.parse(r.stdout) as {nftables: unknown[]}).nftables
-    } catch {
-      return null
-    }
+    const all = await this.ruleset()
+    if (all === null) return null
     const ours = (o: {family?: string; name?: string; table?: string} | undefined, key: 'name' | 'table') => o?.family === 'inet' && o[key] === this.table
     const table = all.filter((item) => {
       const o = item as Record<string, {family?: string; name?: string; table?: string} | undefined>
       return ours(o.table, 'name') || ours(o.set, 'table') || ours(o.chain, 'table') || ours(o.rule, 'table')
     })
     return table.some((item) => (item as {table?: unknown}).table !== undefined) ? table : null
+  }
+
+  /** The whole ruleset without set elements (kept for the shadowing check), or null when it cannot be read. */
+  private async ruleset(): Promise<unknown[] | null> {
+    const r = await this.nft(['-j', '-t', 'list', 'ruleset'])
+    if (r.exitCode !== 0) return null
+    try {
+      this.listed = (JSON.parse(r.stdout) as {nftables: unknown[]}).nftables
+      return this.listed
+    } catch {
+      return null
+    }
   }
 
   private differences(live: unknown[] | null, want: WantedTable, elements = true): string[] {
@@ -216,6 +224,14 @@ export class NftablesBackend implements FirewallBackend {
   }
 
   async apply(desired: DesiredState): Promise<ApplyResult> {
+    this.listed = null
+    const result = await this.bringInLine(desired)
+    // Whether the table, as wanted, is reached: from the ruleset the cached path listed, else listed now (without elements).
+    const all = this.listed ?? (await this.ruleset()) ?? []
+    return merge(result, shadowFields(nftShadows(all, {table: this.table, chains: this.wanted(desired).chains}, desired)))
+  }
+
+  private async bringInLine(desired: DesiredState): Promise<ApplyResult> {
     const want = this.wanted(desired)
     const cache = this.options.checkCache
     const declaration = this.declaration(want)
