@@ -4,7 +4,7 @@
  * in its chain (and for DOCKER-USER in FORWARD before the jump to it), that
  * end the chain for packets rcguard's rule is for.
  */
-import {safe} from '../../../ui/format.js'
+import {escapeText} from '../../text/escape.js'
 import {anything, both, cidrInterval, complement, guardedRanges, intersect, parsePorts, portsText, rangeInterval, reached, sourceText, affected, unrestricted, type Cover, type Interval, type Shadow, type ShadowKind, type ShadowStep} from './cover.js'
 import type {InstanceRules} from '../backend.js'
 
@@ -173,7 +173,7 @@ export function parseRule(line: string, forwarding: boolean): ParsedRule {
 }
 
 function ruleLabel(line: string): string {
-  return safe(line, 400)
+  return escapeText(line, {max: 400})
 }
 
 interface Walk {

@@ -3,7 +3,7 @@
  * foreign rules that change a packet before rcguard's earliest chain sees
  * it (a foreign accept ends only its own base chain and is no bypass).
  */
-import {safe} from '../../../ui/format.js'
+import {escapeText} from '../../text/escape.js'
 import {affected, anything, both, cidrInterval, complement, guardedRanges, intersect, normalise, portsText, rangeInterval, reached, sourceText, unrestricted, within, type Cover, type Interval, type Ranges, type Shadow, type ShadowKind, type ShadowStep} from './cover.js'
 import type {DesiredState} from '../backend.js'
 
@@ -229,7 +229,7 @@ export function nftShadows(items: unknown[], own: OwnNftChains, desired: Desired
       }
       const cover = both(inherited, mine)
       const comment = rule.comment === undefined ? '' : ` (comment: ${rule.comment})`
-      const step = (does: string) => ({where: `${where}, handle ${rule.handle ?? '?'}`, rule: safe(`${does}${comment}`, 400)})
+      const step = (does: string) => ({where: `${where}, handle ${rule.handle ?? '?'}`, rule: escapeText(`${does}${comment}`, {max: 400})})
       if (change !== null) found.push({path: [...path, step(change.what)], cover, change})
       if (next !== null && depth < 16) {
         visit({family: c.family, table: c.table, name: next}, `chain ${next} in table ${c.family} ${c.table}`, cover, [...path, step(`jump ${next}`)], depth + 1)
