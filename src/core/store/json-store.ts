@@ -15,12 +15,25 @@ import {BusyError, StoreError} from '../errors.js'
 import {dataSchema, emptyData, SCHEMA_VERSION, type StoreData} from './schema.js'
 import {acquireLock, type HeldLock} from './lock.js'
 import {upgrade} from './migrate.js'
+import {diagnose, issueText, type Diagnosis} from './diagnose.js'
 import type {LockOptions, Store} from './store.js'
 
 /** How long an admin command waits for the lock before giving up with "busy". */
 const ADMIN_WAIT_MS = 4_000
 
 const RECOVERY = 'move it aside and run "rcguard flush --yes" to start afresh (see rcguard(8), RECOVERY)'
+
+/** A database whose faults lie in records that `rcguard flush --invalid` can remove: what they are, and the bytes read. */
+export class InvalidStoreError extends StoreError {
+  constructor(
+    message: string,
+    readonly diagnosis: Diagnosis,
+    readonly bytes: Buffer,
+  ) {
+    super(message)
+    this.name = 'StoreError'
+  }
+}
 
 class ValidatingJsonAdapter implements Adapter<StoreData> {
   /** The bytes of an older-schema file last read, kept beside it before the first write migrates it. */
@@ -61,9 +74,20 @@ class ValidatingJsonAdapter implements Adapter<StoreData> {
     const parsed = dataSchema.safeParse(upgraded.data)
     if (!parsed.success) {
       const issue = parsed.error.issues[0]
-      const where = issue === undefined ? '' : `${issue.path.map(String).join('.') || '(top level)'}: ${issue.message}`
+      const where = issue === undefined ? '' : issueText(issue)
       const migrated = upgraded.steps.length > 0 ? ` (after migrating it from schema version ${upgraded.from})` : ''
-      throw new StoreError(`database ${this.path} fails validation at ${where}${migrated}; it was left untouched: ${RECOVERY}`)
+      const diagnosis = diagnose(upgraded.data)
+      if (diagnosis.repaired === null || diagnosis.records.length === 0) {
+        throw new StoreError(`database ${this.path} fails validation at ${where}${migrated}; it was left untouched: ${RECOVERY}`)
+      }
+      const n = diagnosis.records.length
+      const first = diagnosis.records[0]
+      const which = n === 1 ? `removes ${first?.what ?? 'it'} and keeps the rest` : `lists the ${n} invalid records and removes them, keeping the rest`
+      throw new InvalidStoreError(
+        `database ${this.path} fails validation at ${where}${migrated}; it was left untouched: "rcguard flush --invalid" ${which} and a copy of the file (see rcguard(8), RECOVERY)`,
+        diagnosis,
+        bytes,
+      )
     }
     if (upgraded.steps.length > 0) this.original = {version: upgraded.from, bytes}
     return parsed.data
@@ -107,6 +131,20 @@ async function keepOnce(path: string, bytes: Buffer): Promise<void> {
     if ((err as NodeJS.ErrnoException).code === 'EEXIST') return
     throw err
   }
+  try {
+    await fh.writeFile(bytes)
+    await fh.sync()
+  } catch (err) {
+    await fh.close().catch(() => undefined)
+    await unlink(path).catch(() => undefined)
+    throw err
+  }
+  await fh.close()
+}
+
+/** Creates a file that must not exist yet (O_EXCL: a link in its place is not followed), 0600, flushed. Throws EEXIST. */
+async function writeNew(path: string, bytes: Buffer): Promise<void> {
+  const fh = await open(path, 'wx', 0o600)
   try {
     await fh.writeFile(bytes)
     await fh.sync()
@@ -198,6 +236,21 @@ export class JsonStore implements Store {
     }
     this.db.data = data
     await this.db.write()
+  }
+
+  async keepCopy(bytes: Buffer, tag: string): Promise<string> {
+    const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')
+    for (let n = 1; n <= 100; n++) {
+      const name = `${this.location}.${tag}-${stamp}${n === 1 ? '' : `.${n}`}`
+      try {
+        await writeNew(name, bytes)
+        return name
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'EEXIST') continue
+        throw new StoreError(`cannot keep a copy of database ${this.location} as ${name}: ${(err as Error).message}; the database was left untouched`)
+      }
+    }
+    throw new StoreError(`cannot keep a copy of database ${this.location}: too many copies named ${this.location}.${tag}-${stamp}; the database was left untouched`)
   }
 
   async withLock<T>(options: LockOptions, fn: () => Promise<T>): Promise<T> {
