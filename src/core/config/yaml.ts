@@ -141,6 +141,11 @@ export function parseConfigYaml(text: string, path: string): unknown {
     return new ConfigError(`configuration file ${path} is not valid YAML (line ${line}): ${first.message.split('\n')[0] ?? ''}`)
   }
   if (doc.errors[0] !== undefined) throw yamlError(doc.errors[0])
+  // Under a "%YAML 1.1" directive the parser would take yes/no for booleans, 1:20 for 80, and merge keys.
+  const version = doc.directives?.yaml
+  if (version?.explicit === true && version.version !== '1.2') {
+    throw new ConfigError(`configuration file ${path} is refused: it declares %YAML ${version.version}, and rcguard reads YAML 1.2 only: remove the directive (write true/false for booleans)`)
+  }
   checkNodes(doc, path, lineCounter)
   // A warning would let a value through as something else than it says: refuse it too.
   if (doc.warnings[0] !== undefined) throw yamlError(doc.warnings[0])
