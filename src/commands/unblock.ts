@@ -3,11 +3,12 @@ import {BaseCommand} from '../base-command.js'
 import {firewallLine} from '../ui/format.js'
 import {ExitCode, RcguardError} from '../core/errors.js'
 import {unblock, type ChangeResult} from '../core/guard.js'
+import {stillBlockedLine} from '../ui/still.js'
 
 export default class Unblock extends BaseCommand<typeof Unblock> {
   static override summary = 'Delete entries: lift their blocks now; they can be blocked again if they misbehave again.'
   static override description =
-    'Deletes the entries that list --ip shows for each argument: an address inside a blocked IPv6 network (firewall.ipv6Prefix) deletes that network\'s entry.'
+    "Deletes the entries that each argument counts against: the address's own, or with firewall.ipv6Prefix its network's. A wider network entry that still blocks the address is not lifted on the way: it is named, with the command that lifts it, and the exit status is 7."
   static override enableJsonFlag = true
   static override strict = false
   static override args = {address: Args.string({description: 'IPv4 or IPv6 address, or CIDR network (several allowed)', required: true})}
@@ -23,6 +24,12 @@ export default class Unblock extends BaseCommand<typeof Unblock> {
     for (const line of result.done) this.log(line)
     for (const w of result.warnings) this.warning(w)
     if (result.done.length > 0) this.log(firewallLine(result.firewallChanged, result.warnings))
+    const still = result.stillInForce ?? []
+    if (still.length > 0) {
+      // Still blocked outweighs not found: a block in force is what the admin must hear about.
+      const missing = result.notFound.length > 0 && !this.flags.quiet ? `; not in the database: ${result.notFound.join(', ')}` : ''
+      throw new RcguardError(`${still.map(stillBlockedLine).join('; ')}${missing}`, ExitCode.STILL_IN_FORCE)
+    }
     if (result.notFound.length > 0 && !this.flags.quiet) {
       throw new RcguardError(`not in the database: ${result.notFound.join(', ')}`, ExitCode.NOT_FOUND)
     }

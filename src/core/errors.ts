@@ -16,6 +16,12 @@ export const ExitCode = {
   FIREWALL: 5,
   /** An address given to a command is not known to rcguard. */
   NOT_FOUND: 6,
+  /**
+   * What the command was to end still holds because of something it did not change: `unblock` of an
+   * address that a wider network's block still covers, `whitelist --remove` of one that is still never
+   * blocked. The command did the rest; the message names what holds and what lifts it.
+   */
+  STILL_IN_FORCE: 7,
   /** Another rcguard process holds the lock (EX_TEMPFAIL). `hacks` exits with it quietly. */
   BUSY: 75,
 } as const

@@ -34,6 +34,10 @@ import {DoubtTally} from './report/doubts.js'
 import {proxyAddress} from './config/config.js'
 import {emptyData, type Entry, type StoreData, type StoredPosition} from './store/schema.js'
 import type {Store} from './store/store.js'
+import {removeFromWhitelist, unblockEntries, type StillInForce} from './admin/lift.js'
+import {parseOrHint} from './admin/stored.js'
+import {removeInvalid, type RepairResult} from './admin/repair.js'
+import type {InvalidRecord} from './store/diagnose.js'
 
 export interface GuardContext {
   config: Config
@@ -553,6 +557,8 @@ export interface ChangeResult {
   done: string[]
   /** Arguments that matched nothing. */
   notFound: string[]
+  /** unblock, whitelist --remove: what still blocks (or still never blocks) an argument. */
+  stillInForce?: StillInForce[]
   firewallChanged: boolean
   /** What keeps rcguard's rules from working (a rule of another shadowing them). */
   warnings: string[]
@@ -595,30 +601,16 @@ function overlaps(e: Entry, net: Cidr): boolean {
 }
 
 /**
- * `unblock ADDR|CIDR...`: forget the entries (all instances) whose address or
- * network overlaps each argument, as `list --ip` shows them, and lift their
- * rules now: an address inside a network entry deletes that network's entry.
+ * `unblock ADDR|CIDR...`: forget the entries (all instances) of each argument's
+ * own scope, its IPv6 network included, and lift their rules now; a wider
+ * network that still blocks it is named with the command that lifts it (lift.ts).
  */
 export async function unblock(ctx: GuardContext, args: string[]): Promise<ChangeResult> {
-  const nets = args.map((a) => (a.includes('/') ? parseAddresses([a], true) : parseAddresses([a], false))[0] ?? a)
+  const nets = await parseOrHint(ctx, args, (a) => (a.includes('/') ? parseAddresses([a], true) : parseAddresses([a], false))[0] ?? a)
+  const instances = new Set(ctx.config.instances.map((i) => i.name))
   return mutate(ctx, (data) => {
-    const done: string[] = []
-    const notFound: string[] = []
-    for (const arg of nets) {
-      const net = parseCidr(arg)
-      const matching = net === null ? [] : data.entries.filter((e) => overlaps(e, net))
-      if (matching.length === 0) {
-        notFound.push(arg)
-        continue
-      }
-      const wasBlocked = matching.some((e) => isBlockActive(e, ctx.now()))
-      const gone = new Set(matching)
-      data.entries = data.entries.filter((e) => !gone.has(e))
-      const names = [...new Set(matching.map((e) => e.ip))].sort(compareIps)
-      const what = names.length === 1 && names[0] === arg ? '' : ` ${names.map((n) => (n.includes('/') ? `network ${n}` : n)).join(', ')}`
-      done.push(`${arg}:${what} ${wasBlocked ? 'unblocked and forgotten' : 'forgotten (it was not blocked)'}; it is blocked again if it misbehaves again`)
-    }
-    return {done, notFound}
+    const never = whitelistOf(ctx.config, data)
+    return unblockEntries(data, nets, {now: ctx.now(), key: keyOf(ctx.config, never), never, instances})
   })
 }
 
@@ -699,20 +691,15 @@ export async function whitelistAdd(ctx: GuardContext, args: string[], comment: s
   })
 }
 
-/** `whitelist --remove ADDR|CIDR...`. */
+/** `whitelist --remove ADDR|CIDR...`; whatever still keeps an argument from being blocked is named (lift.ts). */
 export async function whitelistRemove(ctx: GuardContext, args: string[]): Promise<ChangeResult> {
-  const cidrs = parseAddresses(args, true)
-  return mutate(ctx, (data) => {
-    const done: string[] = []
-    const notFound: string[] = []
-    for (const cidr of cidrs) {
-      const before = data.whitelist.length
-      data.whitelist = data.whitelist.filter((w) => w.cidr !== cidr)
-      if (data.whitelist.length === before) notFound.push(cidr)
-      else done.push(`${cidr}: removed from the whitelist`)
-    }
-    return {done, notFound}
-  })
+  const cidrs = await parseOrHint(ctx, args, (a) => parseAddresses([a], true)[0] ?? a)
+  return mutate(ctx, (data) => removeFromWhitelist(data, cidrs, ctx.config))
+}
+
+/** `flush --invalid`: remove the database's invalid records, keeping a copy, then bring the firewall in line (repair.ts). */
+export async function flushInvalid(ctx: GuardContext, confirm: (records: InvalidRecord[]) => Promise<boolean>): Promise<RepairResult> {
+  return removeInvalid(ctx.store, confirm, (data) => syncFirewall(ctx, data).catch(firewallFailed))
 }
 
 /** The whitelist: the configuration's networks and the admin's. */

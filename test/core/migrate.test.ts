@@ -3,9 +3,10 @@
  * database (test/fixtures/store/db-v1.json, as rcguard 0.1 wrote it) comes
  * up to the current schema with defaults filled and every other value kept;
  * the input is never changed; current files pass through; the registry has a
- * step for every version up to SCHEMA_VERSION; and a property: every
- * document the version 1 schema accepted migrates to one the current schema
- * accepts.
+ * step for every version up to SCHEMA_VERSION; and properties: every
+ * document of values rcguard writes that the version 1 schema accepted
+ * migrates to one the current schema accepts, and any other is refused only
+ * at records that `flush --invalid` can remove.
  *
  * V1 below is a frozen copy of the version 1 schema (src/core/store/schema.ts
  * before version 2): it is what "a valid version 1 file" means, whatever the
@@ -20,6 +21,9 @@ import {z} from 'zod'
 import {migrations, upgrade} from '../../src/core/store/migrate.js'
 import {dataSchema, emptyData, SCHEMA_VERSION} from '../../src/core/store/schema.js'
 import {JsonStore} from '../../src/core/store/json-store.js'
+import {diagnose} from '../../src/core/store/diagnose.js'
+import {MAX_TIME} from '../../src/core/store/values.js'
+import {canonicalIp, parseCidr} from '../../src/core/net/ip.js'
 import {envInt, tempDir} from '../helpers/env.js'
 
 const FIXTURE = new URL('../fixtures/store/db-v1.json', import.meta.url)
@@ -231,57 +235,72 @@ test('the registry has one step per version, from 1 up to SCHEMA_VERSION (bumpin
 const SEED = envInt('RCGUARD_PROPERTY_SEED', 20261125)
 const RUNS = 300 * envInt('RCGUARD_PROPERTY_RUNS', 1)
 
-const time = fc.integer({min: 0, max: Number.MAX_SAFE_INTEGER})
-const text = fc.string({unit: 'binary', maxLength: 12})
-const count = fc.integer({min: 0, max: 1_000_000})
+/**
+ * Version 1 documents of any values the version 1 schema accepts (`any`), or of the values rcguard
+ * writes (the current schema checks values as well as types: canonical addresses, instance names,
+ * times before the year 10000, absolute log paths, fingerprints, a known backend).
+ */
+function documentsV1(values: 'rcguard' | 'any') {
+  const real = values === 'rcguard'
+  const time = fc.integer({min: 0, max: real ? MAX_TIME : Number.MAX_SAFE_INTEGER})
+  const text = fc.string({unit: 'binary', maxLength: 12})
+  const count = fc.integer({min: 0, max: 1_000_000})
+  const v6 = fc.ipV6().map((a) => canonicalIp(a) ?? '::2')
+  const ip = real ? fc.oneof(fc.ipV4(), v6) : fc.oneof(fc.ipV4(), fc.ipV6(), text)
+  const cidr = real
+    ? fc.oneof(
+        fc.tuple(fc.ipV4(), fc.integer({min: 0, max: 32})).map(([a, p]) => parseCidr(`${a}/${p}`)?.text ?? '192.0.2.0/24'),
+        fc.tuple(v6, fc.integer({min: 0, max: 128})).map(([a, p]) => parseCidr(`${a}/${p}`)?.text ?? '2001:db8::/32'),
+      )
+    : text
+  const instance = real ? fc.stringMatching(/^[A-Za-z0-9_-]{1,16}$/) : text
+  const entryV1 = fc.record(
+    {
+      ip,
+      instance,
+      failures: fc.array(time, {maxLength: 5}),
+      attempts: count,
+      firstSeen: time,
+      lastSeen: time,
+      lastUser: text,
+      blockedAt: fc.option(time, {nil: null}),
+      blockedUntil: fc.option(time, {nil: null}),
+      blocks: count,
+      lastBlockEnd: time,
+      users: fc.array(text, {maxLength: 10}),
+      comment: text,
+      recent: fc.array(fc.record({session: text, grammar: fc.constantFrom('F1', 'F2', 'L1'), time}), {maxLength: 3}),
+    },
+    {requiredKeys: ['ip', 'instance', 'failures', 'attempts', 'firstSeen', 'lastSeen', 'lastUser', 'blockedAt', 'blockedUntil', 'blocks', 'recent']},
+  )
+  const positionV1 = fc.record(
+    {
+      dev: real ? fc.integer({min: 0, max: 2 ** 32}) : fc.double({noNaN: true, noDefaultInfinity: true}),
+      ino: real ? fc.integer({min: 0, max: Number.MAX_SAFE_INTEGER}) : fc.double({noNaN: true, noDefaultInfinity: true}),
+      offset: time,
+      line: count,
+      fingerprint: fc.string({unit: fc.constantFrom(...'0123456789abcdef'), minLength: 32, maxLength: 32}),
+      fingerprintBytes: fc.integer({min: 0, max: 256}),
+      parser: fc.record({envelope: fc.constantFrom(...ENVELOPES), prefixed: fc.boolean()}, {requiredKeys: []}),
+    },
+    {requiredKeys: ['dev', 'ino', 'offset', 'line', 'fingerprint', 'fingerprintBytes']},
+  )
+  const path = real ? fc.string({maxLength: 20}).map((p) => `/${p.replace(/\0/g, '')}`) : fc.string({maxLength: 20})
+  return fc.record(
+    {
+      schemaVersion: fc.constant(1 as const),
+      entries: fc.array(entryV1, {maxLength: 6}),
+      whitelist: fc.array(fc.record({cidr, comment: fc.option(text, {nil: null}), added: time}), {maxLength: 3}),
+      positions: fc.dictionary(path, positionV1, {maxKeys: 3}),
+      firewall: real ? fc.record({backend: fc.constantFrom('iptables', 'ipset', 'nftables', 'none'), prefix: fc.stringMatching(/^[A-Za-z][A-Za-z0-9_]{0,9}$/)}) : fc.record({backend: text, prefix: text}),
+    },
+    {requiredKeys: ['schemaVersion', 'entries', 'whitelist', 'positions']},
+  )
+}
 
-const entryV1 = fc.record(
-  {
-    ip: fc.oneof(fc.ipV4(), fc.ipV6(), text),
-    instance: text,
-    failures: fc.array(time, {maxLength: 5}),
-    attempts: count,
-    firstSeen: time,
-    lastSeen: time,
-    lastUser: text,
-    blockedAt: fc.option(time, {nil: null}),
-    blockedUntil: fc.option(time, {nil: null}),
-    blocks: count,
-    lastBlockEnd: time,
-    users: fc.array(text, {maxLength: 10}),
-    comment: text,
-    recent: fc.array(fc.record({session: text, grammar: fc.constantFrom('F1', 'F2', 'L1'), time}), {maxLength: 3}),
-  },
-  {requiredKeys: ['ip', 'instance', 'failures', 'attempts', 'firstSeen', 'lastSeen', 'lastUser', 'blockedAt', 'blockedUntil', 'blocks', 'recent']},
-)
-
-const positionV1 = fc.record(
-  {
-    dev: fc.double({noNaN: true, noDefaultInfinity: true}),
-    ino: fc.double({noNaN: true, noDefaultInfinity: true}),
-    offset: time,
-    line: count,
-    fingerprint: fc.string({unit: fc.constantFrom(...'0123456789abcdef'), minLength: 32, maxLength: 32}),
-    fingerprintBytes: fc.integer({min: 0, max: 256}),
-    parser: fc.record({envelope: fc.constantFrom(...ENVELOPES), prefixed: fc.boolean()}, {requiredKeys: []}),
-  },
-  {requiredKeys: ['dev', 'ino', 'offset', 'line', 'fingerprint', 'fingerprintBytes']},
-)
-
-const docV1 = fc.record(
-  {
-    schemaVersion: fc.constant(1 as const),
-    entries: fc.array(entryV1, {maxLength: 6}),
-    whitelist: fc.array(fc.record({cidr: text, comment: fc.option(text, {nil: null}), added: time}), {maxLength: 3}),
-    positions: fc.dictionary(fc.string({maxLength: 20}), positionV1, {maxKeys: 3}),
-    firewall: fc.record({backend: text, prefix: text}),
-  },
-  {requiredKeys: ['schemaVersion', 'entries', 'whitelist', 'positions']},
-)
-
-test('property: every document the version 1 schema accepts migrates to one the current schema accepts, values kept', () => {
+test('property: every document of values rcguard writes that the version 1 schema accepts migrates to one the current schema accepts, values kept', () => {
   fc.assert(
-    fc.property(docV1, (generated) => {
+    fc.property(documentsV1('rcguard'), (generated) => {
       // As a file holds it: what JSON keeps.
       const raw = JSON.parse(JSON.stringify(generated)) as V1Data
       const v1 = V1.safeParse(raw)
@@ -294,6 +313,21 @@ test('property: every document the version 1 schema accepts migrates to one the 
       const parsed = dataSchema.safeParse(data)
       assert.ok(parsed.success, parsed.success ? '' : JSON.stringify(parsed.error.issues[0]))
       assert.deepEqual(data, expectedCurrent(v1.data))
+    }),
+    {seed: SEED, numRuns: RUNS},
+  )
+})
+
+test('property: any document the version 1 schema accepts migrates to a valid one, or to one whose faults are records that flush --invalid removes', () => {
+  fc.assert(
+    fc.property(documentsV1('any'), (generated) => {
+      const raw = JSON.parse(JSON.stringify(generated)) as V1Data
+      assert.ok(V1.safeParse(raw).success)
+      const {data} = upgrade(raw)
+      if (dataSchema.safeParse(data).success) return
+      const {records, repaired} = diagnose(data)
+      assert.ok(records.length > 0, 'a fault is found in some record')
+      assert.ok(repaired !== null && dataSchema.safeParse(repaired).success, `without them the database is valid: ${JSON.stringify(records)}`)
     }),
     {seed: SEED, numRuns: RUNS},
   )

@@ -2,9 +2,7 @@
  * The configuration file: YAML (JSON is valid YAML), validated with zod.
  * Unknown keys and bad values are refused with the key path in the message.
  */
-import {readFile} from 'node:fs/promises'
 import {dirname, resolve} from 'node:path'
-import {LineCounter, parseDocument} from 'yaml'
 import {z} from 'zod'
 import {ConfigError} from '../errors.js'
 import {parseCidr} from '../net/ip.js'
@@ -12,6 +10,8 @@ import {compilePhpDateFormat} from '../parser/dates.js'
 import {ENVELOPE_IDS} from '../parser/envelopes.js'
 import {isKnownZone} from '../parser/timezone.js'
 import {notifySchema} from '../notify/config.js'
+import {readConfigText} from './read.js'
+import {parseConfigYaml} from './yaml.js'
 
 export const DEFAULT_CONFIG_PATH = '/etc/rcguard/rcguard.yml'
 
@@ -215,26 +215,10 @@ export function validateConfig(raw: unknown, source: string, baseDir: string): C
  * explicitly named file must exist.
  */
 export async function loadConfig(path: string, explicit: boolean): Promise<LoadedConfig> {
-  let text: string
-  try {
-    text = await readFile(path, 'utf8')
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code
-    if (code === 'ENOENT' && !explicit) {
-      return {config: validateConfig({}, 'built-in defaults', process.cwd()), path: null}
-    }
-    if (code === 'ENOENT') throw new ConfigError(`configuration file ${path} does not exist`)
-    if (code === 'EISDIR') throw new ConfigError(`configuration file ${path} is a directory`)
-    throw new ConfigError(`cannot read configuration file ${path}: ${(err as Error).message}`)
+  const text = await readConfigText(path)
+  if (text === null) {
+    if (!explicit) return {config: validateConfig({}, 'built-in defaults', process.cwd()), path: null}
+    throw new ConfigError(`configuration file ${path} does not exist`)
   }
-  const lineCounter = new LineCounter()
-  const doc = parseDocument(text, {prettyErrors: false, lineCounter})
-  if (doc.errors.length > 0) {
-    const first = doc.errors[0]
-    const line = first === undefined ? undefined : lineCounter.linePos(first.pos[0]).line
-    throw new ConfigError(
-      `configuration file ${path} is not valid YAML${line === undefined ? '' : ` (line ${line})`}: ${first?.message.split('\n')[0] ?? ''}`,
-    )
-  }
-  return {config: validateConfig(doc.toJS(), path, dirname(resolve(path))), path}
+  return {config: validateConfig(parseConfigYaml(text, path), path, dirname(resolve(path))), path}
 }

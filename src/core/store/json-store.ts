@@ -22,6 +22,7 @@ import {dataSchema, emptyData, SCHEMA_VERSION, type StoreData} from './schema.js
 import {acquireLock, type HeldLock} from './lock.js'
 import {upgrade} from './migrate.js'
 import {atomicWrite, readOwnFile, UnsafeFileError, writeOnce} from './safe-files.js'
+import {diagnose, issueText, type Diagnosis} from './diagnose.js'
 import type {LockOptions, Store} from './store.js'
 
 /** How long an admin command waits for the lock before giving up with "busy". */
@@ -56,6 +57,18 @@ export async function databaseDirectory(database: string, create: boolean): Prom
   if (found.kind === 'missing') return null
   if (found.kind === 'untrusted') throw new StoreError(untrustedDirectory(dir, found))
   return found.real
+}
+
+/** A database whose faults lie in records that `rcguard flush --invalid` can remove: what they are, and the bytes read. */
+export class InvalidStoreError extends StoreError {
+  constructor(
+    message: string,
+    readonly diagnosis: Diagnosis,
+    readonly bytes: Buffer,
+  ) {
+    super(message)
+    this.name = 'StoreError'
+  }
 }
 
 class ValidatingJsonAdapter implements Adapter<StoreData> {
@@ -100,9 +113,20 @@ class ValidatingJsonAdapter implements Adapter<StoreData> {
     const parsed = dataSchema.safeParse(upgraded.data)
     if (!parsed.success) {
       const issue = parsed.error.issues[0]
-      const where = issue === undefined ? '' : `${issue.path.map(String).join('.') || '(top level)'}: ${issue.message}`
+      const where = issue === undefined ? '' : issueText(issue)
       const migrated = upgraded.steps.length > 0 ? ` (after migrating it from schema version ${upgraded.from})` : ''
-      throw new StoreError(`database ${this.path} fails validation at ${where}${migrated}; it was left untouched: ${RECOVERY}`)
+      const diagnosis = diagnose(upgraded.data)
+      if (diagnosis.repaired === null || diagnosis.records.length === 0) {
+        throw new StoreError(`database ${this.path} fails validation at ${where}${migrated}; it was left untouched: ${RECOVERY}`)
+      }
+      const n = diagnosis.records.length
+      const first = diagnosis.records[0]
+      const which = n === 1 ? `removes ${first?.what ?? 'it'} and keeps the rest` : `lists the ${n} invalid records and removes them, keeping the rest`
+      throw new InvalidStoreError(
+        `database ${this.path} fails validation at ${where}${migrated}; it was left untouched: "rcguard flush --invalid" ${which} and a copy of the file (see rcguard(8), RECOVERY)`,
+        diagnosis,
+        bytes,
+      )
     }
     if (upgraded.steps.length > 0) this.original = {version: upgraded.from, bytes}
     return parsed.data
@@ -156,6 +180,22 @@ export class JsonStore implements Store {
   async write(data: StoreData): Promise<void> {
     this.db.data = data
     await this.db.write()
+  }
+
+  async keepCopy(bytes: Buffer, tag: string): Promise<string> {
+    const dir = await databaseDirectory(this.location, false)
+    if (dir === null) throw new StoreError(`database directory ${shown(dirname(this.location))} is missing: there is no database to keep a copy of`)
+    const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')
+    for (let n = 1; n <= 100; n++) {
+      const name = `${this.location}.${tag}-${stamp}${n === 1 ? '' : `.${n}`}`
+      try {
+        if ((await writeOnce(join(dir, basename(name)), bytes)) === 'written') return name
+      } catch (err) {
+        const why = err instanceof UnsafeFileError ? `it ${err.reason}` : errorMessage(err)
+        throw new StoreError(`cannot keep a copy of database ${this.location} as ${name}: ${why}; the database was left untouched`)
+      }
+    }
+    throw new StoreError(`cannot keep a copy of database ${this.location}: too many copies named ${this.location}.${tag}-${stamp}; the database was left untouched`)
   }
 
   async withLock<T>(options: LockOptions, fn: () => Promise<T>): Promise<T> {

@@ -11,18 +11,44 @@
  * `recent`.
  */
 import {z} from 'zod'
+import {
+  entryAddressProblem,
+  fingerprintProblem,
+  FINGERPRINT_BYTES,
+  instanceProblem,
+  logPathProblem,
+  MAX_TIME,
+  whitelistCidrProblem,
+} from './values.js'
 
 export const SCHEMA_VERSION = 3
 
-const ms = z.number().int().nonnegative()
+/**
+ * Values are checked as well as types (values.ts): what rcguard never writes
+ * is refused, so nothing unchecked reaches the firewall or the output.
+ */
+const ms = z.number().int().nonnegative().max(MAX_TIME, {message: 'a time after the year 9999'})
+
+/** A string that `problem` accepts; its message names the stored text. */
+function checked(problem: (text: string) => string | null) {
+  return z.string().superRefine((text, ctx) => {
+    const why = problem(text)
+    if (why !== null) ctx.addIssue({code: 'custom', message: why})
+  })
+}
+
+const address = checked(entryAddressProblem)
+const instance = checked(instanceProblem)
+const count = z.number().int().nonnegative()
 
 export const entrySchema = z.object({
-  ip: z.string(),
-  instance: z.string(),
+  /** An address, or an IPv6 network (firewall.ipv6Prefix), in canonical text. */
+  ip: address,
+  instance,
   /** Failure times inside the current window, sorted. Cleared when a block starts. */
   failures: z.array(ms),
   /** Failed attempts counted since the entry was created. */
-  attempts: z.number().int().nonnegative(),
+  attempts: count,
   firstSeen: ms,
   lastSeen: ms,
   lastUser: z.string(),
@@ -31,7 +57,7 @@ export const entrySchema = z.object({
   /** When the current block ends; null with blockedAt set means until deleted. */
   blockedUntil: ms.nullable(),
   /** How many times this address has been blocked (history kept across expiries). */
-  blocks: z.number().int().nonnegative(),
+  blocks: count,
   /** When its last block ended (expiry), for forgetting the history after escalation.forgetDays; null: none ended yet. */
   lastBlockEnd: ms.nullable(),
   /** User names tried, distinct, most recent last (at most 10), for notifications. */
@@ -42,40 +68,45 @@ export const entrySchema = z.object({
 
 /** A login line still waiting for its twin in the other log (F1 errors, F2 userlogins). */
 export const twinSchema = z.object({
-  instance: z.string(),
+  instance,
   /** The `<session>` prefix, '' when the line has none. */
-  session: z.string(),
+  session: z.string().max(256),
   grammar: z.enum(['F1', 'F2']),
   time: ms,
   /** The sender it was counted against; null when it was ambiguous alone. */
-  ip: z.string().nullable(),
+  ip: address.nullable(),
   /** When ambiguous: the senders its readings name. */
-  senders: z.array(z.string()).optional(),
+  senders: z.array(address).optional(),
   counted: z.boolean(),
 })
 
 export const ledgerSchema = z.object({
   twins: z.array(twinSchema),
   /** Failures per account (lowercased user name) of the last minute: who locked it (login_rate_limit). */
-  accounts: z.array(z.object({instance: z.string(), account: z.string(), ip: z.string(), time: ms})),
+  accounts: z.array(z.object({instance, account: z.string(), ip: address, time: ms})),
 })
 
 export const whitelistEntrySchema = z.object({
   /** Canonical CIDR text. */
-  cidr: z.string(),
+  cidr: checked(whitelistCidrProblem),
   comment: z.string().nullable(),
   added: ms,
 })
 
+const fingerprint = checked(fingerprintProblem)
+/** How many first bytes a fingerprint covers: at most FINGERPRINT_BYTES (the reader allocates this many). */
+const fingerprintBytes = z.number().int().nonnegative().max(FINGERPRINT_BYTES)
+
 export const positionSchema = z.object({
-  dev: z.number(),
-  ino: z.number(),
-  offset: z.number().int().nonnegative(),
-  line: z.number().int().nonnegative(),
-  fingerprint: z.string(),
-  fingerprintBytes: z.number().int().nonnegative(),
+  /** As stat gives them: a large inode number is no exact integer in a double. */
+  dev: z.number().nonnegative(),
+  ino: z.number().nonnegative(),
+  offset: count,
+  line: count,
+  fingerprint,
+  fingerprintBytes,
   /** The newest rotated copy when this was saved (its fingerprint), null: none; how a log read empty finds its rotated lines. */
-  newestCopy: z.object({fingerprint: z.string(), fingerprintBytes: z.number().int().nonnegative()}).nullable().optional(),
+  newestCopy: z.object({fingerprint, fingerprintBytes}).nullable().optional(),
   /** What the parser learnt about this log: its envelope, whether it writes session prefixes. */
   parser: z
     .object({
@@ -85,16 +116,21 @@ export const positionSchema = z.object({
     })
     .optional(),
   /** Per cause of doubtful lines: when it was last told, and how many lines were held back since. */
-  warned: z.record(z.string(), z.object({at: ms, held: z.number().nonnegative()})).optional(),
+  warned: z.record(z.string().max(64), z.object({at: ms, held: count})).optional(),
 })
 
 export const dataSchema = z.object({
   schemaVersion: z.literal(SCHEMA_VERSION),
   entries: z.array(entrySchema),
   whitelist: z.array(whitelistEntrySchema),
-  positions: z.record(z.string(), positionSchema),
-  /** The backend and prefix whose objects are live, so a switch removes them. */
-  firewall: z.object({backend: z.string(), prefix: z.string()}).optional(),
+  positions: z.record(checked(logPathProblem), positionSchema),
+  /** The backend and prefix whose objects are live, so a switch removes them (the prefix as any configuration allowed it). */
+  firewall: z
+    .object({
+      backend: z.enum(['iptables', 'ipset', 'nftables', 'none']),
+      prefix: z.string().regex(/^[A-Za-z][A-Za-z0-9_]{0,9}$/, 'not a firewall prefix (1 to 10 letters, digits or "_", starting with a letter)'),
+    })
+    .optional(),
   /** What the attempt ledger keeps between runs. */
   ledger: ledgerSchema,
 })

@@ -16,6 +16,8 @@ export interface Store {
   read(): Promise<StoreData>
   /** Replaces the data atomically. */
   write(data: StoreData): Promise<void>
+  /** Keeps `bytes` (the data as it was before a repair) in a new file beside the store, tagged; returns its name. */
+  keepCopy(bytes: Buffer, tag: string): Promise<string>
   /** Runs fn while holding the store's exclusive lock. Throws BusyError when it cannot be had. */
   withLock<T>(options: LockOptions, fn: () => Promise<T>): Promise<T>
 }

@@ -1,0 +1,72 @@
+/**
+ * What a value in the database may be, beyond its JSON type: the forms
+ * rcguard itself writes. A value outside them was not written by rcguard (a
+ * hand edit, a damaged or planted file) and would reach the firewall tools,
+ * the decisions or the output as something nobody checked, so the database is
+ * refused before anything is done or written (see json-store.ts).
+ *
+ * Each check accepts everything any rcguard version wrote: an instance name
+ * is checked against the loosest rule a configuration ever allowed, not
+ * today's, so that a database stays readable across upgrades.
+ */
+import {escapeText} from '../text/escape.js'
+import {canonicalIp, parseCidr} from '../net/ip.js'
+import {FINGERPRINT_BYTES} from '../logreader/lines.js'
+
+/** The latest time accepted: the end of year 9999. A later one is no date (`list` could not print it) and no block rcguard makes. */
+export const MAX_TIME = Date.UTC(9999, 11, 31, 23, 59, 59, 999)
+
+/** The widest IPv6 network an entry can be: firewall.ipv6Prefix's minimum. */
+export const MIN_IPV6_PREFIX = 16
+
+/** Stored text quoted for a message: one line, through the one escape (core/text/escape.ts), at most 80 characters. */
+export function quoted(text: string): string {
+  return `"${escapeText(text, {max: 80})}"`
+}
+
+/**
+ * Why `text` is not what an entry's `ip` holds, or null: an IPv4 or IPv6
+ * address, or an IPv6 network of at least MIN_IPV6_PREFIX bits (firewall.ipv6Prefix),
+ * in the canonical form rcguard writes.
+ */
+export function entryAddressProblem(text: string): string | null {
+  if (!text.includes('/')) {
+    const ip = canonicalIp(text)
+    if (ip === text) return null
+    if (ip === null) return `${quoted(text)} is not an IPv4 or IPv6 address`
+    return `${quoted(text)} is not in the form rcguard writes (${ip})`
+  }
+  const net = parseCidr(text)
+  if (net === null) return `${quoted(text)} is not an IPv4 or IPv6 address or network`
+  if (net.family === 4) return `${quoted(text)} is an IPv4 network: rcguard blocks IPv4 addresses one by one`
+  if (net.prefix < MIN_IPV6_PREFIX) return `${quoted(text)} is wider than the widest network rcguard blocks (/${MIN_IPV6_PREFIX})`
+  if (net.text !== text) return `${quoted(text)} is not in the form rcguard writes (${net.text})`
+  return null
+}
+
+/** Why `text` is not a whitelist entry's `cidr` (canonical CIDR text, as `rcguard whitelist` stores it), or null. */
+export function whitelistCidrProblem(text: string): string | null {
+  const net = parseCidr(text)
+  if (net === null) return `${quoted(text)} is not an IPv4 or IPv6 address or network`
+  if (net.text !== text) return `${quoted(text)} is not in the form rcguard writes (${net.text})`
+  return null
+}
+
+/** Instance names as any configuration accepted them (it becomes part of firewall object names). */
+const INSTANCE = /^[A-Za-z0-9_-]{1,16}$/
+
+export function instanceProblem(text: string): string | null {
+  return INSTANCE.test(text) ? null : `${quoted(text)} is not an instance name (1 to 16 letters, digits, "-" or "_")`
+}
+
+/** A log's position is kept under its absolute path. */
+export function logPathProblem(text: string): string | null {
+  return text.startsWith('/') && !text.includes('\u0000') ? null : `${quoted(text)} is not the absolute path of a log`
+}
+
+/** What fingerprintOf writes: 32 hex digits. */
+export function fingerprintProblem(text: string): string | null {
+  return /^[0-9a-f]{32}$/.test(text) ? null : `${quoted(text)} is not a fingerprint (32 hex digits)`
+}
+
+export {FINGERPRINT_BYTES}
