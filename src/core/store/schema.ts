@@ -93,8 +93,8 @@ export const dataSchema = z.object({
   entries: z.array(entrySchema),
   whitelist: z.array(whitelistEntrySchema),
   positions: z.record(z.string(), positionSchema),
-  /** The backend and prefix whose objects are live, so a switch removes them. */
-  firewall: z.object({backend: z.string(), prefix: z.string()}).optional(),
+  /** The backend and prefix whose objects are live, so a switch removes them; marked: they carry rcguard's mark. */
+  firewall: z.object({backend: z.string(), prefix: z.string(), marked: z.boolean().optional()}).optional(),
   /** What the attempt ledger keeps between runs. */
   ledger: ledgerSchema,
 })
