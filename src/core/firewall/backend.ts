@@ -111,7 +111,8 @@ export function merge(into: ApplyResult, more: ApplyResult): ApplyResult {
   into.drift.push(...more.drift)
   into.applied.push(...more.applied)
   if (more.notes !== undefined) into.notes = [...(into.notes ?? []), ...more.notes]
-  if (more.kept !== undefined) into.kept = [...(into.kept ?? []), ...more.kept]
+  // flush looks at the same chains through two backends (iptables, ipset): each object is named once.
+  if (more.kept !== undefined) into.kept = [...new Set([...(into.kept ?? []), ...more.kept])]
   return into
 }
 

@@ -344,7 +344,7 @@ export class IpsetBackend implements FirewallBackend {
     const rules: Record<Fam, LiveTable> = {4: live4, 6: live6}
     const usedBy = (name: string): string => {
       const users = [...this.sync.foreignUsers(live4, name, ownership), ...this.sync.foreignUsers(live6, name, ownership)]
-      return users.length === 0 ? '' : ` (it is used by "${users[0]}"${users.length > 1 ? ` and ${users.length - 1} more rule(s)` : ''})`
+      return users.length === 0 ? '' : `; the rule "${users[0]}"${users.length > 1 ? ` and ${users.length - 1} more` : ''} use${users.length > 1 ? '' : 's'} it`
     }
 
     // Whose is every set with our prefix? A wanted name held by someone else refuses the run.
@@ -354,8 +354,8 @@ export class IpsetBackend implements FirewallBackend {
       const why = this.setProblem(name, set, ownership)
       if (why === null) ours.add(name)
       else if (want.has(name)) {
-        conflicts.push(`ipset set ${name} is not rcguard's (${why})${usedBy(name)}: refused, nothing was changed; choose another firewall.prefix, or destroy or rename that set if nothing needs it`)
-      } else if (!IPSET_TEMP_SUFFIXES.some((sfx) => want.has(name.slice(0, -sfx.length)) && name.endsWith(sfx))) {
+        conflicts.push(`ipset set ${name} is not rcguard's (${why}${usedBy(name)}): refused, nothing was changed; choose another firewall.prefix, or destroy or rename that set if nothing needs it`)
+      } else {
         merge(result, {...emptyResult(), kept: [`ipset set ${name} left alone: it is not rcguard's (${why})`], notes: [`ipset set ${name} left alone: it is not rcguard's (${why})`]})
       }
     }

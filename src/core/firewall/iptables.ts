@@ -195,7 +195,7 @@ export class IptablesSync {
     if (rules[0] === chainMark(chain)) return null
     if (this.jumpedToByUs(live, chain)) return null
     if (wanted && rules.length === 0 && this.foreignUsers(live, chain, ownership).length === 0) return null
-    const unmarked = `its first rule is not rcguard's mark (${MARK_MATCH})`
+    const unmarked = rules.length === 0 ? `it is empty, without rcguard's mark (a first rule ${MARK_MATCH})` : `its first rule is not rcguard's mark, ${MARK_MATCH}`
     if (!ownership.adopt) return unmarked
     const odd = rules.find((r) => !OLD_CHAIN_RULE.test(r))
     return odd === undefined ? null : `${unmarked}, and it holds the rule "${odd}", which rcguard never makes`
@@ -260,10 +260,10 @@ export class IptablesSync {
         continue
       }
       const users = this.foreignUsers(live, chain, ownership)
-      const used = users.length === 0 ? '' : ` (it is used by "${users[0]}"${users.length > 1 ? ` and ${users.length - 1} more rule(s)` : ''})`
+      const used = users.length === 0 ? '' : `; the rule "${users[0]}"${users.length > 1 ? ` and ${users.length - 1} more` : ''} use${users.length > 1 ? '' : 's'} it`
       if (want.chains.has(chain)) {
         plan.conflicts.push(
-          `${label}: chain ${chain} is not rcguard's (${why})${used}: refused, nothing was changed; choose another firewall.prefix, or rename or delete that chain if nothing needs it`,
+          `${label}: chain ${chain} is not rcguard's (${why}${used}): refused, nothing was changed; choose another firewall.prefix, or rename or delete that chain if nothing needs it`,
         )
       } else {
         plan.kept.push(`${label}: chain ${chain} left alone: it is not rcguard's (${why})`)
