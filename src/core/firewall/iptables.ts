@@ -12,6 +12,12 @@
  * `iptables-restore --noflush -w` transaction: the kernel takes all of it or
  * none of it. Declaring a chain in that file (`:chain - [0:0]`) creates or
  * empties it, so the chain is refilled in the same transaction.
+ *
+ * Every chain rcguard makes starts with a rule that only carries the comment
+ * MARK, and every hook rule carries it too: only chains and rules so marked
+ * (see IptablesSync) are ever changed or deleted. A chain with rcguard's
+ * prefix that is someone else's is refused at a name rcguard needs, and left
+ * alone at any other.
  */
 import {FirewallError} from '../errors.js'
 import {firstErrorLine, toolHint, type Runner} from './runner.js'

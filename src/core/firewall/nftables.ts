@@ -245,8 +245,9 @@ export class NftablesBackend implements FirewallBackend {
     if (r.exitCode !== 0) {
       throw new FirewallError(`nft list failed (exit ${r.exitCode}): ${firstErrorLine(r.stderr)}${permission(r.stderr)}${toolHint(r.stderr)}`)
     }
-    // nft's listing is tables, their indented contents and closing braces: anything else cannot be trusted.
-    if (!/^(?:(?:table \S+ \S+ \{|\t.*|\}|)\n)*(?:table \S+ \S+ \{|\t.*|\}|)$/.test(r.stdout)) {
+    // nft's listing is tables, their indented contents, closing braces and "# Warning: ..." lines (newer nft
+    // prints those on standard output for iptables-nft's tables): anything else cannot be trusted.
+    if (!r.stdout.split('\n').every((line) => /^(?:table \S+ \S+ \{|\t.*|\}|# .*|)$/.test(line))) {
       throw new FirewallError('nft list ruleset printed something that is not a rule set: its output cannot be trusted; nothing was changed')
     }
     const comment = tableComments(r.stdout).get(`inet ${this.table}`)
