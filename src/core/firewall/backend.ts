@@ -47,8 +47,8 @@ export interface ApplyResult {
 export const MARK = 'managed by rcguard'
 
 /**
- * What a backend may take as its own besides marked objects. rcguard before
- * 0.2 made the same objects without a mark: while the database records that
+ * What a backend may take as its own besides marked objects. Earlier
+ * releases of rcguard made the same objects without a mark: while the database records that
  * rcguard applied this backend and prefix and no run has marked them yet
  * (StoreData.firewall.marked), an unmarked object of exactly the shape
  * rcguard made is adopted (and marked by the run that changes it). Anything
@@ -61,9 +61,9 @@ export interface Ownership {
 export const NO_ADOPTION: Ownership = {adopt: false}
 
 /**
- * A firewall object rcguard needs is someone else's (or holds on to one of
- * rcguard's): nothing was changed, and retrying cannot help until the admin
- * acts, which the message says how.
+ * A firewall object rcguard needs is someone else's (nothing was changed),
+ * or someone else's rule holds on to one of rcguard's that should go: a
+ * retry cannot help until the admin acts, and the message says how.
  */
 export class ForeignObjectError extends FirewallError {
   constructor(message: string) {

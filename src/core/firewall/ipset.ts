@@ -239,7 +239,8 @@ export class IpsetBackend implements FirewallBackend {
    * set is ours when it is a hash:net set of the family its name says and
    * carries its seed, or (a temporary set a crashed run left) the seed of the
    * set it was filling; under Ownership.adopt, also with another seed (made
-   * by rcguard before it marked its sets). A kernel that lists no initval
+   * by rcguard before it marked its sets, the temporary ones a crash left
+   * included). A kernel that lists no initval
    * (before Linux 5.11) leaves nothing to mark a set with: there, name, type
    * and family are all there is to go by.
    */
@@ -251,7 +252,7 @@ export class IpsetBackend implements FirewallBackend {
     if (family === null) return 'rcguard makes no set of that name'
     if (set.family !== family) return `it is of family ${set.family}; rcguard makes ${family} for ${name}`
     if (set.initval === null || set.initval === seedOf(base ?? name)) return null
-    if (ownership.adopt && base === null) return null
+    if (ownership.adopt) return null
     return `its initval ${set.initval} is not rcguard's mark`
   }
 
