@@ -11,7 +11,8 @@
  * one-transaction sync as the iptables backend, and carry its mark.
  *
  * An ipset set has no comment. Its mark is its initval, the seed of its hash
- * (ipset ≥ 7.11 lists it, and `swap` carries it): rcguard creates each set
+ * (kernels since late 2020 and ipset 7.11 list it, and `swap` carries it;
+ * checked on Debian 12: Linux 6.1, ipset 7.17): rcguard creates each set
  * with a seed derived from the machine's id and the set's name (an HMAC, so
  * it is neither guessable from outside, which keeps attackers from choosing
  * addresses that collide in the hash, nor lost with the database). A set with
@@ -241,7 +242,7 @@ export class IpsetBackend implements FirewallBackend {
    * set it was filling; under Ownership.adopt, also with another seed (made
    * by rcguard before it marked its sets, the temporary ones a crash left
    * included). A kernel that lists no initval
-   * (before Linux 5.11) leaves nothing to mark a set with: there, name, type
+   * (an older kernel) leaves nothing to mark a set with: there, name, type
    * and family are all there is to go by.
    */
   private setProblem(name: string, set: LiveSet, ownership: Ownership): string | null {
@@ -305,7 +306,7 @@ export class IpsetBackend implements FirewallBackend {
     return r.stdout
   }
 
-  /** Runs `ipset restore`; an ipset older than 7.11, which knows no initval, is given the sets without one. */
+  /** Runs `ipset restore`; an ipset that knows no initval (older than 7.11: not tested here) is given the sets without one. */
   private async restoreSets(text: string): Promise<string> {
     const r = await this.runner.run('ipset', ['restore'], {input: text})
     if (r.exitCode === 0) return text
