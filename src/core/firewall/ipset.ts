@@ -12,7 +12,7 @@
  *
  * An ipset set has no comment. Its mark is its initval, the seed of its hash
  * (kernels since late 2020 and ipset 7.11 list it, and `swap` carries it;
- * checked on Debian 12: Linux 6.1, ipset 7.17): rcguard creates each set
+ * checked with ipset 7.17 on Linux 6.18): rcguard creates each set
  * with a seed derived from the machine's id and the set's name (an HMAC, so
  * it is neither guessable from outside, which keeps attackers from choosing
  * addresses that collide in the hash, nor lost with the database). A set with
