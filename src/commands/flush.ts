@@ -39,6 +39,7 @@ export default class Flush extends BaseCommand<typeof Flush> {
       }
     }
     const result = await flush(ctx, {all: this.flags.all})
+    for (const line of result.firewall.kept ?? []) this.warning(line)
     this.log(
       `removed ${result.entriesRemoved} entr${result.entriesRemoved === 1 ? 'y' : 'ies'}${this.flags.all ? ` and ${result.whitelistRemoved} whitelist entr${result.whitelistRemoved === 1 ? 'y' : 'ies'}` : ''}; firewall ${result.firewall.changed ? 'rules removed' : 'had no rcguard rules'}`,
     )

@@ -18,7 +18,8 @@ import {
   type SourcedEvent,
 } from './decisions/decide.js'
 import {ExitCode, FirewallError, RcguardError, UsageError} from './errors.js'
-import {merge} from './firewall/backend.js'
+import {afterSave, merge} from './firewall/backend.js'
+import {ownershipOf, recordMarked} from './firewall/ownership.js'
 import {installedBackends} from './firewall/index.js'
 import type {ApplyResult, BackendName, DesiredState, FirewallBackend} from './firewall/index.js'
 import {hostname} from 'node:os'
@@ -346,24 +347,20 @@ async function syncFirewall(ctx: GuardContext, data: StoreData): Promise<ApplyRe
   const previous = data.firewall
   if (previous !== undefined && (previous.backend !== current.backend || previous.prefix !== current.prefix)) {
     if (previous.backend !== 'none' && ctx.makeBackend !== undefined) {
-      const old = await ctx.makeBackend(previous.backend as BackendName, previous.prefix).remove()
+      const old = await ctx.makeBackend(previous.backend as BackendName, previous.prefix).remove(ownershipOf(previous, previous.backend, previous.prefix))
       old.drift.unshift(`firewall changed from ${previous.backend} (${previous.prefix}) to ${current.backend} (${current.prefix}): old objects removed`)
       merge(result, old)
     }
   }
-  merge(result, ctx.config.enabled ? await ctx.firewall.apply(desiredState(ctx.config, data, ctx.now())) : await ctx.firewall.remove())
-  if (previous?.backend !== current.backend || previous.prefix !== current.prefix) {
-    data.firewall = current
-    await ctx.store.write(data)
-  }
+  const own = ownershipOf(previous, current.backend, current.prefix)
+  merge(result, ctx.config.enabled ? await ctx.firewall.apply(desiredState(ctx.config, data, ctx.now()), own) : await ctx.firewall.remove(own))
+  if (recordMarked(data, current.backend, current.prefix)) await ctx.store.write(data)
   return result
 }
 
 /** After the store is saved: a firewall failure names what was kept. */
 function firewallFailed(err: unknown): never {
-  if (err instanceof FirewallError) {
-    throw new FirewallError(`${err.message}; the database was saved and the next "rcguard hacks" run retries`)
-  }
+  if (err instanceof FirewallError) throw afterSave(err)
   throw err
 }
 
@@ -447,7 +444,7 @@ export async function hacks(ctx: GuardContext, options: {dryRun: boolean} & Pick
     } catch (err) {
       // The blocks are in the database: report and notify them all the same, then fail.
       if (!(err instanceof FirewallError)) throw err
-      firewallError = new FirewallError(`${err.message}; the database was saved and the next "rcguard hacks" run retries`)
+      firewallError = afterSave(err)
     }
     base.warnings.push(...(applied.warnings ?? []))
     // One digest per run to the admin; a failed notification is a warning, never a failed run.
@@ -717,13 +714,13 @@ export async function whitelistList(ctx: GuardContext): Promise<{cidr: string; s
  * the configured prefix and the one last recorded.
  */
 async function removeEverywhere(ctx: GuardContext, data: StoreData | null = null): Promise<ApplyResult> {
-  const result = await ctx.firewall.remove()
+  const result = await ctx.firewall.remove(ownershipOf(data?.firewall, ctx.firewall.name, ctx.config.firewall.prefix))
   if (ctx.makeBackend === undefined) return result
   const prefixes = new Set([ctx.config.firewall.prefix, data?.firewall?.prefix ?? ctx.config.firewall.prefix])
   for (const prefix of prefixes) {
     for (const name of installedBackends()) {
       if (name === ctx.firewall.name && prefix === ctx.config.firewall.prefix) continue
-      merge(result, await ctx.makeBackend(name, prefix).remove())
+      merge(result, await ctx.makeBackend(name, prefix).remove(ownershipOf(data?.firewall, name, prefix)))
     }
   }
   return result

@@ -195,7 +195,7 @@ test('hacks --dry-run prints the rule set, writes nothing and needs no root', as
   assert.equal(r.exitCode, 0, r.stderr)
   assert.match(r.stdout, /-A rcguard-master -s 203\.0\.113\.12\/32 -j DROP/)
   assert.match(r.stdout, /-A rcguard-master -s 2001:db8::66\/128 -j DROP/)
-  assert.match(r.stdout, /-A INPUT -p tcp -m multiport --dports 80,443 -j rcguard-master/)
+  assert.match(r.stdout, /-A INPUT -p tcp -m multiport --dports 80,443 -m comment --comment "managed by rcguard" -j rcguard-master/)
   assert.equal(existsSync(s.db), false)
 })
 

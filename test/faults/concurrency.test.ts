@@ -66,7 +66,7 @@ async function firewallBlocked(ns: Ns, backend: 'iptables' | 'nftables'): Promis
     assert.equal(save.exitCode, 0, save.stderr)
     const ours = stripSaveComments(save.stdout)
       .split('\n')
-      .filter((l) => l.startsWith('-A rcguard-master '))
+      .filter((l) => l.startsWith('-A rcguard-master ') && l !== '-A rcguard-master -m comment --comment "managed by rcguard"')
     const ips = ours.map((l) => /^-A rcguard-master -s (\S+)\/32 -j DROP$/.exec(l)?.[1] ?? `unexpected rule: ${l}`)
     return ips.sort()
   }

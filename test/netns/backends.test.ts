@@ -66,26 +66,30 @@ const GOLDEN: Record<Backend, string> = {
   iptables: `# iptables
 :rcguard-master - [0:0]
 :rcguard-webmail2 - [0:0]
--A INPUT -p tcp -m multiport --dports 8443 -j rcguard-webmail2
--A INPUT -p tcp -m multiport --dports 80,443 -j rcguard-master
+-A INPUT -p tcp -m multiport --dports 8443 -m comment --comment "managed by rcguard" -j rcguard-webmail2
+-A INPUT -p tcp -m multiport --dports 80,443 -m comment --comment "managed by rcguard" -j rcguard-master
+-A rcguard-master -m comment --comment "managed by rcguard"
 -A rcguard-master -s 203.0.113.7/32 -j DROP
 -A rcguard-master -s 203.0.113.8/32 -j DROP
+-A rcguard-webmail2 -m comment --comment "managed by rcguard"
 -A rcguard-webmail2 -s 198.18.5.5/32 -j DROP
 # ip6tables
 :rcguard-master - [0:0]
 :rcguard-webmail2 - [0:0]
--A INPUT -p tcp -m multiport --dports 8443 -j rcguard-webmail2
--A INPUT -p tcp -m multiport --dports 80,443 -j rcguard-master
+-A INPUT -p tcp -m multiport --dports 8443 -m comment --comment "managed by rcguard" -j rcguard-webmail2
+-A INPUT -p tcp -m multiport --dports 80,443 -m comment --comment "managed by rcguard" -j rcguard-master
+-A rcguard-master -m comment --comment "managed by rcguard"
 -A rcguard-master -s 2001:db8::bad/128 -j DROP
+-A rcguard-webmail2 -m comment --comment "managed by rcguard"
 # ipset
 # nft
 `,
   ipset: `# iptables
--A INPUT -p tcp -m multiport --dports 8443 -m set --match-set rcguard-webmail2-4 src -j DROP
--A INPUT -p tcp -m multiport --dports 80,443 -m set --match-set rcguard-master-4 src -j DROP
+-A INPUT -p tcp -m multiport --dports 8443 -m set --match-set rcguard-webmail2-4 src -m comment --comment "managed by rcguard" -j DROP
+-A INPUT -p tcp -m multiport --dports 80,443 -m set --match-set rcguard-master-4 src -m comment --comment "managed by rcguard" -j DROP
 # ip6tables
--A INPUT -p tcp -m multiport --dports 8443 -m set --match-set rcguard-webmail2-6 src -j DROP
--A INPUT -p tcp -m multiport --dports 80,443 -m set --match-set rcguard-master-6 src -j DROP
+-A INPUT -p tcp -m multiport --dports 8443 -m set --match-set rcguard-webmail2-6 src -m comment --comment "managed by rcguard" -j DROP
+-A INPUT -p tcp -m multiport --dports 80,443 -m set --match-set rcguard-master-6 src -m comment --comment "managed by rcguard" -j DROP
 # ipset
 create rcguard-master-4 hash:net family inet hashsize 1024 maxelem 65536 bucketsize 12
 add rcguard-master-4 203.0.113.7
@@ -102,6 +106,7 @@ create rcguard-webmail2-6 hash:net family inet6 hashsize 1024 maxelem 65536 buck
 # ipset
 # nft
 table inet rcguard {
+	comment "managed by rcguard"
 	set master_v4 {
 		type ipv4_addr
 		elements = { 203.0.113.7, 203.0.113.8 }
@@ -156,9 +161,9 @@ for (const backend of ['iptables', 'ipset', 'nftables'] as const) {
     if (backend === 'iptables') {
       await ns.run('iptables', ['-w', '-F', 'rcguard-master'])
       await ns.run('iptables', ['-w', '-A', 'rcguard-webmail2', '-s', '192.0.2.250/32', '-j', 'DROP'])
-      await ns.run('ip6tables', ['-w', '-D', 'INPUT', '-p', 'tcp', '-m', 'multiport', '--dports', '80,443', '-j', 'rcguard-master'])
+      assert.equal((await ns.run('ip6tables', ['-w', '-D', 'INPUT', '-p', 'tcp', '-m', 'multiport', '--dports', '80,443', '-m', 'comment', '--comment', 'managed by rcguard', '-j', 'rcguard-master'])).exitCode, 0)
     } else if (backend === 'ipset') {
-      await ns.run('iptables', ['-w', '-D', 'INPUT', '-p', 'tcp', '-m', 'multiport', '--dports', '80,443', '-m', 'set', '--match-set', 'rcguard-master-4', 'src', '-j', 'DROP'])
+      assert.equal((await ns.run('iptables', ['-w', '-D', 'INPUT', '-p', 'tcp', '-m', 'multiport', '--dports', '80,443', '-m', 'set', '--match-set', 'rcguard-master-4', 'src', '-m', 'comment', '--comment', 'managed by rcguard', '-j', 'DROP'])).exitCode, 0)
       await ns.run('ipset', ['destroy', 'rcguard-master-4'])
       await ns.run('ipset', ['add', 'rcguard-webmail2-4', '192.0.2.250'])
     } else {
@@ -227,19 +232,23 @@ test('REJECT, ports: all, IPv6 /64 aggregation and the DOCKER-USER chain', async
     `# iptables
 :rcguard-master - [0:0]
 :rcguard-webmail2 - [0:0]
--A INPUT -j rcguard-webmail2
--A INPUT -p tcp -m multiport --dports 80,443 -j rcguard-master
--A DOCKER-USER -j rcguard-webmail2
--A DOCKER-USER -p tcp -m conntrack --ctorigdstport 443 --ctdir ORIGINAL -j rcguard-master
--A DOCKER-USER -p tcp -m conntrack --ctorigdstport 80 --ctdir ORIGINAL -j rcguard-master
+-A INPUT -m comment --comment "managed by rcguard" -j rcguard-webmail2
+-A INPUT -p tcp -m multiport --dports 80,443 -m comment --comment "managed by rcguard" -j rcguard-master
+-A DOCKER-USER -m comment --comment "managed by rcguard" -j rcguard-webmail2
+-A DOCKER-USER -p tcp -m conntrack --ctorigdstport 443 --ctdir ORIGINAL -m comment --comment "managed by rcguard" -j rcguard-master
+-A DOCKER-USER -p tcp -m conntrack --ctorigdstport 80 --ctdir ORIGINAL -m comment --comment "managed by rcguard" -j rcguard-master
+-A rcguard-master -m comment --comment "managed by rcguard"
 -A rcguard-master -s 203.0.113.7/32 -j REJECT --reject-with icmp-port-unreachable
+-A rcguard-webmail2 -m comment --comment "managed by rcguard"
 -A rcguard-webmail2 -s 198.18.5.5/32 -j REJECT --reject-with icmp-port-unreachable
 # ip6tables
 :rcguard-master - [0:0]
 :rcguard-webmail2 - [0:0]
--A INPUT -j rcguard-webmail2
--A INPUT -p tcp -m multiport --dports 80,443 -j rcguard-master
+-A INPUT -m comment --comment "managed by rcguard" -j rcguard-webmail2
+-A INPUT -p tcp -m multiport --dports 80,443 -m comment --comment "managed by rcguard" -j rcguard-master
+-A rcguard-master -m comment --comment "managed by rcguard"
 -A rcguard-master -s 2001:db8:0:1::/64 -j REJECT --reject-with icmp6-port-unreachable
+-A rcguard-webmail2 -m comment --comment "managed by rcguard"
 # ipset
 # nft
 `.trimEnd(),

@@ -50,16 +50,20 @@ test('a block becomes one DROP in the instance chain, jumped to for that instanc
   assert.deepEqual(rcguardLines(await save(ns)), [
     ':rcguard-master - [0:0]',
     ':rcguard-webmail2 - [0:0]',
-    '-A INPUT -p tcp -m multiport --dports 8443 -j rcguard-webmail2',
-    '-A INPUT -p tcp -m multiport --dports 80,443 -j rcguard-master',
+    '-A INPUT -p tcp -m multiport --dports 8443 -m comment --comment "managed by rcguard" -j rcguard-webmail2',
+    '-A INPUT -p tcp -m multiport --dports 80,443 -m comment --comment "managed by rcguard" -j rcguard-master',
+    '-A rcguard-master -m comment --comment "managed by rcguard"',
     '-A rcguard-master -s 203.0.113.7/32 -j DROP',
+    '-A rcguard-webmail2 -m comment --comment "managed by rcguard"',
   ])
   assert.deepEqual(rcguardLines(await save(ns, true)), [
     ':rcguard-master - [0:0]',
     ':rcguard-webmail2 - [0:0]',
-    '-A INPUT -p tcp -m multiport --dports 8443 -j rcguard-webmail2',
-    '-A INPUT -p tcp -m multiport --dports 80,443 -j rcguard-master',
+    '-A INPUT -p tcp -m multiport --dports 8443 -m comment --comment "managed by rcguard" -j rcguard-webmail2',
+    '-A INPUT -p tcp -m multiport --dports 80,443 -m comment --comment "managed by rcguard" -j rcguard-master',
+    '-A rcguard-master -m comment --comment "managed by rcguard"',
     '-A rcguard-master -s 2001:db8::bad/128 -j DROP',
+    '-A rcguard-webmail2 -m comment --comment "managed by rcguard"',
   ])
   // The other instance's attacker lands in its own chain only.
   appendLines(s.log2, burst(at(4), '198.18.5.5', 6))
@@ -157,11 +161,11 @@ test('drift is repaired: a rule or jump removed by someone else comes back on th
   await cli(['hacks', '--config', s.config], {netns: ns.name, env: nowEnv(3)})
   const wanted = await save(ns)
   await ns.run('iptables', ['-w', '-F', 'rcguard-master'])
-  await ns.run('iptables', ['-w', '-D', 'INPUT', '-p', 'tcp', '-m', 'multiport', '--dports', '8443', '-j', 'rcguard-webmail2'])
+  assert.equal((await ns.run('iptables', ['-w', '-D', 'INPUT', '-p', 'tcp', '-m', 'multiport', '--dports', '8443', '-m', 'comment', '--comment', 'managed by rcguard', '-j', 'rcguard-webmail2'])).exitCode, 0)
   await ns.run('iptables', ['-w', '-A', 'rcguard-master', '-s', '192.0.2.250/32', '-j', 'DROP'])
   const r = await cli(['hacks', '--verbose', '--config', s.config], {netns: ns.name, env: nowEnv(4)})
   assert.match(r.stdout, /drift: IPv4: chain rcguard-master differs/)
-  assert.match(r.stdout, /drift: IPv4: rule "-A INPUT -p tcp -m multiport --dports 8443 -j rcguard-webmail2" is missing/)
+  assert.match(r.stdout, /drift: IPv4: rule "-A INPUT -p tcp -m multiport --dports 8443 -m comment --comment "managed by rcguard" -j rcguard-webmail2" is missing/)
   assert.deepEqual(new Set(rcguardLines(await save(ns))), new Set(rcguardLines(wanted)))
 })
 
@@ -178,7 +182,8 @@ test('enabled: false removes all rules; a removed instance\'s chain goes away', 
   await cli(['hacks', '--config', s.config], {netns: ns.name, env: nowEnv(4)})
   assert.deepEqual(rcguardLines(await save(ns)), [
     ':rcguard-master - [0:0]',
-    '-A INPUT -p tcp -m multiport --dports 443 -j rcguard-master',
+    '-A INPUT -p tcp -m multiport --dports 443 -m comment --comment "managed by rcguard" -j rcguard-master',
+    '-A rcguard-master -m comment --comment "managed by rcguard"',
     '-A rcguard-master -s 203.0.113.12/32 -j DROP',
   ])
   writeFileSync(

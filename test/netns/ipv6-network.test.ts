@@ -74,7 +74,7 @@ for (const backend of ['nftables', 'ipset', 'iptables'] as const) {
     if (backend === 'nftables') assert.match(live, /flags interval\n\t+elements = \{ 2001:db8:6:1::\/64 \}/)
     if (backend === 'ipset') {
       assert.match(live, /^2001:db8:6:1::\/64$/m)
-      assert.match(live, /-A INPUT -p tcp -m multiport --dports 8443,443 -m set --match-set rcguard-master-6 src -j DROP/)
+      assert.match(live, /-A INPUT -p tcp -m multiport --dports 8443,443 -m set --match-set rcguard-master-6 src -m comment --comment "managed by rcguard" -j DROP/)
     }
     if (backend === 'iptables') assert.match(live, /^-A rcguard-master -s 2001:db8:6:1::\/64 -j DROP$/m)
     for (const ip of ATTEMPTS) assert.doesNotMatch(live, new RegExp(`${ip.replace(/[.:]/g, '\\$&')}(/128)?\\b`), `no rule for the single address ${ip}`)

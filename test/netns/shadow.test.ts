@@ -171,7 +171,8 @@ for (const backend of ['iptables', 'ipset'] as const) {
       assert.match(w[0] ?? '', expected)
     }
 
-    const ours = backend === 'iptables' ? `-A INPUT -p tcp -m multiport --dports ${WEB},${ECHO} -j rcguard-master` : `-A INPUT -p tcp -m multiport --dports ${WEB},${ECHO} -m set --match-set rcguard-master-4 src -j DROP`
+    const mark = `-m comment --comment "managed by rcguard"`
+    const ours = backend === 'iptables' ? `-A INPUT -p tcp -m multiport --dports ${WEB},${ECHO} ${mark} -j rcguard-master` : `-A INPUT -p tcp -m multiport --dports ${WEB},${ECHO} -m set --match-set rcguard-master-4 src ${mark} -j DROP`
     const v = await g.run('hacks', '--verbose')
     assert.equal(v.exitCode, 0, v.stderr)
     assert.match(warnings(v)[0] ?? '', expected)
@@ -188,7 +189,8 @@ for (const backend of ['iptables', 'ipset'] as const) {
     assert.match(more.stdout, /^firewall updated, but rules of others let packets past rcguard's \(see the warnings\)$/m)
 
     // Doing what it says: rcguard's rule comes back at the top, the blocked address is out again, no warning.
-    await ok(p.server, del.split(' ')[0] ?? '', ['-w', ...del.split(' ').slice(1)])
+    // As an admin pastes it into a shell (the mark's comment is quoted).
+    await ok(p.server, 'sh', ['-c', del.replace(/^(\S+) /, '$1 -w ')])
     const fixed = await g.run('hacks')
     assert.equal(fixed.exitCode, 0, fixed.stderr)
     assert.deepEqual(warnings(fixed), [])

@@ -12,6 +12,7 @@ import {isKnownZone} from '../parser/timezone.js'
 import {notifySchema} from '../notify/config.js'
 import {readConfigText} from './read.js'
 import {parseConfigYaml} from './yaml.js'
+import {firewallNameProblems} from '../firewall/names.js'
 
 export const DEFAULT_CONFIG_PATH = '/etc/rcguard/rcguard.yml'
 
@@ -139,9 +140,6 @@ export const configSchema = z
       ])
       .refine((is) => new Set(is.map((i) => i.name)).size === is.length, {
         message: 'instance names must be unique',
-      })
-      .refine((is) => new Set(is.map((i) => i.name.replace(/-/g, '_'))).size === is.length, {
-        message: 'instance names must differ in more than "-" versus "_" (nftables set names use "_")',
       }),
     firewall: firewallSchema.prefault({}),
     notify: notifySchema.optional(),
@@ -158,6 +156,10 @@ export const configSchema = z
       .prefault({}),
   })
   .strict()
+  // Every name that reaches iptables, ipset or nft, checked against what that tool takes.
+  .superRefine((config, ctx) => {
+    for (const p of firewallNameProblems(config)) ctx.addIssue({code: 'custom', path: p.path, message: p.message})
+  })
 
 export type Config = z.infer<typeof configSchema>
 export type InstanceConfig = Config['instances'][number]

@@ -4,8 +4,10 @@
  * (nothing that changes the rules runs when the live rules already match),
  * atomic (one transaction per family and tool), self-healing (whatever
  * differs from the desired state is put back, and reported as drift), and
- * owns only objects whose names start with the configured prefix.
+ * touches only objects it can prove it made (see ownership below): a
+ * same-named object of anyone else is refused or left alone, never changed.
  */
+import {FirewallError} from '../errors.js'
 import type {CheckCache} from './generation.js'
 import type {Runner} from './runner.js'
 
@@ -34,16 +36,58 @@ export interface ApplyResult {
   notes?: string[]
   /** What keeps the rules from working though they are as wanted (a rule of another shadowing them): told on every run. */
   warnings?: string[]
+  /** Objects with rcguard's names that are not rcguard's, left as they are: one line each, naming the object and why. */
+  kept?: string[]
+}
+
+/**
+ * How rcguard proves an object is its own. Every object it makes carries
+ * its mark: the nft table the comment MARK, each iptables chain MARK as the
+ * comment of its first rule and each hook rule MARK as its comment, each
+ * ipset set an initval derived from the machine's id (see ipset.ts).
+ */
+export const MARK = 'managed by rcguard'
+
+/**
+ * What a backend may take as its own besides marked objects. Earlier
+ * releases of rcguard made the same objects without a mark: while the database records that
+ * rcguard applied this backend and prefix and no run has marked them yet
+ * (StoreData.firewall.marked), an unmarked object of exactly the shape
+ * rcguard made is adopted (and marked by the run that changes it). Anything
+ * else unmarked is someone else's.
+ */
+export interface Ownership {
+  adopt: boolean
+}
+
+export const NO_ADOPTION: Ownership = {adopt: false}
+
+/**
+ * A firewall object rcguard needs is someone else's (nothing was changed),
+ * or someone else's rule holds on to one of rcguard's that should go: a
+ * retry cannot help until the admin acts, and the message says how.
+ */
+export class ForeignObjectError extends FirewallError {
+  constructor(message: string) {
+    super(message)
+    this.name = 'ForeignObjectError'
+  }
+}
+
+/** A firewall failure after the database was saved: a retry is promised only when it can help. */
+export function afterSave(err: FirewallError): FirewallError {
+  if (err instanceof ForeignObjectError) return new ForeignObjectError(`${err.message}; the database was saved`)
+  return new FirewallError(`${err.message}; the database was saved and the next "rcguard hacks" run retries`, err.detail)
 }
 
 export interface FirewallBackend {
   readonly name: BackendName
   /** The complete rule set for the desired state, as text an admin can read. */
   render(desired: DesiredState): string
-  /** Makes the live rules equal the desired state. */
-  apply(desired: DesiredState): Promise<ApplyResult>
-  /** Removes every object this backend owns. */
-  remove(): Promise<ApplyResult>
+  /** Makes the live rules equal the desired state; ForeignObjectError when a name it needs is someone else's. */
+  apply(desired: DesiredState, ownership?: Ownership): Promise<ApplyResult>
+  /** Removes every object this backend owns; same-named objects of others are left alone and named in `kept`. */
+  remove(ownership?: Ownership): Promise<ApplyResult>
 }
 
 export type BackendName = 'iptables' | 'ipset' | 'nftables' | 'none'
@@ -70,6 +114,8 @@ export function merge(into: ApplyResult, more: ApplyResult): ApplyResult {
   into.applied.push(...more.applied)
   if (more.notes !== undefined) into.notes = [...(into.notes ?? []), ...more.notes]
   if (more.warnings !== undefined) into.warnings = [...(into.warnings ?? []), ...more.warnings]
+  // flush looks at the same chains through two backends (iptables, ipset): each object is named once.
+  if (more.kept !== undefined) into.kept = [...new Set([...(into.kept ?? []), ...more.kept])]
   return into
 }
 

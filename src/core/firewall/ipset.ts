@@ -8,19 +8,32 @@
  * `swap`s with the live one: the kernel exchanges them at once, so no packet
  * ever meets a half-filled set. Sets are sized from their content (never the
  * 65,536 default ceiling). The iptables rules are kept by the same
- * one-transaction sync as the iptables backend.
+ * one-transaction sync as the iptables backend, and carry its mark.
+ *
+ * An ipset set has no comment. Its mark is its initval, the seed of its hash
+ * (kernels since late 2020 and ipset 7.11 list it, and `swap` carries it;
+ * checked with ipset 7.17 on Linux 6.18): rcguard creates each set
+ * with a seed derived from the machine's id and the set's name (an HMAC, so
+ * it is neither guessable from outside, which keeps attackers from choosing
+ * addresses that collide in the hash, nor lost with the database). A set with
+ * rcguard's name and another seed, type or family is someone else's.
  */
+import {createHmac} from 'node:crypto'
+import {readFileSync} from 'node:fs'
 import {FirewallError} from '../errors.js'
 import {firstErrorLine, toolHint, type Runner} from './runner.js'
-import {hookRules, IptablesSync, TOOLS, verdict, type Fam, type IptablesWanted} from './iptables.js'
+import {commitPlans, hookRules, IptablesSync, marked, parseSave, refuseConflicts, reportBlocked, TOOLS, verdict, type Fam, type IptablesWanted, type LiveTable} from './iptables.js'
+import {IPSET_TEMP_SUFFIXES, ipsetSetName} from './names.js'
 import {
   emptyResult,
   hostOrCidr,
   merge,
+  NO_ADOPTION,
   type ApplyResult,
   type BackendOptions,
   type DesiredState,
   type FirewallBackend,
+  type Ownership,
 } from './backend.js'
 import {iptablesShadows, ownHooks, shadowFields} from './shadow.js'
 
@@ -94,6 +107,8 @@ interface LiveSet {
   family: 'inet' | 'inet6'
   type: string
   maxelem: number
+  /** The seed of its hash as `ipset save` prints it (`0x0123abcd`); null when the kernel lists none. */
+  initval: string | null
   members: Fingerprint
 }
 
@@ -151,6 +166,7 @@ export function parseIpsetSave(text: string, only: (name: string) => boolean): M
       type,
       family: / family inet6(?: |$)/.test(rest) ? 'inet6' : 'inet',
       maxelem: Number(/ maxelem (\d+)/.exec(rest)?.[1] ?? 65_536),
+      initval: / initval (0x[0-9a-f]+)(?: |$)/.exec(rest)?.[1] ?? null,
       members: new Fingerprint(),
     })
   }
@@ -175,6 +191,33 @@ export function membersOf(text: string, set: string): Set<string> {
   return out
 }
 
+/** The machine's id (systemd's /etc/machine-id, D-Bus's copy), or '' where there is none. Read once. */
+let machineIdCache: string | undefined
+function machineId(): string {
+  if (machineIdCache !== undefined) return machineIdCache
+  for (const path of ['/etc/machine-id', '/var/lib/dbus/machine-id']) {
+    try {
+      const id = readFileSync(path, 'utf8').trim()
+      if (id !== '') return (machineIdCache = id)
+    } catch {
+      // the next place, or none
+    }
+  }
+  return (machineIdCache = '')
+}
+
+/** The initval rcguard gives the set `name` (never 0, which the kernel takes as "choose one at random"). */
+export function seedOf(name: string, key: string = machineId()): string {
+  const n = createHmac('sha256', `rcguard ipset initval ${key}`).update(name).digest().readUInt32BE(0) || 1
+  return `0x${n.toString(16).padStart(8, '0')}`
+}
+
+/** A set that is not wanted and must stay: which rule (or list:set) holds it. */
+interface Holder {
+  name: string
+  by: string
+}
+
 export class IpsetBackend implements FirewallBackend {
   readonly name = 'ipset'
   private readonly sync: IptablesSync
@@ -186,11 +229,33 @@ export class IpsetBackend implements FirewallBackend {
   }
 
   setName(instance: string, fam: Fam): string {
-    return `${this.options.prefix}-${instance}-${fam}`
+    return ipsetSetName(this.options.prefix, instance, fam)
   }
 
   private isOurSet(name: string): boolean {
     return name.startsWith(`${this.options.prefix}-`)
+  }
+
+  /**
+   * Whether a live set with our prefix is ours: null if so, else why not. A
+   * set is ours when it is a hash:net set of the family its name says and
+   * carries its seed, or (a temporary set a crashed run left) the seed of the
+   * set it was filling; under Ownership.adopt, also with another seed (made
+   * by rcguard before it marked its sets, the temporary ones a crash left
+   * included). A kernel that lists no initval
+   * (an older kernel) leaves nothing to mark a set with: there, name, type
+   * and family are all there is to go by.
+   */
+  private setProblem(name: string, set: LiveSet, ownership: Ownership): string | null {
+    const base = IPSET_TEMP_SUFFIXES.some((sfx) => name.endsWith(sfx)) ? name.slice(0, -1) : null
+    const fam = /-([46])$/.exec(base ?? name)?.[1]
+    const family = fam === '4' ? 'inet' : fam === '6' ? 'inet6' : null
+    if (set.type !== 'hash:net') return `it is a ${set.type} set; rcguard makes hash:net`
+    if (family === null) return 'rcguard makes no set of that name'
+    if (set.family !== family) return `it is of family ${set.family}; rcguard makes ${family} for ${name}`
+    if (set.initval === null || set.initval === seedOf(base ?? name)) return null
+    if (ownership.adopt) return null
+    return `its initval ${set.initval} is not rcguard's mark`
   }
 
   /** Wanted sets: name → family and networks (CIDR text). */
@@ -207,16 +272,16 @@ export class IpsetBackend implements FirewallBackend {
     const hooks: string[] = []
     for (const inst of desired.instances) {
       const target = `-m set --match-set ${this.setName(inst.name, fam)} src ${verdict(this.options.action, fam)}`
-      for (const hook of this.options.chains) hooks.push(...hookRules(hook, inst.ports, target))
+      for (const hook of this.options.chains) hooks.push(...hookRules(hook, inst.ports, target).map(marked))
     }
     return {chains: new Map(), hooks}
   }
 
-  private restoreText(name: string, family: string, networks: string[], exists = false): string {
+  /** Refills `name` through the temporary set `tmp` (which must not exist), created with `name`'s seed. */
+  private restoreText(name: string, family: string, networks: string[], exists = false, tmp = `${name}${IPSET_TEMP_SUFFIXES[0]}`): string {
     const {maxelem, hashsize} = setSize(networks.length)
-    const tmp = `${name}t`
-    const spec = `hash:net family ${family} hashsize ${hashsize} maxelem ${maxelem}`
-    const lines = [`create ${tmp} ${spec} -exist`, `flush ${tmp}`]
+    const spec = `hash:net family ${family} hashsize ${hashsize} maxelem ${maxelem} initval ${seedOf(name)}`
+    const lines = [`create ${tmp} ${spec}`]
     for (const n of networks) lines.push(`add ${tmp} ${hostOrCidr(n)}`)
     // A live set is swapped as it is (its size may differ); a missing one is created first.
     if (!exists) lines.push(`create ${name} ${spec}`)
@@ -242,7 +307,34 @@ export class IpsetBackend implements FirewallBackend {
     return r.stdout
   }
 
-  async apply(desired: DesiredState): Promise<ApplyResult> {
+  /** Runs `ipset restore`; an ipset that knows no initval (older than 7.11: not tested here) is given the sets without one. */
+  private async restoreSets(text: string): Promise<string> {
+    const r = await this.runner.run('ipset', ['restore'], {input: text})
+    if (r.exitCode === 0) return text
+    // An unknown keyword stops restore at its first create line, before any set is filled or swapped.
+    if (/initval/i.test(r.stderr) && / initval 0x/.test(text)) {
+      return this.restoreSets(text.replace(/ initval 0x[0-9a-f]+/g, ''))
+    }
+    throw new FirewallError(`ipset restore failed (exit ${r.exitCode}): ${firstErrorLine(r.stderr)}; the live sets are unchanged${toolHint(r.stderr)}`)
+  }
+
+  /** Rules (in any table, either family) and list:sets that use the set `name` and are not rcguard's. */
+  private async holdersOf(name: string, saved: string, ownership: Ownership): Promise<string[]> {
+    const out: string[] = []
+    for (const fam of [4, 6] as const) {
+      const r = await this.runner.run(TOOLS[fam].save, [])
+      if (r.exitCode !== 0) continue
+      for (const block of r.stdout.split(/^(?=\*)/m)) {
+        const table = /^\*(\S+)/.exec(block)?.[1] ?? ''
+        const live = parseSave(`*filter\n${block.replace(/^\*\S+\n/, '')}`)
+        for (const rule of this.sync.foreignUsers(live, name, ownership)) out.push(table === 'filter' ? rule : `-t ${table} ${rule}`)
+      }
+    }
+    for (const m of saved.matchAll(/^add (\S+) (\S+)$/gm)) if (m[2] === name) out.push(`the list:set ${m[1] ?? ''}`)
+    return out
+  }
+
+  async apply(desired: DesiredState, ownership: Ownership = NO_ADOPTION): Promise<ApplyResult> {
     const result = emptyResult()
     const want = this.wantedSets(desired)
     // The three reads at once: the kernel's dumps take most of a no-change run. While they run,
@@ -252,13 +344,33 @@ export class IpsetBackend implements FirewallBackend {
     const fingerprints = new Map([...want].map(([name, set]) => [name, new Fingerprint().addNetworks(set.networks, set.family)]))
     const [saved, live4, live6] = await reads
     const live = parseIpsetSave(saved, (name) => this.isOurSet(name))
+    const rules: Record<Fam, LiveTable> = {4: live4, 6: live6}
+    const usedBy = (name: string): string => {
+      const users = [...this.sync.foreignUsers(live4, name, ownership), ...this.sync.foreignUsers(live6, name, ownership)]
+      return users.length === 0 ? '' : `; the rule "${users[0]}"${users.length > 1 ? ` and ${users.length - 1} more` : ''} use${users.length > 1 ? '' : 's'} it`
+    }
+
+    // Whose is every set with our prefix? A wanted name held by someone else refuses the run.
+    const ours = new Set<string>()
+    const conflicts: string[] = []
+    for (const [name, set] of live) {
+      const why = this.setProblem(name, set, ownership)
+      if (why === null) ours.add(name)
+      else if (want.has(name)) {
+        conflicts.push(`ipset set ${name} is not rcguard's (${why}${usedBy(name)}): refused, nothing was changed; choose another firewall.prefix, or destroy or rename that set if nothing needs it`)
+      } else {
+        merge(result, {...emptyResult(), kept: [`ipset set ${name} left alone: it is not rcguard's (${why})`], notes: [`ipset set ${name} left alone: it is not rcguard's (${why})`]})
+      }
+    }
+
     let restore = ''
     for (const [name, set] of want) {
       const have = live.get(name)
       const {maxelem} = setSize(set.networks.length)
       let why: string | null = null
       if (have === undefined) why = `set ${name} is missing`
-      else if (have.type !== 'hash:net' || have.family !== set.family) why = `set ${name} has the wrong type`
+      else if (!ours.has(name)) continue
+      else if (have.initval !== null && have.initval !== seedOf(name)) why = `set ${name} was made by an earlier rcguard without its mark: adopted and marked`
       else if (have.maxelem < maxelem && have.maxelem < set.networks.length * 2) why = `set ${name} is too small`
       else if (!have.members.equals(fingerprints.get(name) ?? new Fingerprint())) {
         const members = membersOf(saved, name)
@@ -266,39 +378,69 @@ export class IpsetBackend implements FirewallBackend {
         why = `set ${name} differs (${add} to add, ${members.size - (set.networks.length - add)} to remove)`
       }
       if (why === null) continue
+      // The temporary set: the first free name; one a crashed run of ours left is destroyed first.
+      const tmp = IPSET_TEMP_SUFFIXES.map((sfx) => `${name}${sfx}`).find((t) => !live.has(t) || ours.has(t))
+      if (tmp === undefined) {
+        conflicts.push(
+          `ipset sets ${IPSET_TEMP_SUFFIXES.map((sfx) => `${name}${sfx}`).join(', ')}, the names rcguard fills ${name} in, are all taken by sets not rcguard's: refused, nothing was changed; destroy one of them, or choose another firewall.prefix`,
+        )
+        continue
+      }
       result.drift.push(why)
-      const swappable = have !== undefined && have.type === 'hash:net' && have.family === set.family
-      if (have !== undefined && !swappable) restore += `destroy ${name}\n`
-      restore += this.restoreText(name, set.family, set.networks, swappable)
+      if (live.has(tmp)) {
+        restore += `destroy ${tmp}\n`
+        ours.delete(tmp)
+      }
+      restore += this.restoreText(name, set.family, set.networks, have !== undefined, tmp)
     }
+
+    // Nothing is changed until the rules of both families are planned too.
+    const plans = ([4, 6] as const).map((fam) => this.sync.plan(fam, this.wantedRules(desired, fam), rules[fam], ownership))
+    refuseConflicts(plans, conflicts)
     if (restore !== '') {
-      await this.ipset(['restore'], restore)
+      result.applied.push(`# ipset restore\n${await this.restoreSets(restore)}`)
       result.changed = true
-      result.applied.push(`# ipset restore\n${restore}`)
     }
+    merge(result, await commitPlans(this.sync, plans))
+    // Whether rules of others let packets past the ones just put in line (shadow.ts), in the listings already read.
     for (const fam of [4, 6] as const) {
-      const r = await this.sync.sync(fam, this.wantedRules(desired, fam), fam === 4 ? live4 : live6)
-      merge(result, {
-        changed: r.applied !== null,
-        drift: r.drift,
-        applied: r.applied === null ? [] : [`# ${TOOLS[fam].restore} --noflush -w 5\n${r.applied}`],
-      })
-      const hooks = ownHooks(desired, this.options.chains, (hook, inst) => hookRules(hook, inst.ports, `-m set --match-set ${this.setName(inst.name, fam)} src ${verdict(this.options.action, fam)}`))
-      merge(result, shadowFields(iptablesShadows(fam === 4 ? live4 : live6, fam, hooks, (rule) => this.sync.refersToUs(rule))))
+      const hooks = ownHooks(desired, this.options.chains, (hook, inst) =>
+        hookRules(hook, inst.ports, `-m set --match-set ${this.setName(inst.name, fam)} src ${verdict(this.options.action, fam)}`).map(marked),
+      )
+      merge(result, shadowFields(iptablesShadows(rules[fam], fam, hooks, (rule) => this.sync.refersToUs(rule))))
     }
-    // Sets no longer wanted go only after the rules that used them.
-    const unwanted = [...live.keys()].filter((name) => !want.has(name))
-    if (unwanted.length > 0) {
-      const text = unwanted.map((n) => `destroy ${n}`).join('\n')
-      await this.ipset(['restore'], `${text}\n`)
-      result.changed = true
-      result.drift.push(...unwanted.map((n) => `set ${n} is not wanted`))
-      result.applied.push(`# ipset restore\n${text}\n`)
+
+    // Sets no longer wanted go only after the rules that used them; one that someone else's rule
+    // still uses is emptied and kept, and the run says which rule holds it.
+    const held: Holder[] = []
+    for (const name of [...ours].filter((n) => !want.has(n))) {
+      const r = await this.runner.run('ipset', ['destroy', name])
+      if (r.exitCode === 0) {
+        result.changed = true
+        result.drift.push(`set ${name} is not wanted`)
+        result.applied.push(`# ipset destroy ${name}\n`)
+        continue
+      }
+      if (!/in use/i.test(r.stderr)) {
+        throw new FirewallError(`ipset destroy ${name} failed (exit ${r.exitCode}): ${firstErrorLine(r.stderr)}${toolHint(r.stderr)}`)
+      }
+      if ((live.get(name)?.members.count ?? 0) > 0) {
+        await this.ipset(['flush', name])
+        result.changed = true
+        result.drift.push(`set ${name} is not wanted`)
+        result.applied.push(`# ipset flush ${name}\n`)
+      }
+      const by = await this.holdersOf(name, saved, ownership)
+      held.push({name, by: by[0] === undefined ? 'a kernel component rcguard cannot name' : by[0].startsWith('the list:set') ? by[0] : `the rule "${by[0]}"`})
     }
+    reportBlocked([
+      ...plans.flatMap((p) => p.blocked),
+      ...held.map((h) => `ipset set ${h.name} is no longer wanted, but ${h.by}, which is not rcguard's, uses it: rcguard emptied the set and keeps it; delete that rule and the next run removes the set`),
+    ])
     return result
   }
 
-  async remove(): Promise<ApplyResult> {
-    return this.apply({instances: []})
+  async remove(ownership: Ownership = NO_ADOPTION): Promise<ApplyResult> {
+    return this.apply({instances: []}, ownership)
   }
 }

@@ -12,12 +12,23 @@
  * `iptables-restore --noflush -w` transaction: the kernel takes all of it or
  * none of it. Declaring a chain in that file (`:chain - [0:0]`) creates or
  * empties it, so the chain is refilled in the same transaction.
+ *
+ * Every chain rcguard makes starts with a rule that only carries the comment
+ * MARK, and every hook rule carries it too: only chains and rules so marked
+ * (see IptablesSync) are ever changed or deleted. A chain with rcguard's
+ * prefix that is someone else's is refused at a name rcguard needs, and left
+ * alone at any other.
  */
 import {FirewallError} from '../errors.js'
 import {firstErrorLine, toolHint, type Runner} from './runner.js'
+import {iptablesChainName} from './names.js'
 import {
   emptyResult,
+  ForeignObjectError,
+  MARK,
   merge,
+  NO_ADOPTION,
+  type Ownership,
   type Action,
   type ApplyResult,
   type BackendOptions,
@@ -96,9 +107,9 @@ export function hookRules(hook: HookChain, ports: InstanceRules['ports'], target
 }
 
 export interface IptablesWanted {
-  /** Chains of ours with their rule lines. */
+  /** Chains of ours with their rule lines (the mark first: see chainMark). */
   chains: Map<string, string[]>
-  /** Our rules in chains that are not ours (the hook chains). */
+  /** Our rules in chains that are not ours (the hook chains), each with the mark. */
   hooks: string[]
 }
 
@@ -106,9 +117,47 @@ function permissionHint(stderr: string): string {
   return /Permission denied|you must be root|Operation not permitted/i.test(stderr) ? ' (run rcguard as root, or use --dry-run)' : ''
 }
 
+/** The mark as iptables-save prints it (nf_tables and legacy both quote a comment with a space). */
+export const MARK_MATCH = `-m comment --comment "${MARK}"`
+
+/** The first rule of every chain rcguard makes: no target, so it only carries the mark. */
+export function chainMark(chain: string): string {
+  return `-A ${chain} ${MARK_MATCH}`
+}
+
+/** A rule line with the mark before its target: `-A INPUT -p tcp ... -j X` → `... -m comment --comment "managed by rcguard" -j X`. */
+export function marked(rule: string): string {
+  const at = rule.lastIndexOf(' -j ')
+  return `${rule.slice(0, at)} ${MARK_MATCH}${rule.slice(at)}`
+}
+
+/** A hook rule as rcguard made it before it marked its rules (adopted under Ownership.adopt). */
+const OLD_HOOK =
+  /^-A (?:INPUT|FORWARD|DOCKER-USER) (?:-p tcp -m multiport --dports [0-9,]+ |-p tcp -m conntrack --ctorigdstport [0-9]+ --ctdir ORIGINAL )?(?:-j \S+|-m set --match-set \S+ src -j (?:DROP|REJECT --reject-with icmp6?-port-unreachable))$/
+
+/** A rule of an instance chain as rcguard made it before it marked its chains. */
+const OLD_CHAIN_RULE = /^-A \S+ -s \S+ -j (?:DROP|REJECT --reject-with icmp6?-port-unreachable)$/
+
+/** What one family's sync will do, worked out before anything is changed. */
+export interface SyncPlan {
+  fam: Fam
+  drift: string[]
+  /** The iptables-restore lines; empty: nothing to change. */
+  lines: string[]
+  /** Names rcguard needs that are someone else's: the run is refused before any change. */
+  conflicts: string[]
+  /** Chains of ours that stay because a rule of someone else's uses them: reported after the change. */
+  blocked: string[]
+  /** Objects with rcguard's prefix that are not rcguard's, left alone. */
+  kept: string[]
+}
+
 /**
- * Brings the filter table's objects named with `prefix` to the wanted state
- * in one iptables-restore transaction per family.
+ * Brings the filter table's objects of rcguard's (named with `prefix`, and
+ * proven its own: see Ownership in backend.ts) to the wanted state in one
+ * iptables-restore transaction per family. A chain is rcguard's when its
+ * first rule is chainMark; a rule in another chain is rcguard's when it
+ * carries the mark and jumps to, or matches a set of, rcguard's prefix.
  */
 export class IptablesSync {
   constructor(
@@ -120,11 +169,53 @@ export class IptablesSync {
     return name.startsWith(this.prefix)
   }
 
-  /** A rule in a chain that is not ours but belongs to us: it jumps to our chain or matches our set. */
+  /** A rule in a chain that is not ours but refers to us: it jumps to our chain or matches our set. */
   refersToUs(rule: string): boolean {
+    return this.target(rule) !== null
+  }
+
+  /** The chain or set of ours a rule jumps to or matches, if any. */
+  private target(rule: string): string | null {
     const target = / -j (\S+)/.exec(rule)?.[1]
     const set = / --match-set (\S+) /.exec(rule)?.[1]
-    return (target !== undefined && this.isOurs(target)) || (set !== undefined && this.isOurs(set))
+    if (target !== undefined && this.isOurs(target)) return target
+    if (set !== undefined && this.isOurs(set)) return set
+    return null
+  }
+
+  /** Whether a marked hook rule of ours jumps to `chain`. */
+  private jumpedToByUs(live: LiveTable, chain: string): boolean {
+    const jump = new RegExp(` ${escapeRe(MARK_MATCH)} -j ${escapeRe(chain)}$`)
+    for (const [name, rules] of live.rules) if (!this.isOurs(name) && rules.some((r) => jump.test(r))) return true
+    return false
+  }
+
+  /** Whether a rule in a chain that is not ours is one of our hook rules. */
+  private ourHook(rule: string, ownership: Ownership): boolean {
+    if (this.target(rule) === null) return false
+    return rule.includes(` ${MARK_MATCH} `) || (ownership.adopt && OLD_HOOK.test(rule))
+  }
+
+  /**
+   * Whether a chain named with our prefix is ours: null if so, else why not.
+   * It is when its first rule is the mark, or when a marked hook rule of ours
+   * jumps to it: rcguard adds that rule only to a chain of its own, and while
+   * the rule is there nobody can delete the chain and make another of the
+   * same name (iptables refuses to delete a chain in use), so the mark may
+   * have been flushed out of it but the chain is still rcguard's. A wanted chain that is empty and that no rule of anyone else's uses
+   * holds nothing of anyone's and is taken (that is what `iptables -F`, which
+   * empties every chain, the mark with the rest, leaves); it is never deleted
+   * on that ground.
+   */
+  private chainProblem(chain: string, live: LiveTable, ownership: Ownership, wanted: boolean): string | null {
+    const rules = live.rules.get(chain) ?? []
+    if (rules[0] === chainMark(chain)) return null
+    if (this.jumpedToByUs(live, chain)) return null
+    if (wanted && rules.length === 0 && this.foreignUsers(live, chain, ownership).length === 0) return null
+    const unmarked = rules.length === 0 ? `it is empty, without rcguard's mark (a first rule ${MARK_MATCH})` : `its first rule is not rcguard's mark, ${MARK_MATCH}`
+    if (!ownership.adopt) return unmarked
+    const odd = rules.find((r) => !OLD_CHAIN_RULE.test(r))
+    return odd === undefined ? null : `${unmarked}, and it holds the rule "${odd}", which rcguard never makes`
   }
 
   async read(fam: Fam): Promise<LiveTable> {
@@ -153,12 +244,48 @@ export class IptablesSync {
     return text
   }
 
-  /** Makes one family's filter table hold exactly the wanted chains and hook rules of ours; `live` when already read. */
-  async sync(fam: Fam, want: IptablesWanted, live?: LiveTable): Promise<{drift: string[]; applied: string | null}> {
-    live ??= await this.read(fam)
+  /**
+   * The rules that jump to (or go to) the chain `name`, or match the set
+   * `name`, and are not ours: in any chain but `name` itself and the chains
+   * of ours in `skip` (which this run empties).
+   */
+  foreignUsers(live: LiveTable, name: string, ownership: Ownership, skip: ReadonlySet<string> = new Set()): string[] {
+    const uses = new RegExp(` -[jg] ${escapeRe(name)}(?: |$)| --match-set ${escapeRe(name)} `)
+    const out: string[] = []
+    for (const [chain, rules] of live.rules) {
+      if (chain === name || skip.has(chain)) continue
+      for (const rule of rules) {
+        if (!uses.test(rule)) continue
+        if (!this.isOurs(chain) && this.ourHook(rule, ownership)) continue
+        out.push(rule)
+      }
+    }
+    return out
+  }
+
+  /** What it takes to make one family's filter table hold exactly the wanted chains and hook rules of ours. */
+  plan(fam: Fam, want: IptablesWanted, live: LiveTable, ownership: Ownership): SyncPlan {
     const label = TOOLS[fam].label
-    const drift: string[] = []
-    const lines: string[] = []
+    const plan: SyncPlan = {fam, drift: [], lines: [], conflicts: [], blocked: [], kept: []}
+    const {drift, lines} = plan
+    const owned = new Set<string>()
+    for (const chain of live.chains) {
+      if (!this.isOurs(chain)) continue
+      const why = this.chainProblem(chain, live, ownership, want.chains.has(chain))
+      if (why === null) {
+        owned.add(chain)
+        continue
+      }
+      const users = this.foreignUsers(live, chain, ownership)
+      const used = users.length === 0 ? '' : `; the rule "${users[0]}"${users.length > 1 ? ` and ${users.length - 1} more` : ''} use${users.length > 1 ? '' : 's'} it`
+      if (want.chains.has(chain)) {
+        plan.conflicts.push(
+          `${label}: chain ${chain} is not rcguard's (${why}${used}): refused, nothing was changed; choose another firewall.prefix, or rename or delete that chain if nothing needs it`,
+        )
+      } else {
+        plan.kept.push(`${label}: chain ${chain} left alone: it is not rcguard's (${why})`)
+      }
+    }
 
     for (const [chain, rules] of want.chains) {
       const have = live.rules.get(chain) ?? []
@@ -166,20 +293,21 @@ export class IptablesSync {
         drift.push(`${label}: chain ${chain} is missing`)
       } else if (have.join('\n') !== rules.join('\n')) {
         const haveSet = new Set(have)
-        const wantSet = new Set(rules)
-        const add = rules.filter((r) => !haveSet.has(r)).length
-        const del = have.filter((r) => !wantSet.has(r)).length
-        drift.push(`${label}: chain ${chain} differs (${add} rule(s) to add, ${del} to remove)`)
+        const wantSet = new Set(rules.slice(1))
+        const add = rules.slice(1).filter((r) => !haveSet.has(r)).length
+        const del = have.filter((r) => r !== chainMark(chain) && !wantSet.has(r)).length
+        const mark = have[0] === chainMark(chain) ? '' : ', and its mark is missing'
+        drift.push(`${label}: chain ${chain} differs (${add} rule(s) to add, ${del} to remove${mark})`)
       } else {
         continue
       }
       lines.push(`:${chain} - [0:0]`, ...rules)
     }
 
-    // Our rules in other chains: exactly one of each wanted rule, none other.
+    // Our rules in other chains: exactly one of each wanted rule, none other. Rules of others stay.
     const remaining: string[] = []
     for (const [chain, rules] of live.rules) {
-      if (!this.isOurs(chain)) remaining.push(...rules.filter((r) => this.refersToUs(r)))
+      if (!this.isOurs(chain)) remaining.push(...rules.filter((r) => this.ourHook(r, ownership)))
     }
     const toInsert: string[] = []
     for (const rule of want.hooks) {
@@ -204,17 +332,69 @@ export class IptablesSync {
       lines.push(rule.replace(/^-A (\S+) /, '-I $1 1 '))
     }
 
-    // Chains of ours that are no longer wanted (an instance was removed, the backend changed).
-    for (const chain of live.chains) {
-      if (this.isOurs(chain) && !want.chains.has(chain)) {
+    // Chains of ours that are no longer wanted (an instance was removed, the backend changed). One that a rule
+    // of someone else's jumps to cannot go (iptables refuses, and the whole transaction with it): it is emptied
+    // down to its mark and kept, and the run says which rule holds it.
+    const flushes: string[] = []
+    const deletes: string[] = []
+    for (const chain of owned) {
+      if (want.chains.has(chain)) continue
+      const users = this.foreignUsers(live, chain, ownership, owned)
+      if (users.length === 0) {
         drift.push(`${label}: chain ${chain} is not wanted`)
-        lines.push(`-F ${chain}`, `-X ${chain}`)
+        flushes.push(`-F ${chain}`)
+        deletes.push(`-X ${chain}`)
+        continue
       }
+      const rules = live.rules.get(chain) ?? []
+      if (rules.length !== 1 || rules[0] !== chainMark(chain)) {
+        drift.push(`${label}: chain ${chain} is not wanted`)
+        lines.push(`:${chain} - [0:0]`, chainMark(chain))
+      }
+      plan.blocked.push(
+        `${label}: chain ${chain} is no longer wanted, but the rule "${users[0]}", which is not rcguard's, jumps to it: rcguard emptied the chain and keeps it; delete that rule and the next run removes the chain`,
+      )
     }
-
-    if (lines.length === 0) return {drift, applied: null}
-    return {drift, applied: await this.restore(fam, lines)}
+    // Every chain emptied before any is deleted: a chain can go only once nothing jumps to it.
+    lines.push(...flushes, ...deletes)
+    return plan
   }
+
+  /** Applies a plan; the transaction's text, or null when there was nothing to change. */
+  async commit(plan: SyncPlan): Promise<string | null> {
+    if (plan.lines.length === 0) return null
+    return this.restore(plan.fam, plan.lines)
+  }
+}
+
+/** Commits each family's plan; the drift, the transactions and what was left alone. */
+export async function commitPlans(sync: IptablesSync, plans: SyncPlan[]): Promise<ApplyResult> {
+  const result = emptyResult()
+  for (const plan of plans) {
+    const applied = await sync.commit(plan)
+    merge(result, {
+      changed: applied !== null,
+      drift: plan.drift,
+      applied: applied === null ? [] : [`# ${TOOLS[plan.fam].restore} --noflush -w 5\n${applied}`],
+      ...(plan.kept.length === 0 ? {} : {kept: plan.kept, notes: plan.kept}),
+    })
+  }
+  return result
+}
+
+function escapeRe(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
+}
+
+/** Refuses (before any change) when a plan found a name of ours taken. */
+export function refuseConflicts(plans: SyncPlan[], more: string[] = []): void {
+  const all = [...more, ...plans.flatMap((p) => p.conflicts)]
+  if (all.length > 0) throw new ForeignObjectError(`${all[0]}${all.length > 1 ? ` (and ${all.length - 1} more object(s) not rcguard's)` : ''}`)
+}
+
+/** After the change: an error naming what holds a chain or set of ours that should be gone. */
+export function reportBlocked(blocked: string[]): void {
+  if (blocked.length > 0) throw new ForeignObjectError(`${blocked[0]}${blocked.length > 1 ? ` (and ${blocked.length - 1} more)` : ''}`)
 }
 
 export class IptablesBackend implements FirewallBackend {
@@ -226,7 +406,7 @@ export class IptablesBackend implements FirewallBackend {
   }
 
   chainName(instance: string): string {
-    return `${this.options.prefix}-${instance}`
+    return iptablesChainName(this.options.prefix, instance)
   }
 
   /** Desired chains and hook rules, in iptables-save's own spelling. */
@@ -236,8 +416,8 @@ export class IptablesBackend implements FirewallBackend {
     for (const inst of desired.instances) {
       const chain = this.chainName(inst.name)
       const nets = fam === 4 ? inst.v4 : inst.v6
-      chains.set(chain, nets.map((net) => `-A ${chain} -s ${net} ${verdict(this.options.action, fam)}`))
-      for (const hook of this.options.chains) hooks.push(...hookRules(hook, inst.ports, `-j ${chain}`))
+      chains.set(chain, [chainMark(chain), ...nets.map((net) => `-A ${chain} -s ${net} ${verdict(this.options.action, fam)}`)])
+      for (const hook of this.options.chains) hooks.push(...hookRules(hook, inst.ports, `-j ${chain}`).map(marked))
     }
     return {chains, hooks}
   }
@@ -256,23 +436,20 @@ export class IptablesBackend implements FirewallBackend {
     return `${out.join('\n')}\n`
   }
 
-  async apply(desired: DesiredState): Promise<ApplyResult> {
-    const result = emptyResult()
-    for (const fam of [4, 6] as const) {
-      const live = await this.sync.read(fam)
-      const r = await this.sync.sync(fam, this.wanted(desired, fam), live)
-      merge(result, {
-        changed: r.applied !== null,
-        drift: r.drift,
-        applied: r.applied === null ? [] : [`# ${TOOLS[fam].restore} --noflush -w 5\n${r.applied}`],
-      })
-      const hooks = ownHooks(desired, this.options.chains, (hook, inst) => hookRules(hook, inst.ports, `-j ${this.chainName(inst.name)}`))
-      merge(result, shadowFields(iptablesShadows(live, fam, hooks, (rule) => this.sync.refersToUs(rule))))
-    }
+  async apply(desired: DesiredState, ownership: Ownership = NO_ADOPTION): Promise<ApplyResult> {
+    // Both families are read and planned before either is changed: a refusal leaves both as they were.
+    const lives = {4: await this.sync.read(4), 6: await this.sync.read(6)}
+    const plans: SyncPlan[] = []
+    for (const fam of [4, 6] as const) plans.push(this.sync.plan(fam, this.wanted(desired, fam), lives[fam], ownership))
+    refuseConflicts(plans)
+    const result = await commitPlans(this.sync, plans)
+    reportBlocked(plans.flatMap((p) => p.blocked))
+    const hooks = ownHooks(desired, this.options.chains, (hook, inst) => hookRules(hook, inst.ports, `-j ${this.chainName(inst.name)}`).map(marked))
+    for (const fam of [4, 6] as const) merge(result, shadowFields(iptablesShadows(lives[fam], fam, hooks, (rule) => this.sync.refersToUs(rule))))
     return result
   }
 
-  async remove(): Promise<ApplyResult> {
-    return this.apply({instances: []})
+  async remove(ownership: Ownership = NO_ADOPTION): Promise<ApplyResult> {
+    return this.apply({instances: []}, ownership)
   }
 }

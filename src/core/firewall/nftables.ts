@@ -12,6 +12,13 @@
  * table already matches: its sets' elements, its chains and its rules, which
  * carry a comment naming their content.
  *
+ * The table is rcguard's when it carries the comment MARK (nft 1.0.6 lists a
+ * table's comment only in its text output, so the marks are read from `nft -t
+ * list ruleset`, which lists no set elements). rcguard owns that table whole:
+ * whatever else is added to it goes with the next change. A table of the same
+ * name without the mark is someone else's (Debian's own /etc/nftables.conf
+ * makes `inet filter`): it is refused, never replaced, and never deleted.
+ *
  * Listing a large table is the slow part (nft spends about 4 µs of CPU per
  * element), so with a check cache the table is listed only when the kernel's
  * ruleset generation moved since it was last seen as wanted, or when the
@@ -20,8 +27,22 @@
 import {createHash} from 'node:crypto'
 import {FirewallError} from '../errors.js'
 import {firstErrorLine, toolHint, type Runner} from './runner.js'
-import {emptyResult, hostOrCidr, merge, type ApplyResult, type BackendOptions, type DesiredState, type FirewallBackend} from './backend.js'
+import {
+  emptyResult,
+  ForeignObjectError,
+  hostOrCidr,
+  MARK,
+  merge,
+  NO_ADOPTION,
+  type ApplyResult,
+  type BackendOptions,
+  type DesiredState,
+  type FirewallBackend,
+  type Ownership,
+} from './backend.js'
 import {oneLater, readGeneration, type CheckCacheEntry} from './generation.js'
+import {nftNameProblem, nftSetStem} from './names.js'
+import {nftShapeProblem, tableComments} from './nft-shape.js'
 import {nftShadows, shadowFields} from './shadow.js'
 
 interface WantedChain {
@@ -67,9 +88,9 @@ export class NftablesBackend implements FirewallBackend {
     this.runner = options.runner
   }
 
-  /** nft identifiers take no "-": instance names map it to "_" (config refuses names that would then collide). */
+  /** nft identifiers take no "-" and start with no digit: see nftSetStem (config refuses names that would then collide). */
   setName(instance: string, fam: 4 | 6): string {
-    return `${instance.replace(/-/g, '_')}_v${fam}`
+    return `${nftSetStem(instance)}_v${fam}`
   }
 
   private wanted(desired: DesiredState): WantedTable {
@@ -104,7 +125,7 @@ export class NftablesBackend implements FirewallBackend {
   private declaration(want: WantedTable): string {
     const t = `inet ${this.table}`
     const out: string[] = []
-    out.push(`table ${t} {`)
+    out.push(`table ${t} {`, `  comment "${MARK}"`)
     for (const [name, set] of want.sets) {
       out.push(`  set ${name} {`, `    type ${set.type}`)
       if (set.interval) out.push('    flags interval')
@@ -223,22 +244,59 @@ export class NftablesBackend implements FirewallBackend {
     }
   }
 
-  async apply(desired: DesiredState): Promise<ApplyResult> {
+  /**
+   * Whether the table exists and is rcguard's. An unmarked one is adopted
+   * only as `ownership` allows and when it is exactly of rcguard's shape;
+   * otherwise `why` says whose it seems to be.
+   */
+  private async owner(ownership: Ownership): Promise<{exists: false} | {exists: true; ours: true; adopted: unknown[] | null} | {exists: true; ours: false; why: string}> {
+    const r = await this.nft(['-t', 'list', 'ruleset'])
+    if (r.exitCode !== 0) {
+      throw new FirewallError(`nft list failed (exit ${r.exitCode}): ${firstErrorLine(r.stderr)}${permission(r.stderr)}${toolHint(r.stderr)}`)
+    }
+    // nft's listing is tables, their indented contents, closing braces and "# Warning: ..." lines (newer nft
+    // prints those on standard output for iptables-nft's tables): anything else cannot be trusted.
+    if (!r.stdout.split('\n').every((line) => /^(?:table \S+ \S+ \{|\t.*|\}|# .*|)$/.test(line))) {
+      throw new FirewallError('nft list ruleset printed something that is not a rule set: its output cannot be trusted; nothing was changed')
+    }
+    const comment = tableComments(r.stdout).get(`inet ${this.table}`)
+    if (comment === undefined) return {exists: false}
+    if (comment === MARK) return {exists: true, ours: true, adopted: null}
+    const unmarked = comment === null ? `it has no comment "${MARK}"` : `its comment is "${comment}", not "${MARK}"`
+    if (!ownership.adopt) return {exists: true, ours: false, why: unmarked}
+    const live = await this.live()
+    const shape = live === null ? 'it vanished while being checked' : nftShapeProblem(live)
+    if (shape === null && live !== null) return {exists: true, ours: true, adopted: live}
+    return {exists: true, ours: false, why: `${unmarked}, and ${shape}`}
+  }
+
+  private refusal(why: string): ForeignObjectError {
+    return new ForeignObjectError(
+      `table inet ${this.table} is not rcguard's (${why}): refused, nothing was changed; choose another firewall.prefix, or remove or rename that table if nothing needs it`,
+    )
+  }
+
+  async apply(desired: DesiredState, ownership: Ownership = NO_ADOPTION): Promise<ApplyResult> {
     this.listed = null
-    const result = await this.bringInLine(desired)
+    const result = await this.bringInLine(desired, ownership)
     // Whether the table, as wanted, is reached: from the ruleset the cached path listed, else listed now (without elements).
     const all = this.listed ?? (await this.ruleset()) ?? []
     return merge(result, shadowFields(nftShadows(all, {table: this.table, chains: this.wanted(desired).chains}, desired)))
   }
 
-  private async bringInLine(desired: DesiredState): Promise<ApplyResult> {
+  private async bringInLine(desired: DesiredState, ownership: Ownership): Promise<ApplyResult> {
+    const problem = nftNameProblem(this.table)
+    if (problem !== null) throw new FirewallError(`firewall.prefix ${this.table} cannot name an nftables table: ${problem}; choose another prefix`)
     const want = this.wanted(desired)
     const cache = this.options.checkCache
     const declaration = this.declaration(want)
     const wanted: CheckCacheEntry = {token: '', digest: sha256(declaration), sets: Object.fromEntries([...want.sets].map(([name, set]) => [name, sha256(set.elements.join(','))]))}
     const before = cache === undefined ? null : await readGeneration(this.runner)
+    const owner = await this.owner(ownership)
+    if (owner.exists && !owner.ours) throw this.refusal(owner.why)
     // Nothing committed since the table was last seen (as it was then wanted): it still is that table.
-    const seen = before === null ? null : await cache?.read()
+    const adopted = owner.exists ? owner.adopted : null
+    const seen = before === null || adopted !== null ? null : await cache?.read()
     let trusted = before !== null && seen?.token === before.token ? seen : null
     let drift: string[]
     let notes: string[] = []
@@ -255,8 +313,10 @@ export class NftablesBackend implements FirewallBackend {
       drift = this.changedSince(trusted, wanted)
       notes = [`nf_tables generation ${before?.genid} unchanged since the table was last seen: replaced without listing its elements`]
     } else {
-      const live = await this.live()
+      const live = adopted ?? (owner.exists ? await this.live() : null)
       drift = this.differences(live, want)
+      // Replaced even when its content is as wanted: the new table carries the mark.
+      if (adopted !== null) drift.unshift(`table inet ${this.table}: made by an earlier rcguard without its mark, adopted and marked`)
       if (drift.length === 0) {
         // Read before listing: a change made meanwhile moved the generation past it.
         if (before !== null) await cache?.write({...wanted, token: before.token})
@@ -288,10 +348,16 @@ export class NftablesBackend implements FirewallBackend {
     return out.length > 0 ? out : [`table inet ${this.table}: the wanted chains or rules changed`]
   }
 
-  async remove(): Promise<ApplyResult> {
+  async remove(ownership: Ownership = NO_ADOPTION): Promise<ApplyResult> {
+    // A name nft cannot parse was never a table of rcguard's (flush looks in every tool under every prefix).
+    if (nftNameProblem(this.table) !== null) return emptyResult()
     await this.options.checkCache?.clear()
-    const live = await this.live()
-    if (live === null) return emptyResult()
+    const owner = await this.owner(ownership)
+    if (!owner.exists) return emptyResult()
+    if (!owner.ours) {
+      const line = `table inet ${this.table} left alone: it is not rcguard's (${owner.why})`
+      return {...emptyResult(), kept: [line], notes: [line]}
+    }
     const script = `delete table inet ${this.table}\n`
     await this.run(script)
     return {changed: true, drift: [`table inet ${this.table} is not wanted`], applied: [`# nft -f -\n${script}`]}

@@ -124,11 +124,13 @@ export const dataSchema = z.object({
   entries: z.array(entrySchema),
   whitelist: z.array(whitelistEntrySchema),
   positions: z.record(checked(logPathProblem), positionSchema),
-  /** The backend and prefix whose objects are live, so a switch removes them (the prefix as any configuration allowed it). */
+  /** The backend and prefix whose objects are live, so a switch removes them; marked: they carry rcguard's mark (the prefix as any configuration allowed it). */
   firewall: z
     .object({
       backend: z.enum(['iptables', 'ipset', 'nftables', 'none']),
       prefix: z.string().regex(/^[A-Za-z][A-Za-z0-9_]{0,9}$/, 'not a firewall prefix (1 to 10 letters, digits or "_", starting with a letter)'),
+      /** Its objects carry rcguard's mark (firewall/backend.ts MARK): nothing unmarked is adopted any more. */
+      marked: z.boolean().optional(),
     })
     .optional(),
   /** What the attempt ledger keeps between runs. */
