@@ -38,3 +38,20 @@ export async function connect(ns: string, host: string, port: number, local: str
   const r = await execa('ip', ['netns', 'exec', ns, 'node', '-e', CONNECT, host, String(port), local], {reject: false})
   return String(r.stdout).trim()
 }
+
+/**
+ * Joins namespace `server` to namespace `client` by a veth pair named from
+ * `stem` (`<stem>s` in the server, `<stem>c` in the client): the server gets
+ * one IPv4 (/24) and one IPv6 (/64) address, the client every address given,
+ * and all links come up (loopback in the server too).
+ */
+export async function linkPair(stem: string, server: {ns: string; v4: string; v6: string}, client: {ns: string; v4: string[]; v6: string[]}): Promise<void> {
+  await execa('ip', ['link', 'add', `${stem}s`, 'netns', server.ns, 'type', 'veth', 'peer', 'name', `${stem}c`, 'netns', client.ns])
+  await sh(server.ns, ['ip', 'addr', 'add', `${server.v4}/24`, 'dev', `${stem}s`])
+  await sh(server.ns, ['ip', '-6', 'addr', 'add', `${server.v6}/64`, 'dev', `${stem}s`, 'nodad'])
+  await sh(server.ns, ['ip', 'link', 'set', `${stem}s`, 'up'])
+  await sh(server.ns, ['ip', 'link', 'set', 'lo', 'up'])
+  for (const a of client.v4) await sh(client.ns, ['ip', 'addr', 'add', `${a}/24`, 'dev', `${stem}c`])
+  for (const a of client.v6) await sh(client.ns, ['ip', '-6', 'addr', 'add', `${a}/64`, 'dev', `${stem}c`, 'nodad'])
+  await sh(client.ns, ['ip', 'link', 'set', `${stem}c`, 'up'])
+}

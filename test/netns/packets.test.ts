@@ -10,7 +10,7 @@ import {test} from 'node:test'
 import assert from 'node:assert/strict'
 import {writeFileSync} from 'node:fs'
 import {execa} from 'execa'
-import {connect as reach, listen, sh} from '../helpers/packets.js'
+import {connect as reach, linkPair, listen, sh} from '../helpers/packets.js'
 import {appendLines, burst, cli, netns, requireRoot, setup, T0, at, nowEnv} from '../helpers/env.js'
 
 const SERVER_4 = '192.0.2.1'
@@ -29,14 +29,7 @@ for (const backend of ['iptables', 'ipset', 'nftables'] as const) {
     const server = await netns(t)
     const client = await netns(t)
     const veth = `rcg${server.name.slice(-6)}`
-    await execa('ip', ['link', 'add', `${veth}s`, 'netns', server.name, 'type', 'veth', 'peer', 'name', `${veth}c`, 'netns', client.name])
-    await sh(server.name, ['ip', 'addr', 'add', `${SERVER_4}/24`, 'dev', `${veth}s`])
-    await sh(server.name, ['ip', '-6', 'addr', 'add', `${SERVER_6}/64`, 'dev', `${veth}s`, 'nodad'])
-    await sh(server.name, ['ip', 'link', 'set', `${veth}s`, 'up'])
-    await sh(server.name, ['ip', 'link', 'set', 'lo', 'up'])
-    for (const a of [ATTACKER_4, OTHER_4]) await sh(client.name, ['ip', 'addr', 'add', `${a}/24`, 'dev', `${veth}c`])
-    for (const a of [ATTACKER_6, OTHER_6]) await sh(client.name, ['ip', '-6', 'addr', 'add', `${a}/64`, 'dev', `${veth}c`, 'nodad'])
-    await sh(client.name, ['ip', 'link', 'set', `${veth}c`, 'up'])
+    await linkPair(veth, {ns: server.name, v4: SERVER_4, v6: SERVER_6}, {ns: client.name, v4: [ATTACKER_4, OTHER_4], v6: [ATTACKER_6, OTHER_6]})
 
     listen(t, server.name, [GUARDED, UNGUARDED])
     const connect = (host: string, port: number, local: string): Promise<string> => reach(client.name, host, port, local)

@@ -29,7 +29,7 @@ import {mkdtempSync, rmSync, symlinkSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {execa, type ResultPromise} from 'execa'
-import {connect as reach, listen, sh} from '../helpers/packets.js'
+import {connect as reach, linkPair, listen, sh} from '../helpers/packets.js'
 import {cli, netns, requireRoot, setup, stderrLines, STACK, type CliResult} from '../helpers/env.js'
 
 const SERVER_4 = '192.0.2.1'
@@ -105,14 +105,7 @@ async function pair(t: TestContext): Promise<Pair> {
   const server = await netns(t)
   const client = await netns(t)
   const veth = `rcs${server.name.slice(-6)}`
-  await execa('ip', ['link', 'add', `${veth}s`, 'netns', server.name, 'type', 'veth', 'peer', 'name', `${veth}c`, 'netns', client.name])
-  await sh(server.name, ['ip', 'addr', 'add', `${SERVER_4}/24`, 'dev', `${veth}s`])
-  await sh(server.name, ['ip', '-6', 'addr', 'add', `${SERVER_6}/64`, 'dev', `${veth}s`, 'nodad'])
-  await sh(server.name, ['ip', 'link', 'set', `${veth}s`, 'up'])
-  await sh(server.name, ['ip', 'link', 'set', 'lo', 'up'])
-  for (const a of [ATTACKER_4, OTHER_4]) await sh(client.name, ['ip', 'addr', 'add', `${a}/24`, 'dev', `${veth}c`])
-  for (const a of [ATTACKER_6, OTHER_6]) await sh(client.name, ['ip', '-6', 'addr', 'add', `${a}/64`, 'dev', `${veth}c`, 'nodad'])
-  await sh(client.name, ['ip', 'link', 'set', `${veth}c`, 'up'])
+  await linkPair(veth, {ns: server.name, v4: SERVER_4, v6: SERVER_6}, {ns: client.name, v4: [ATTACKER_4, OTHER_4], v6: [ATTACKER_6, OTHER_6]})
   listen(t, server.name, [WEB, SSH])
   echo(t, server.name, ECHO)
   const connect = (host: string, port: number, local: string): Promise<string> => reach(client.name, host, port, local)
