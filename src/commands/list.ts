@@ -1,33 +1,43 @@
 import {Flags} from '@oclif/core'
 import {BaseCommand} from '../base-command.js'
 import {list, type ListRow} from '../core/guard.js'
-import {listTable} from '../ui/format.js'
+import {DEFAULT_LIMIT, summaryLines, writeJsonArray, writeTable} from '../ui/list-output.js'
 
 export default class List extends BaseCommand<typeof List> {
   static override summary = 'List blocked, watched and whitelisted addresses.'
-  static override description = 'Blocked first, then watched, then whitelisted; each group by last seen, newest first. Times are relative in the table and ISO 8601 in --json.'
+  static override description =
+    'Blocked first, then watched, then whitelisted; each group by last seen, newest first. A summary (counts by state and instance) comes first, then the first --limit rows (50 unless given; --json: all). Times are relative in the table and ISO 8601 in --json.'
   static override enableJsonFlag = true
   static override flags = {
     state: Flags.string({summary: 'Only entries in this state (repeat for several).', options: ['blocked', 'watching', 'whitelisted'], multiple: true}),
     instance: Flags.string({summary: 'Only entries of this instance.'}),
     ip: Flags.string({summary: 'Only entries whose address or network overlaps this address or CIDR network.'}),
+    limit: Flags.integer({summary: `At most this many rows (default ${DEFAULT_LIMIT} in the table, all with --json); 0: all.`, min: 0}),
   }
   static override examples = [
     '<%= config.bin %> list',
     '<%= config.bin %> list --state blocked --instance master',
+    '<%= config.bin %> list --limit 0 > all-entries.txt',
     '<%= config.bin %> list --ip 203.0.113.0/24 --json',
   ]
 
-  async run(): Promise<ListRow[]> {
+  async run(): Promise<undefined> {
     const ctx = await this.loadContext()
     const rows = await list(ctx, {state: this.flags.state as ListRow['state'][] | undefined, instance: this.flags.instance, ip: this.flags.ip})
+    const limit = this.flags.limit ?? (this.jsonEnabled() ? 0 : DEFAULT_LIMIT)
+    const shown = limit === 0 || rows.length <= limit ? rows : rows.slice(0, limit)
+    // Both forms are written as streams (ui/list-output.ts); oclif prints nothing more for an undefined result.
+    if (this.jsonEnabled()) {
+      await writeJsonArray(process.stdout, shown)
+      return undefined
+    }
     if (rows.length === 0) {
       this.log('no entries: nothing blocked, watched or whitelisted matches')
-    } else {
-      this.logColoured(listTable(rows, ctx.now()))
-      const count = (s: ListRow['state']) => rows.filter((r) => r.state === s).length
-      this.log(`${count('blocked')} blocked, ${count('watching')} watching, ${count('whitelisted')} whitelisted`)
+      return undefined
     }
-    return rows
+    for (const line of summaryLines(rows)) this.log(line)
+    await writeTable(process.stdout, shown, ctx.now())
+    if (shown.length < rows.length) this.log(`first ${shown.length} of ${rows.length} rows shown: --limit 0 shows all, --state, --instance or --ip narrow them`)
+    return undefined
   }
 }

@@ -1,14 +1,10 @@
 /**
- * Turning core results into text for a terminal or cron mail. Colour only
- * where chalk finds a colour terminal (never in cron mail, never with
- * NO_COLOR); cli-table3 colours its borders on its own, so its styles are
- * emptied when chalk is off.
+ * Turning core results into text for a terminal or cron mail; the list
+ * table is list-output.ts.
  */
-import chalk from 'chalk'
-import Table from 'cli-table3'
 import type {Decision} from '../core/decisions/decide.js'
 import {escapeText} from '../core/text/escape.js'
-import type {BlockInfo, ListRow, ScanResult} from '../core/guard.js'
+import type {BlockInfo, ScanResult} from '../core/guard.js'
 
 export function time(t: number | string | null): string {
   if (t === null) return '-'
@@ -58,12 +54,6 @@ export function scanReport(result: ScanResult): string[] {
   return out
 }
 
-const STATE_COLOUR: Record<ListRow['state'], (s: string) => string> = {
-  blocked: (s) => chalk.red(s),
-  watching: (s) => chalk.yellow(s),
-  whitelisted: (s) => chalk.green(s),
-}
-
 /** "in 42 min", "3 h ago": a time relative to now, for tables. */
 export function relative(t: string | null, now: number): string {
   if (t === null) return '-'
@@ -72,25 +62,4 @@ export function relative(t: string | null, now: number): string {
   const span =
     a < 60_000 ? `${Math.round(a / 1000)} s` : a < 3_600_000 ? `${Math.round(a / 60_000)} min` : a < 172_800_000 ? `${Math.round(a / 3_600_000)} h` : `${Math.round(a / 86_400_000)} days`
   return d >= 0 ? `in ${span}` : `${span} ago`
-}
-
-export function listTable(rows: ListRow[], now: number): string {
-  const plain = chalk.level === 0
-  const table = new Table({
-    head: ['address', 'state', 'attempts', 'first seen', 'last seen', 'blocked until', 'instance', 'last user / comment'],
-    style: plain ? {head: [], border: []} : {head: ['bold'], border: ['grey']},
-  })
-  for (const r of rows) {
-    table.push([
-      r.ip,
-      STATE_COLOUR[r.state](r.state),
-      String(r.attempts),
-      relative(r.firstSeen, now),
-      relative(r.lastSeen, now),
-      r.state === 'blocked' ? (r.blockedUntil === null ? 'until deleted' : relative(r.blockedUntil, now)) : '-',
-      r.instance ?? '-',
-      r.comment !== null ? safe(r.comment, 32) : safe(r.lastUser ?? '', 32),
-    ])
-  }
-  return table.toString()
 }

@@ -150,7 +150,13 @@ export class NetworkList {
 
   /** The first network that contains ip, or undefined. */
   match(ip: string): Cidr | undefined {
-    return this.cidrs.find((c) => cidrContains(c, ip))
+    if (this.cidrs.length === 0) return undefined
+    // The address is parsed once, not once per network (cidrContains): lists are checked for every entry.
+    const c = canonicalIp(ip)
+    if (c === null) return undefined
+    const addr = ipaddr.parse(c)
+    const kind = addr.kind()
+    return this.cidrs.find((n) => n.network.kind() === kind && addr.match(n.network, n.prefix))
   }
 
   has(ip: string): boolean {
@@ -179,6 +185,18 @@ export function overlapsLoopback(net: string | Cidr): boolean {
  * Sort key so that lists and rule sets come out in a stable, human order.
  * Takes addresses and networks (CIDR text): by address, then the wider network first.
  */
+/**
+ * A text that sorts as compareIps does (family, address bytes, prefix), for
+ * sorting many addresses: parsed once each rather than at every comparison.
+ */
+export function ipSortKey(ip: string): string {
+  const [addr = '', prefix] = ip.split('/')
+  const family = familyOf(ip)
+  let key = `${family}:`
+  for (const b of ipaddr.parse(addr).toByteArray()) key += b.toString(16).padStart(2, '0')
+  return `${key}:${String(prefix === undefined ? (family === 4 ? 32 : 128) : Number(prefix)).padStart(3, '0')}`
+}
+
 export function compareIps(a: string, b: string): number {
   const fa = familyOf(a)
   const fb = familyOf(b)

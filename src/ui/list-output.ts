@@ -1,0 +1,119 @@
+/**
+ * `rcguard list` written as a stream: a summary (counts by state and
+ * instance), then an aligned table of the first rows (--limit), or a JSON
+ * array, a chunk at a time and waiting for the reader, so that a list of a
+ * million entries costs time and memory in proportion to it. No table
+ * library: cli-table3 laid out every row against every other (its layout is
+ * quadratic, and it overflowed the stack from about 125,000 rows).
+ */
+import chalk from 'chalk'
+import type {ListRow} from '../core/guard.js'
+import {escapeJson} from '../core/text/escape.js'
+import {relative, safe} from './format.js'
+
+/** Rows a terminal gets when --limit is not given. */
+export const DEFAULT_LIMIT = 50
+
+/** Rows per write. */
+const CHUNK = 2000
+
+const STATES: ListRow['state'][] = ['blocked', 'watching', 'whitelisted']
+
+const STATE_COLOUR: Record<ListRow['state'], (s: string) => string> = {
+  blocked: (s) => chalk.red(s),
+  watching: (s) => chalk.yellow(s),
+  whitelisted: (s) => chalk.green(s),
+}
+
+export interface Output {
+  write(chunk: string): boolean
+  once(event: 'drain', listener: () => void): unknown
+}
+
+async function put(out: Output, text: string): Promise<void> {
+  if (!out.write(text)) await new Promise<void>((resolve) => out.once('drain', resolve))
+}
+
+/**
+ * `3 blocked, 1 watching, 0 whitelisted`, and with more than one instance a
+ * line per instance (`master: 2 blocked, 1 watching`).
+ */
+export function summaryLines(rows: ListRow[]): string[] {
+  const byState = new Map<ListRow['state'], number>(STATES.map((s) => [s, 0]))
+  const byInstance = new Map<string, Map<ListRow['state'], number>>()
+  for (const r of rows) {
+    byState.set(r.state, (byState.get(r.state) ?? 0) + 1)
+    if (r.instance === null) continue
+    let m = byInstance.get(r.instance)
+    if (m === undefined) byInstance.set(r.instance, (m = new Map()))
+    m.set(r.state, (m.get(r.state) ?? 0) + 1)
+  }
+  const out = [STATES.map((s) => `${byState.get(s) ?? 0} ${s}`).join(', ')]
+  if (byInstance.size > 1) {
+    for (const [name, m] of [...byInstance].sort(([a], [b]) => a.localeCompare(b))) {
+      out.push(`  ${name}: ${[...m].map(([s, n]) => `${n} ${s}`).join(', ')}`)
+    }
+  }
+  return out
+}
+
+const HEAD = ['address', 'state', 'attempts', 'first seen', 'last seen', 'blocked until', 'instance', 'last user / comment']
+
+function cells(r: ListRow, now: number): string[] {
+  return [
+    safe(r.ip, 64),
+    r.state,
+    String(r.attempts),
+    relative(r.firstSeen, now),
+    relative(r.lastSeen, now),
+    r.state === 'blocked' ? (r.blockedUntil === null ? 'until deleted' : relative(r.blockedUntil, now)) : '-',
+    r.instance ?? '-',
+    r.comment !== null ? safe(r.comment, 32) : safe(r.lastUser ?? '', 32),
+  ]
+}
+
+/**
+ * The table of `rows`, aligned on the widest cell of each column, the state
+ * coloured when chalk finds a colour terminal; written `CHUNK` rows at a time.
+ * Every cell is escaped (core/text/escape.ts) before it is measured.
+ */
+export async function writeTable(out: Output, rows: ListRow[], now: number): Promise<void> {
+  const widths = HEAD.map((h) => h.length)
+  // One pass to measure, one to write: the cells are made twice rather than kept, so memory stays one chunk.
+  for (const r of rows) {
+    const c = cells(r, now)
+    for (let i = 0; i < c.length; i++) widths[i] = Math.max(widths[i] ?? 0, c[i]?.length ?? 0)
+  }
+  const line = (c: string[], state?: ListRow['state']): string =>
+    c
+      .map((cell, i) => {
+        const padded = i === c.length - 1 ? cell : cell.padEnd(widths[i] ?? 0)
+        return i === 1 && state !== undefined ? STATE_COLOUR[state](cell) + padded.slice(cell.length) : padded
+      })
+      .join('  ')
+      .trimEnd()
+  const bold = chalk.level === 0 ? (s: string) => s : (s: string) => chalk.bold(s)
+  let chunk = `${bold(line(HEAD))}\n`
+  for (let i = 0; i < rows.length; i++) {
+    const r = rows[i] as ListRow
+    chunk += `${line(cells(r, now), r.state)}\n`
+    if ((i + 1) % CHUNK === 0) {
+      await put(out, chunk)
+      chunk = ''
+    }
+  }
+  if (chunk !== '') await put(out, chunk)
+}
+
+/** The rows as one JSON array, an element per line, with JSON's own escapes for what a terminal could act on. */
+export async function writeJsonArray(out: Output, rows: ListRow[]): Promise<void> {
+  let chunk = '['
+  for (let i = 0; i < rows.length; i++) {
+    chunk += `${i === 0 ? '\n' : ',\n'}${escapeJson(JSON.stringify(rows[i]))}`
+    if ((i + 1) % CHUNK === 0) {
+      await put(out, chunk)
+      chunk = ''
+    }
+  }
+  await put(out, `${chunk}${rows.length === 0 ? '' : '\n'}]\n`)
+}
