@@ -50,7 +50,7 @@ test('six addresses of one /64 are blocked as the /64: hacks, list, list --ip of
   const rows = await cliJson<Row[]>(['list', '--config', s.config], {env: nowEnv(3)})
   assert.deepEqual(rows.map((r) => [r.ip, r.state, r.attempts]), [['2001:db8:1:2::/64', 'blocked', 6]])
   const table = await cli(['list', '--config', s.config], {env: nowEnv(3)})
-  assert.match(table.stdout, /2001:db8:1:2::\/64 +│ blocked/)
+  assert.match(table.stdout, /^2001:db8:1:2::\/64 +blocked /m)
   // A neighbour that never failed, in the same /64; an address and a network of another /64.
   const neighbour = '2001:db8:1:2:ffff::7'
   assert.deepEqual((await cliJson<Row[]>(['list', '--ip', neighbour, '--config', s.config], {env: nowEnv(3)})).map((r) => r.ip), ['2001:db8:1:2::/64'])
