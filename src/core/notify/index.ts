@@ -6,7 +6,6 @@
  */
 import {hostname} from 'node:os'
 import {execa} from 'execa'
-import nodemailer from 'nodemailer'
 import type {Transporter} from 'nodemailer'
 import {searchPath} from '../firewall/runner.js'
 import type {CommandConfig, EmailConfig, NotifyConfig} from './config.js'
@@ -72,7 +71,9 @@ function emailHint(err: unknown): string {
   return ''
 }
 
-function createTransporter(email: EmailConfig): {transporter: Transporter; deadlineMs: number} {
+/** nodemailer is loaded only by a run that sends mail: most runs send none, and loading it costs about 70 ms. */
+async function createTransporter(email: EmailConfig): Promise<{transporter: Transporter; deadlineMs: number}> {
+  const {default: nodemailer} = await import('nodemailer')
   const {sendmail, smtp} = email.transport
   if (smtp !== undefined) {
     const ms = smtp.timeoutSeconds * 1000
@@ -118,7 +119,7 @@ async function sendEmail(email: EmailConfig, digest: Digest, log: Log): Promise<
   }
   try {
     const {subject, text} = digestText(digest, email.subjectPrefix)
-    const created = createTransporter(email)
+    const created = await createTransporter(email)
     transporter = created.transporter
     const info = (await withDeadline(
       transporter.sendMail({
