@@ -14,7 +14,7 @@ import {closeSync, existsSync, ftruncateSync, mkdirSync, openSync, readdirSync, 
 import {createServer} from 'node:net'
 import {dirname, join} from 'node:path'
 import {execa} from 'execa'
-import {BIN, cli, cliJson, lockHeld, oneLine, setup, STACK, at, nowEnv, type CliResult, type Setup} from '../helpers/env.js'
+import {BIN, cli, cliJson, lockHeld, oneLine, setup, STACK, at, nowEnv, type CliResult, type Setup, pool} from '../helpers/env.js'
 
 function escape(text: string): RegExp {
   return new RegExp(text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))
@@ -25,20 +25,6 @@ async function cliWithin(args: string[], ms: number, env: Record<string, string>
   const started = Date.now()
   const r = await execa('node', [BIN, ...args], {reject: false, env: {NO_COLOR: '1', ...env}, input: '', timeout: ms, forceKillAfterDelay: 1000})
   return {stdout: String(r.stdout), stderr: String(r.stderr), exitCode: r.exitCode ?? -1, timedOut: r.timedOut, elapsed: Date.now() - started}
-}
-
-/** A few CLI runs at a time (each is a Node start-up). */
-async function pool<T, R>(items: T[], size: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const out: R[] = new Array<R>(items.length)
-  let next = 0
-  const worker = async (): Promise<void> => {
-    while (next < items.length) {
-      const i = next++
-      out[i] = await fn(items[i] as T)
-    }
-  }
-  await Promise.all(Array.from({length: Math.min(size, items.length)}, worker))
-  return out
 }
 
 function baseConfig(s: Setup): Record<string, unknown> {

@@ -21,26 +21,12 @@ import {chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, 
 import {dirname, join} from 'node:path'
 import {execa} from 'execa'
 import {SCHEMA_VERSION} from '../../src/core/store/schema.js'
-import {appendLines, BIN, burst, cli, cliJson, f2, isRoot, lockHeld, setup, type CliResult, type Setup, oneLine, stderrLines, STACK, T0, at, nowEnv} from '../helpers/env.js'
+import {appendLines, BIN, burst, cli, cliJson, f2, isRoot, lockHeld, setup, type CliResult, type Setup, oneLine, stderrLines, STACK, T0, at, nowEnv, pool} from '../helpers/env.js'
 
 /** A stack frame line as Node prints it. */
 
 function escape(text: string): RegExp {
   return new RegExp(text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))
-}
-
-/** Runs a few CLI calls at a time (each is a Node start-up: ~1 s of CPU). */
-async function pool<T, R>(items: T[], size: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const out: R[] = new Array<R>(items.length)
-  let next = 0
-  const worker = async (): Promise<void> => {
-    while (next < items.length) {
-      const i = next++
-      out[i] = await fn(items[i] as T)
-    }
-  }
-  await Promise.all(Array.from({length: Math.min(size, items.length)}, worker))
-  return out
 }
 
 const SEED_TIME = at(-30).getTime()
