@@ -5,7 +5,7 @@
  * generate-log.ts for the mix), and on one a quarter of that size, each the
  * median of BENCH_SCAN_RUNS (3) runs:
  *   (a) `grep -c 'Login failed' FILE`, spawned, wall time;
- *   (b) rcguard's core: scanFile() from src/core/guard.ts over the whole file
+ *   (b) rcguard's core: scanFile() from src/core/run/pipeline.ts over the whole file
  *       as on a cron run's first read, in a child Node process (this file
  *       with --child), timed inside the child, with its peak RSS. A first
  *       read only decides the lines of the last window before the log's
@@ -57,7 +57,7 @@ interface ChildReport {
 async function child(file: string, dir: string, replay: boolean): Promise<void> {
   const {validateConfig} = await import('../src/core/config/config.js')
   const {createBackend, ExecaRunner} = await import('../src/core/firewall/index.js')
-  const {scanFile} = await import('../src/core/guard.js')
+  const {scanFile} = await import('../src/core/run/pipeline.js')
   const {JsonStore} = await import('../src/core/store/json-store.js')
   const config = validateConfig(
     {database: join(dir, 'db.json'), instances: [{name: 'master', logs: [file], ports: [443]}], firewall: {backend: 'none'}},

@@ -7,7 +7,7 @@ import {DEFAULT_CONFIG_PATH, loadConfig, type LoadedConfig} from './core/config/
 import {systemClock} from './core/clock.js'
 import {ExitCode, RcguardError} from './core/errors.js'
 import {createBackend, ExecaRunner} from './core/firewall/index.js'
-import type {GuardContext} from './core/guard.js'
+import type {GuardContext} from './core/run/context.js'
 import {JsonStore} from './core/store/json-store.js'
 import {looseWrites} from './core/config/permissions.js'
 import {escapeJson, escapeText} from './core/text/escape.js'

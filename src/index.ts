@@ -1,5 +1,8 @@
 /** rcguard's core library, for scripts and tests. The CLI lives in src/commands. */
-export * from './core/guard.js'
+export * from './core/run/context.js'
+export * from './core/run/pipeline.js'
+export * from './core/run/desired.js'
+export * from './core/run/admin.js'
 export * from './core/errors.js'
 export {loadConfig, validateConfig, type Config} from './core/config/config.js'
 export {parseLine} from './core/parser/parse.js'

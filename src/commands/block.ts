@@ -1,7 +1,7 @@
 import {Args, Flags} from '@oclif/core'
 import {BaseCommand} from '../base-command.js'
 import {firewallLine} from '../ui/format.js'
-import {block, type ChangeResult} from '../core/guard.js'
+import {block, type ChangeResult} from '../core/run/admin.js'
 
 export default class Block extends BaseCommand<typeof Block> {
   static override summary = 'Block addresses by hand, now (never-blocked addresses are refused).'

@@ -2,7 +2,7 @@ import {createInterface} from 'node:readline/promises'
 import {Flags} from '@oclif/core'
 import {BaseCommand} from '../base-command.js'
 import {ExitCode, RcguardError} from '../core/errors.js'
-import {flush, flushInvalid, type FlushResult} from '../core/guard.js'
+import {flush, flushInvalid, type FlushResult} from '../core/run/admin.js'
 import type {RepairResult} from '../core/admin/repair.js'
 import type {InvalidRecord} from '../core/store/diagnose.js'
 

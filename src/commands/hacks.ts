@@ -1,6 +1,6 @@
 import {Flags} from '@oclif/core'
 import {BaseCommand} from '../base-command.js'
-import {hacks, type HacksResult} from '../core/guard.js'
+import {hacks, type HacksResult} from '../core/run/pipeline.js'
 import {blockLine, scanReport, expiredLine} from '../ui/format.js'
 import {progressBar} from '../ui/progress.js'
 import {blockJson, eventJson, type BlockJson, type EventJson} from '../ui/json-stream.js'

@@ -1,6 +1,6 @@
 import {Flags} from '@oclif/core'
 import {BaseCommand} from '../base-command.js'
-import {list, type ListRow} from '../core/guard.js'
+import {list, type ListRow} from '../core/run/admin.js'
 import {DEFAULT_LIMIT, summaryLines, writeJsonArray, writeTable} from '../ui/list-output.js'
 
 export default class List extends BaseCommand<typeof List> {

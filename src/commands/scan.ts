@@ -1,6 +1,6 @@
 import {Flags} from '@oclif/core'
 import {BaseCommand} from '../base-command.js'
-import {scan, scanFile, type ScanResult} from '../core/guard.js'
+import {scan, scanFile, type ScanResult} from '../core/run/pipeline.js'
 import {UsageError} from '../core/errors.js'
 import type {LogConfig} from '../core/config/config.js'
 import {ENVELOPE_IDS} from '../core/parser/envelopes.js'

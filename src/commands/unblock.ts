@@ -2,7 +2,7 @@ import {Args, Flags} from '@oclif/core'
 import {BaseCommand} from '../base-command.js'
 import {firewallLine} from '../ui/format.js'
 import {ExitCode, RcguardError} from '../core/errors.js'
-import {unblock, type ChangeResult} from '../core/guard.js'
+import {unblock, type ChangeResult} from '../core/run/admin.js'
 import {stillBlockedLine} from '../ui/still.js'
 
 export default class Unblock extends BaseCommand<typeof Unblock> {

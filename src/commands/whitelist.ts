@@ -2,7 +2,7 @@ import {Args, Flags} from '@oclif/core'
 import {BaseCommand} from '../base-command.js'
 import {firewallLine} from '../ui/format.js'
 import {ExitCode, RcguardError} from '../core/errors.js'
-import {whitelistAdd, whitelistList, whitelistRemove} from '../core/guard.js'
+import {whitelistAdd, whitelistList, whitelistRemove} from '../core/run/admin.js'
 import {stillNeverLine} from '../ui/still.js'
 
 export default class Whitelist extends BaseCommand<typeof Whitelist> {

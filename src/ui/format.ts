@@ -4,7 +4,8 @@
  */
 import type {Decision} from '../core/decisions/decide.js'
 import {escapeText} from '../core/text/escape.js'
-import type {BlockInfo, ScanResult} from '../core/guard.js'
+import type {BlockInfo} from '../core/run/context.js'
+import type {ScanResult} from '../core/run/pipeline.js'
 
 export function time(t: number | string | null): string {
   if (t === null) return '-'

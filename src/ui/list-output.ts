@@ -7,7 +7,7 @@
  * quadratic, and it overflowed the stack from about 125,000 rows).
  */
 import chalk from 'chalk'
-import type {ListRow} from '../core/guard.js'
+import type {ListRow} from '../core/run/admin.js'
 import {escapeJson} from '../core/text/escape.js'
 import {relative, safe} from './format.js'
 

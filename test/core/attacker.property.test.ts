@@ -8,7 +8,7 @@
  * pool, with adversarial user names (LFs, forged lines of every grammar
  * naming VICTIM addresses), adversarial header values and every URI
  * spelling Roundcube still treats as a login POST. test/helpers/roundcube-writer.ts
- * writes the bytes Roundcube would write; the core's scan (src/core/guard.ts,
+ * writes the bytes Roundcube would write; the core's scan (src/core/run/pipeline.ts,
  * backend none, a temp database) reads them; the oracle compares what was
  * counted with who really sent what.
  *
@@ -36,7 +36,8 @@ import {join} from 'node:path'
 import fc from 'fast-check'
 import {validateConfig} from '../../src/core/config/config.js'
 import {createBackend, ExecaRunner} from '../../src/core/firewall/index.js'
-import {scan, type GuardContext} from '../../src/core/guard.js'
+import type {GuardContext} from '../../src/core/run/context.js'
+import {scan} from '../../src/core/run/pipeline.js'
 import {canonicalIp, NetworkList} from '../../src/core/net/ip.js'
 import {proxyList} from '../../src/core/parser/proxy.js'
 import {JsonStore} from '../../src/core/store/json-store.js'

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict'
 import fc from 'fast-check'
 import {activeBlocks, applyEvents, expireBlocks, neverBlockReason, pruneEntries, SKEW_MS, type SourcedEvent} from '../../src/core/decisions/decide.js'
 import {validateConfig} from '../../src/core/config/config.js'
-import {desiredState} from '../../src/core/guard.js'
+import {desiredState} from '../../src/core/run/desired.js'
 import {cidrText, compareIps, NetworkList} from '../../src/core/net/ip.js'
 import {emptyData} from '../../src/core/store/schema.js'
 

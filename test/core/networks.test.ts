@@ -8,7 +8,7 @@ import assert from 'node:assert/strict'
 import {validateConfig} from '../../src/core/config/config.js'
 import {activeBlocks, newEntry} from '../../src/core/decisions/decide.js'
 import {mergeIntoNetworks} from '../../src/core/decisions/networks.js'
-import {desiredState} from '../../src/core/guard.js'
+import {desiredState} from '../../src/core/run/desired.js'
 import {blockKey, compareIps, NetworkList, withoutNested} from '../../src/core/net/ip.js'
 import {emptyData, type Entry} from '../../src/core/store/schema.js'
 

@@ -1,0 +1,296 @@
+/**
+ * The admin's actions: list, block, unblock, whitelist and flush. Each one
+ * that changes the store holds the lock, writes, then brings the firewall in
+ * line (desired.ts).
+ */
+import {blockLength, isBlockActive, neverBlockReason, newEntry} from '../decisions/decide.js'
+import {UsageError} from '../errors.js'
+import type {ApplyResult} from '../firewall/index.js'
+import {canonicalIp, cidrsOverlap, ipSortKey, parseCidr, type Cidr} from '../net/ip.js'
+import type {Entry, StoreData} from '../store/schema.js'
+import {removeFromWhitelist, unblockEntries, type StillInForce} from '../admin/lift.js'
+import {parseOrHint} from '../admin/stored.js'
+import {removeInvalid, type RepairResult} from '../admin/repair.js'
+import type {InvalidRecord} from '../store/diagnose.js'
+import {type GuardContext, whitelistOf, keyOf, readData} from './context.js'
+import {syncFirewall, firewallFailed, removeEverywhere} from './desired.js'
+
+export type EntryState = 'blocked' | 'watching' | 'whitelisted'
+
+export interface ListRow {
+  ip: string
+  state: EntryState
+  instance: string | null
+  /** Failures in the current window (for watching), or counted since the entry began (blocked). */
+  attempts: number
+  firstSeen: string | null
+  lastSeen: string | null
+  blockedAt: string | null
+  /** End of the block; null while blocked means until deleted. */
+  blockedUntil: string | null
+  lastUser: string | null
+  blocks: number
+  comment: string | null
+}
+
+function iso(t: number | null): string | null {
+  return t === null ? null : new Date(t).toISOString()
+}
+
+export interface ListFilter {
+  state?: EntryState[]
+  instance?: string
+  /** Only entries whose address or network overlaps this address or network (whitelist entries too). */
+  ip?: string
+}
+
+/** `list`: every entry with its state, blocked first, then by last seen; filtered. */
+export async function list(ctx: GuardContext, filter: ListFilter = {}): Promise<ListRow[]> {
+  let net: Cidr | null = null
+  if (filter.ip !== undefined) {
+    net = parseCidr(filter.ip)
+    if (net === null) throw new UsageError(`not an IPv4/IPv6 address or CIDR network: ${filter.ip}`)
+  }
+  const rows = await listAll(ctx)
+  return rows.filter((r) => {
+    if (filter.state !== undefined && !filter.state.includes(r.state)) return false
+    if (filter.instance !== undefined && r.instance !== filter.instance) return false
+    if (net !== null) {
+      const c = parseCidr(r.ip)
+      if (c === null || !cidrsOverlap(c, net)) return false
+    }
+    return true
+  })
+}
+
+async function listAll(ctx: GuardContext): Promise<ListRow[]> {
+  const data = await readData(ctx)
+  const now = ctx.now()
+  const whitelist = whitelistOf(ctx.config, data)
+  const rows: ListRow[] = []
+  for (const e of data.entries) {
+    if (neverBlockReason(e.ip, whitelist) !== null) continue
+    const blocked = isBlockActive(e, now)
+    rows.push({
+      ip: e.ip,
+      state: blocked ? 'blocked' : 'watching',
+      instance: e.instance,
+      attempts: blocked ? e.attempts : e.failures.length,
+      firstSeen: iso(e.firstSeen),
+      lastSeen: iso(e.lastSeen),
+      blockedAt: blocked ? iso(e.blockedAt) : null,
+      blockedUntil: blocked ? iso(e.blockedUntil) : null,
+      lastUser: e.lastUser,
+      blocks: e.blocks,
+      comment: e.comment,
+    })
+  }
+  const rank = {blocked: 0, watching: 1, whitelisted: 2}
+  // ISO 8601 times compare as plain strings (localeCompare is many times slower, and this sorts every entry).
+  const newer = (a: string | null, b: string | null): number => ((a ?? '') < (b ?? '') ? 1 : (a ?? '') > (b ?? '') ? -1 : 0)
+  const keys = new Map(rows.map((r) => [r.ip, ipSortKey(r.ip)]))
+  const byIp = (a: string, b: string): number => ((keys.get(a) ?? '') < (keys.get(b) ?? '') ? -1 : (keys.get(a) ?? '') > (keys.get(b) ?? '') ? 1 : 0)
+  rows.sort((a, b) => rank[a.state] - rank[b.state] || newer(a.lastSeen, b.lastSeen) || byIp(a.ip, b.ip))
+  for (const w of data.whitelist) {
+    rows.push({
+      ip: w.cidr,
+      state: 'whitelisted',
+      instance: null,
+      attempts: 0,
+      firstSeen: null,
+      lastSeen: null,
+      blockedAt: null,
+      blockedUntil: null,
+      lastUser: null,
+      blocks: 0,
+      comment: w.comment,
+    })
+  }
+  return rows
+}
+
+export interface ChangeResult {
+  /** What each argument did, one line each. */
+  done: string[]
+  /** Arguments that matched nothing. */
+  notFound: string[]
+  /** unblock, whitelist --remove: what still blocks (or still never blocks) an argument. */
+  stillInForce?: StillInForce[]
+  firewallChanged: boolean
+  /** What keeps rcguard's rules from working (a rule of another shadowing them). */
+  warnings: string[]
+}
+
+function parseAddresses(args: string[], allowCidr: boolean): string[] {
+  return args.map((a) => {
+    if (allowCidr) {
+      const c = parseCidr(a)
+      if (c === null) throw new UsageError(`not an IPv4/IPv6 address or CIDR network: ${a}`)
+      return c.text
+    }
+    const ip = canonicalIp(a)
+    if (ip === null || a.includes('/')) throw new UsageError(`not an IPv4 or IPv6 address: ${a}`)
+    return ip
+  })
+}
+
+async function mutate(
+  ctx: GuardContext,
+  change: (data: StoreData) => Omit<ChangeResult, 'firewallChanged' | 'warnings'>,
+): Promise<ChangeResult> {
+  return ctx.store.withLock({wait: true}, async () => {
+    const data = await readData(ctx)
+    const result = change(data)
+    await ctx.store.write(data)
+    try {
+      const fw = await syncFirewall(ctx, data)
+      return {...result, firewallChanged: fw.changed, warnings: fw.warnings ?? []}
+    } catch (err) {
+      firewallFailed(err)
+    }
+  })
+}
+
+/** Whether an entry's address or network shares an address with `net`. */
+function overlaps(e: Entry, net: Cidr): boolean {
+  const c = parseCidr(e.ip)
+  return c !== null && cidrsOverlap(c, net)
+}
+
+/**
+ * `unblock ADDR|CIDR...`: forget the entries (all instances) of each argument's
+ * own scope, its IPv6 network included, and lift their rules now; a wider
+ * network that still blocks it is named with the command that lifts it (lift.ts).
+ */
+export async function unblock(ctx: GuardContext, args: string[]): Promise<ChangeResult> {
+  const nets = await parseOrHint(ctx, args, (a) => (a.includes('/') ? parseAddresses([a], true) : parseAddresses([a], false))[0] ?? a)
+  const instances = new Set(ctx.config.instances.map((i) => i.name))
+  return mutate(ctx, (data) => {
+    const never = whitelistOf(ctx.config, data)
+    return unblockEntries(data, nets, {now: ctx.now(), key: keyOf(ctx.config, never), never, instances})
+  })
+}
+
+/**
+ * `block ADDR...`: a block by hand (fail2ban's banip). It lasts `minutes`
+ * (0: until deleted), by default what the next automatic block would; the
+ * never-block rules apply as to any block.
+ */
+export async function block(
+  ctx: GuardContext,
+  args: string[],
+  options: {minutes?: number; instance?: string; comment?: string},
+): Promise<ChangeResult> {
+  const ips = parseAddresses(args, false)
+  const instances = options.instance === undefined ? ctx.config.instances.map((i) => i.name) : [options.instance]
+  if (options.instance !== undefined && !ctx.config.instances.some((i) => i.name === options.instance)) {
+    throw new UsageError(`no instance named ${options.instance} in the configuration`)
+  }
+  return ctx.store.withLock({wait: true}, async () => {
+    const data = await readData(ctx)
+    const never = whitelistOf(ctx.config, data)
+    const key = keyOf(ctx.config, never)
+    const refused = ips.map((ip) => [ip, neverBlockReason(ip, never)] as const).filter(([, why]) => why !== null)
+    if (refused.length > 0) {
+      throw new UsageError(`refused: ${refused.map(([ip, why]) => `${ip} is never blocked (${why ?? ''})`).join('; ')}`)
+    }
+    const now = ctx.now()
+    const done: string[] = []
+    for (const ip of ips) {
+      // With ipv6Prefix set, the address's network: the entry its failures count against.
+      const k = key(ip)
+      const name = k === ip ? ip : `${k} (network of ${ip})`
+      for (const instance of instances) {
+        let entry = data.entries.find((e) => e.ip === k && e.instance === instance)
+        if (entry === undefined) {
+          entry = newEntry(k, instance, now)
+          data.entries.push(entry)
+        }
+        const minutes = options.minutes ?? blockLength(ctx.config, entry.blocks)
+        entry.blockedAt = now
+        entry.blockedUntil = minutes === 0 ? null : now + minutes * 60_000
+        entry.blocks++
+        entry.failures = []
+        if (options.comment !== undefined) entry.comment = options.comment
+        done.push(`${name}: blocked on ${instance} ${minutes === 0 ? 'until deleted' : `for ${minutes} min`}`)
+      }
+    }
+    await ctx.store.write(data)
+    try {
+      const fw = await syncFirewall(ctx, data)
+      return {done, notFound: [], firewallChanged: fw.changed, warnings: fw.warnings ?? []}
+    } catch (err) {
+      firewallFailed(err)
+    }
+  })
+}
+
+/** `whitelist ADDR|CIDR...`: never block these; deletes the entries that overlap them (lifting their blocks) now. */
+export async function whitelistAdd(ctx: GuardContext, args: string[], comment: string | null): Promise<ChangeResult> {
+  const cidrs = parseAddresses(args, true)
+  return mutate(ctx, (data) => {
+    const done: string[] = []
+    for (const cidr of cidrs) {
+      const existing = data.whitelist.find((w) => w.cidr === cidr)
+      if (existing === undefined) {
+        data.whitelist.push({cidr, comment, added: ctx.now()})
+      } else if (comment !== null) {
+        existing.comment = comment
+      }
+      const net = parseCidr(cidr)
+      const lifted = net === null ? [] : data.entries.filter((e) => overlaps(e, net))
+      const gone = new Set(lifted)
+      data.entries = data.entries.filter((e) => !gone.has(e))
+      const liftedText = lifted.length > 0 ? `; lifted ${lifted.map((e) => e.ip).join(', ')}` : ''
+      done.push(`${cidr}: ${existing === undefined ? 'whitelisted' : 'already whitelisted'}${liftedText}`)
+    }
+    return {done, notFound: []}
+  })
+}
+
+/** `whitelist --remove ADDR|CIDR...`; whatever still keeps an argument from being blocked is named (lift.ts). */
+export async function whitelistRemove(ctx: GuardContext, args: string[]): Promise<ChangeResult> {
+  const cidrs = await parseOrHint(ctx, args, (a) => parseAddresses([a], true)[0] ?? a)
+  return mutate(ctx, (data) => removeFromWhitelist(data, cidrs, ctx.config))
+}
+
+/** `flush --invalid`: remove the database's invalid records, keeping a copy, then bring the firewall in line (repair.ts). */
+export async function flushInvalid(ctx: GuardContext, confirm: (records: InvalidRecord[]) => Promise<boolean>): Promise<RepairResult> {
+  return removeInvalid(ctx.store, confirm, (data) => syncFirewall(ctx, data).catch(firewallFailed))
+}
+
+/** The whitelist: the configuration's networks and the admin's. */
+export async function whitelistList(ctx: GuardContext): Promise<{cidr: string; source: 'config' | 'database'; comment: string | null}[]> {
+  const data = await ctx.store.read()
+  return [
+    ...ctx.config.whitelist.map((c) => ({cidr: parseCidr(c)?.text ?? c, source: 'config' as const, comment: null})),
+    ...data.whitelist.map((w) => ({cidr: w.cidr, source: 'database' as const, comment: w.comment})),
+  ]
+}
+
+
+export interface FlushResult {
+  entriesRemoved: number
+  whitelistRemoved: number
+  firewall: ApplyResult
+}
+
+/** `flush`: remove every rule rcguard created and every offender entry (the whitelist too with `all`). */
+export async function flush(ctx: GuardContext, options: {all: boolean}): Promise<FlushResult> {
+  return ctx.store.withLock({wait: true}, async () => {
+    let data: StoreData | null = null
+    let readError: unknown = null
+    try {
+      data = await ctx.store.read()
+    } catch (err) {
+      readError = err
+    }
+    const firewall = await removeEverywhere(ctx, data)
+    if (data === null) throw readError
+    const result = {entriesRemoved: data.entries.length, whitelistRemoved: options.all ? data.whitelist.length : 0, firewall}
+    data.entries = []
+    if (options.all) data.whitelist = []
+    await ctx.store.write(data)
+    return result
+  })
+}

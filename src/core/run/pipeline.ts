@@ -1,0 +1,350 @@
+/**
+ * The pipeline that scan, hacks and watch share: read the new log lines,
+ * parse them into events, decide, keep the store, and bring the firewall in
+ * line with it. Data flows one way: log reader → parser → decisions → store →
+ * firewall (desired.ts) → notify.
+ */
+import type {Config, LogConfig} from '../config/config.js'
+import {Decider, SKEW_MS, expireBlocks, isBlockActive, pruneEntries, type Decision, type SourcedEvent} from '../decisions/decide.js'
+import {ExitCode, FirewallError, RcguardError, UsageError} from '../errors.js'
+import {afterSave} from '../firewall/backend.js'
+import type {ApplyResult, DesiredState} from '../firewall/index.js'
+import {hostname} from 'node:os'
+import {basename} from 'node:path'
+import {glob} from 'tinyglobby'
+import {isRotatedName, readNewLines, readTail, unreadable} from '../logreader/reader.js'
+import {buildDigest, notify} from '../notify/index.js'
+import {EntryParser, LineParser, type ParseOptions, type SourcedLine} from '../parser/parse.js'
+import {proxyList} from '../parser/proxy.js'
+import {DoubtTally} from '../report/doubts.js'
+import {emptyData, type StoreData, type StoredPosition} from '../store/schema.js'
+import {type GuardContext, type BlockInfo, whitelistOf, readData, blockInfo} from './context.js'
+import {desiredState, syncFirewall} from './desired.js'
+
+export interface FileReport {
+  file: string
+  bytes: number
+  lines: number
+  events: number
+  notes: string[]
+}
+
+
+export interface ScanResult {
+  files: FileReport[]
+  /** Every parsed event (only when collected). */
+  events: SourcedEvent[]
+  /** Every decision when collected; otherwise only the blocks. */
+  decisions: Decision[]
+  /** Counts, always kept. */
+  stats: {failures: number; counted: number; addresses: number}
+  newlyBlocked: BlockInfo[]
+  warnings: string[]
+}
+
+export interface HacksResult extends ScanResult {
+  expired: BlockInfo[]
+  /** One line per notification sent. */
+  notified?: string[]
+  /** The firewall could not be brought in line (the command reports the blocks, then fails with it). */
+  firewallError?: FirewallError
+  firewall: ApplyResult & {backend: string; rendered?: string}
+  enabled: boolean
+}
+
+
+const GLOB_CHARS = /[*?[\]{}]/
+
+/** The files a configured log names: itself, or the live files its glob pattern matches. */
+async function expandLog(pattern: string): Promise<{paths: string[]; warning?: string}> {
+  if (!GLOB_CHARS.test(pattern)) return {paths: [pattern]}
+  const found = (await glob(pattern, {absolute: true, onlyFiles: true, expandDirectories: false}))
+    .filter((p) => !isRotatedName(basename(p)))
+    .sort()
+  if (found.length === 0) return {paths: [], warning: `no file matches the log pattern ${pattern}: check the instance's logs in the configuration`}
+  return {paths: found}
+}
+
+export interface ScanOptions {
+  /**
+   * Replay: count every line of the file's timeline. Otherwise, on the first
+   * read of a log, lines older than the window before its newest line are
+   * not counted (a fresh install does not block on old history).
+   */
+  replay?: boolean
+  /** Keep every event and decision in the result (for --verbose and tests). */
+  collect?: boolean
+  /** Called for every event as it is decided (streamed output). */
+  onEvent?: (event: SourcedEvent, decision: Decision) => void
+  /** Called once the logs are about to be read (after the checks that can refuse the request). */
+  before?: () => void
+  /** Reading progress of each log (done = -1: that log is finished). */
+  progress?: (file: string, done: number, total: number) => void
+  /** Tell every warning about doubtful lines, not at most one per cause and hour (dry runs). */
+  repeatWarnings?: boolean
+}
+
+/**
+ * What a log's last lines tell before its first read: the newest time of a
+ * login entry (where counting starts), and the parser state learnt from them
+ * (the envelope, whether the log writes session prefixes). A time later than
+ * now is client text (a forged piece), never a cut-off.
+ */
+async function probeTail(file: string, parser: LineParser, now: number): Promise<number | null> {
+  let newest: number | null = null
+  const entries = new EntryParser(parser)
+  const take = ({event}: SourcedLine): void => {
+    if (event.doubt !== undefined || event.time > now + SKEW_MS) return
+    if (newest === null || event.time > newest) newest = event.time
+  }
+  for (const line of await readTail(file)) entries.feed(line, 0, file, take)
+  entries.finish(take)
+  return newest
+}
+
+/**
+ * Reads every configured log from its saved position, one line at a time,
+ * and applies each event to `data` as it is parsed: memory holds the
+ * addresses seen, not the lines.
+ */
+async function scanInto(ctx: GuardContext, data: StoreData, options: ScanOptions = {}): Promise<ScanResult> {
+  const now = ctx.now()
+  const {config} = ctx
+  const result: ScanResult = {
+    files: [],
+    events: [],
+    decisions: [],
+    newlyBlocked: [],
+    warnings: [],
+    stats: {failures: 0, counted: 0, addresses: 0},
+  }
+  const addresses = new Set<string>()
+  const positions: Record<string, StoredPosition> = {}
+  const proxies = proxyList(config.trustedProxies)
+  const before = new Set(data.entries.filter((e) => isBlockActive(e, now)).map((e) => `${e.instance} ${e.ip}`))
+  const decider = new Decider(data, {...config, ipv6Prefix: config.firewall.ipv6Prefix}, whitelistOf(config, data), now, options.collect === true)
+  const periodMs = config.periodMinutes * 60_000
+  options.before?.()
+  for (const instance of config.instances) {
+    const parseOptions: ParseOptions = {countErrors: new Set(config.countErrors), trustedProxies: proxies, loginLc: instance.loginLc, userNameCut: instance.userNameCut}
+    for (const log of instance.logs) {
+      const {paths, warning} = await expandLog(log.path)
+      if (warning !== undefined) result.warnings.push(warning)
+      for (const file of paths) {
+        const saved = data.positions[file]
+        let cutoff = -Infinity
+        const firstRead = saved === undefined && options.replay !== true
+        let state = {...saved?.parser}
+        if (saved === undefined) {
+          // Learn the log's shape (session prefixes above all) from its last lines before reading any.
+          const probeState = {}
+          const newest = await probeTail(file, new LineParser(log, parseOptions, probeState, now), now)
+          if (firstRead && newest !== null) cutoff = newest - periodMs
+          state = {...probeState}
+        }
+        const parser = new LineParser(log, parseOptions, state, now)
+        const doubts = new DoubtTally()
+        let loginLines = 0
+        // Nothing asks to see every line: history before the cutoff is passed over unparsed.
+        if (options.collect !== true && options.onEvent === undefined) parser.skipBefore = cutoff
+        let events = 0
+        let old = 0
+        const handle = ({event, lineNo, text, file: from}: SourcedLine): void => {
+          events++
+          loginLines++
+          const sourced = event as SourcedEvent
+          sourced.instance = instance.name
+          sourced.file = from
+          sourced.lineNo = lineNo
+          if (sourced.counted && (sourced.time < cutoff || (firstRead && sourced.timed === false))) {
+            // A line without a time of its own (stdout) on a first read could be any age: history.
+            sourced.counted = false
+            sourced.reason = 'older than the window on the first read of this log'
+            old++
+          }
+          doubts.add(sourced)
+          const decision = decider.apply(sourced)
+          if (sourced.outcome === 'failure') {
+            result.stats.failures++
+            if (sourced.counted && sourced.ip !== null) {
+              result.stats.counted++
+              addresses.add(sourced.ip)
+            }
+          }
+          if (options.onEvent !== undefined) options.onEvent(sourced, decision)
+          if (options.collect === true) {
+            if (ctx.keepText === true) sourced.text = text
+            result.events.push(sourced)
+            result.decisions.push(decision)
+          } else if (decision.action === 'blocked') {
+            result.decisions.push(decision)
+          }
+        }
+        const entries = new EntryParser(parser)
+        let current = file
+        // Nothing asks to see every line of a first read: start near the window instead of at byte 0.
+        const seeker = new LineParser(log, parseOptions, {}, now)
+        const seek =
+          parser.skipBefore > -Infinity ? {target: parser.skipBefore - SKEW_MS, timeOf: (line: string) => seeker.timeOf(line)} : undefined
+        const report = await readNewLines(
+          file,
+          saved,
+          (text, lineNo, from, offset) => {
+            if (from !== current) {
+              entries.finish(handle)
+              current = from
+            }
+            entries.feed(text, lineNo, from, handle, offset)
+          },
+          {
+            seek,
+            progress: options.progress === undefined ? undefined : (done, total) => options.progress?.(file, done, total),
+            // A replay reads a finished file: nothing is still being written there.
+            hold: options.replay === true ? undefined : (live) => entries.hold(live, now),
+          },
+        )
+        options.progress?.(file, -1, -1)
+        entries.finish(handle)
+        if (loginLines > 0 && !parser.prefixRequired() && log.sessionPrefix !== 'optional') doubts.bump('unprefixed', loginLines)
+        const envelope = log.format === 'auto' ? parser.state.envelope : log.format
+        if (loginLines > 0 && (envelope === 'syslog' || envelope === 'rfc3339')) doubts.bump('syslog-text', loginLines)
+        const warned = {...saved?.warned}
+        result.warnings.push(...doubts.warnings(file, now, options.repeatWarnings === true ? undefined : warned))
+        const notes = [...report.notes]
+        old += parser.skipped
+        if (old > 0) notes.push(`first read: ${old} failed login(s) older than ${config.periodMinutes} min before the log's newest line not counted`)
+        result.warnings.push(...report.warnings)
+        if (report.position !== undefined) positions[file] = {...report.position, parser: parser.state, warned}
+        result.files.push({file, bytes: report.bytes, lines: report.lines, events, notes})
+      }
+    }
+  }
+  data.ledger = decider.ledger.save()
+  result.stats.addresses = addresses.size
+  result.newlyBlocked = data.entries
+    .filter((e) => isBlockActive(e, now) && !before.has(`${e.instance} ${e.ip}`))
+    .map(blockInfo)
+  Object.assign(data.positions, positions)
+  return result
+}
+
+
+export async function scan(ctx: GuardContext, options: {dryRun: boolean} & Pick<ScanOptions, 'collect' | 'onEvent' | 'before' | 'progress'>): Promise<ScanResult> {
+  if (options.dryRun) {
+    const data = await readData(ctx)
+    return scanInto(ctx, data, {...options, repeatWarnings: true})
+  }
+  return ctx.store.withLock({wait: true}, async () => {
+    const data = await readData(ctx)
+    const result = await scanInto(ctx, data, options)
+    pruneEntries(data, ctx.config, ctx.now())
+    await ctx.store.write(data)
+    return result
+  })
+}
+
+export interface ReplayBlock {
+  ip: string
+  instance: string
+  /** The failure that completed the window. */
+  at: number
+  /** When the block would have ended; null: until deleted. */
+  until: number | null
+}
+
+/**
+ * `scan --dry-run --log FILE [--replay]`: one file from its start, nothing
+ * read from or written to the store. With replay, the decisions run over the
+ * file's own timeline and every block that would have happened is reported.
+ */
+export async function scanFile(
+  ctx: GuardContext,
+  file: string,
+  options: {instance: string; format?: LogConfig['format']} & Pick<ScanOptions, 'replay' | 'collect' | 'onEvent' | 'before' | 'progress'>,
+): Promise<ScanResult & {replayBlocks: ReplayBlock[]}> {
+  const inst = ctx.config.instances.find((i) => i.name === options.instance)
+  if (inst === undefined) throw new UsageError(`no instance named ${options.instance} in the configuration`)
+  const template = inst.logs[0]
+  const log: LogConfig = {
+    path: file,
+    format: options.format ?? 'auto',
+    ident: template?.ident ?? 'roundcube',
+    sessionPrefix: template?.sessionPrefix ?? 'auto',
+    dateFormat: options.format === undefined || options.format === template?.format ? template?.dateFormat : undefined,
+    timezone: template?.timezone,
+  }
+  const problem = await unreadable(file)
+  if (problem !== null) throw new RcguardError(problem, ExitCode.USAGE)
+  const config: Config = {...ctx.config, instances: [{...inst, logs: [log]}]}
+  const data = emptyData()
+  const result = await scanInto({...ctx, config}, data, {...options, repeatWarnings: true})
+  const replayBlocks: ReplayBlock[] = result.decisions
+    .filter((d) => d.action === 'blocked' && d.event.ip !== null)
+    .map((d) => ({ip: d.key ?? d.event.ip ?? '', instance: d.event.instance, at: d.blockedAt ?? d.event.time, until: d.blockedUntil ?? null}))
+  return {...result, replayBlocks}
+}
+
+export type CycleOptions = {dryRun: boolean} & Pick<ScanOptions, 'collect' | 'progress'>
+
+/**
+ * One run of the guard, the caller holding the lock (unless a dry run): scan
+ * the new lines, end expired blocks, forget what no window needs, save, and
+ * bring the firewall in line. What `hacks` does once and `watch` whenever a
+ * log grows. A firewall failure is returned, not thrown: the blocks are saved.
+ */
+export async function cycle(ctx: GuardContext, options: CycleOptions): Promise<HacksResult> {
+  const data = await readData(ctx)
+  const scanned = await scanInto(ctx, data, {collect: options.collect, progress: options.progress, repeatWarnings: options.dryRun})
+  const now = ctx.now()
+  const expired = expireBlocks(data, now).map(blockInfo)
+  pruneEntries(data, ctx.config, now)
+  const base = {...scanned, expired, enabled: ctx.config.enabled}
+  if (options.dryRun) {
+    const desired: DesiredState = ctx.config.enabled ? desiredState(ctx.config, data, now) : {instances: []}
+    return {
+      ...base,
+      firewall: {backend: ctx.firewall.name, changed: false, drift: [], applied: [], rendered: ctx.firewall.render(desired)},
+    }
+  }
+  await ctx.store.write(data)
+  let applied: ApplyResult = {changed: false, drift: [], applied: []}
+  let firewallError: FirewallError | undefined
+  try {
+    applied = await syncFirewall(ctx, data)
+  } catch (err) {
+    // The blocks are in the database: report and notify them all the same, then fail.
+    if (!(err instanceof FirewallError)) throw err
+    firewallError = afterSave(err)
+  }
+  base.warnings.push(...(applied.warnings ?? []))
+  return {...base, firewall: {...applied, backend: ctx.firewall.name}, ...(firewallError === undefined ? {} : {firewallError})}
+}
+
+/**
+ * One digest to the admin of what changed (blocks made, blocks ended); null
+ * when there is nothing to tell or nowhere to tell it. A failed notification
+ * is a warning, never a failed run.
+ */
+export async function notifyChanges(
+  ctx: GuardContext,
+  changes: {blocked: BlockInfo[]; released: BlockInfo[]},
+): Promise<{notified: string[]; warnings: string[]}> {
+  const notified: string[] = []
+  if (ctx.config.notify === undefined) return {notified, warnings: []}
+  const digest = buildDigest({host: hostname(), now: ctx.now(), ...changes})
+  if (digest === null) return {notified, warnings: []}
+  const warnings = await notify(ctx.config.notify, digest, {log: (line) => notified.push(line)})
+  return {notified, warnings}
+}
+
+/** `hacks`: one cycle under the lock (giving up at once when it is held), then one digest. */
+export async function hacks(ctx: GuardContext, options: CycleOptions): Promise<HacksResult> {
+  if (options.dryRun) return cycle(ctx, options)
+  return ctx.store.withLock({wait: false}, async () => {
+    const result = await cycle(ctx, options)
+    const sent = await notifyChanges(ctx, {blocked: result.newlyBlocked, released: result.expired})
+    result.warnings.push(...sent.warnings)
+    return {...result, notified: sent.notified}
+  })
+}
+
