@@ -44,6 +44,8 @@ export interface ScanResult {
 
 export interface HacksResult extends ScanResult {
   expired: BlockInfo[]
+  /** When the next block in force ends (null: none ends), so a long-running watch wakes for it. */
+  nextExpiry: number | null
   /** One line per notification sent. */
   notified?: string[]
   /** The firewall could not be brought in line (the command reports the blocks, then fails with it). */
@@ -56,7 +58,7 @@ export interface HacksResult extends ScanResult {
 const GLOB_CHARS = /[*?[\]{}]/
 
 /** The files a configured log names: itself, or the live files its glob pattern matches. */
-async function expandLog(pattern: string): Promise<{paths: string[]; warning?: string}> {
+export async function expandLog(pattern: string): Promise<{paths: string[]; warning?: string}> {
   if (!GLOB_CHARS.test(pattern)) return {paths: [pattern]}
   const found = (await glob(pattern, {absolute: true, onlyFiles: true, expandDirectories: false}))
     .filter((p) => !isRotatedName(basename(p)))
@@ -298,7 +300,7 @@ export async function cycle(ctx: GuardContext, options: CycleOptions): Promise<H
   const now = ctx.now()
   const expired = expireBlocks(data, now).map(blockInfo)
   pruneEntries(data, ctx.config, now)
-  const base = {...scanned, expired, enabled: ctx.config.enabled}
+  const base = {...scanned, expired, enabled: ctx.config.enabled, nextExpiry: nextExpiry(data, now)}
   if (options.dryRun) {
     const desired: DesiredState = ctx.config.enabled ? desiredState(ctx.config, data, now) : {instances: []}
     return {
@@ -318,6 +320,15 @@ export async function cycle(ctx: GuardContext, options: CycleOptions): Promise<H
   }
   base.warnings.push(...(applied.warnings ?? []))
   return {...base, firewall: {...applied, backend: ctx.firewall.name}, ...(firewallError === undefined ? {} : {firewallError})}
+}
+
+/** The earliest end of a block in force after `now`; null when none ends. */
+function nextExpiry(data: StoreData, now: number): number | null {
+  let next: number | null = null
+  for (const e of data.entries) {
+    if (e.blockedAt !== null && e.blockedUntil !== null && e.blockedUntil > now && (next === null || e.blockedUntil < next)) next = e.blockedUntil
+  }
+  return next
 }
 
 /**
