@@ -27,12 +27,15 @@
  *   pending notifications are sent, the watchers close and watch() resolves.
  *
  * Memory is that of one cycle: nothing is kept between cycles but the logs'
- * signatures, the pending digest and the told problems, each bounded.
+ * signatures, the pending digest, the told problems, each bounded, and the
+ * database as the last cycle wrote it, which the next one reads instead of
+ * the file as long as nobody else wrote the file (store/cache.ts).
  */
 import {watch as fsWatch, type FSWatcher} from 'node:fs'
 import {stat} from 'node:fs/promises'
 import {dirname} from 'node:path'
 import {BusyError, RcguardError} from '../errors.js'
+import {CachingStore} from '../store/cache.js'
 import type {BlockInfo, GuardContext} from './context.js'
 import {cycle, expandLog, notifyChanges, type HacksResult} from './pipeline.js'
 
@@ -146,7 +149,9 @@ function globBase(pattern: string): string {
   return i === -1 ? pattern : `${pattern.slice(0, i)}x`
 }
 
-export async function watch(ctx: GuardContext, options: WatchOptions): Promise<WatchSummary> {
+export async function watch(given: GuardContext, options: WatchOptions): Promise<WatchSummary> {
+  // What a cycle wrote is what the next one reads, unless someone else wrote since (cache.ts).
+  const ctx: GuardContext = {...given, store: new CachingStore(given.store)}
   const pollMs = options.pollMs ?? 1_000
   const settleMs = options.settleMs ?? 50
   const idleMs = options.idleMs ?? 60_000
