@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import {Errors, flush, run} from '@oclif/core'
+import {Errors, flush, run} from '../dist/cli.js'
 
 // oclif's own error printer wraps and decorates its messages; rcguard's
 // errors are one line on stderr, for cron mail and for scripts.
