@@ -24,7 +24,6 @@ import {installedBackends} from './firewall/index.js'
 import type {ApplyResult, BackendName, DesiredState, FirewallBackend} from './firewall/index.js'
 import {hostname} from 'node:os'
 import {basename} from 'node:path'
-import {glob} from 'tinyglobby'
 import {isRotatedName, readNewLines, readTail, unreadable} from './logreader/reader.js'
 import {blockKey, canonicalIp, cidrsOverlap, cidrText, compareIps, familyOf, ipSortKey, hostAddresses, NetworkList, parseCidr, withoutNested, type Cidr} from './net/ip.js'
 import {mergeIntoNetworks} from './decisions/networks.js'
@@ -140,6 +139,7 @@ const GLOB_CHARS = /[*?[\]{}]/
 /** The files a configured log names: itself, or the live files its glob pattern matches. */
 async function expandLog(pattern: string): Promise<{paths: string[]; warning?: string}> {
   if (!GLOB_CHARS.test(pattern)) return {paths: [pattern]}
+  const {glob} = await import('tinyglobby')
   const found = (await glob(pattern, {absolute: true, onlyFiles: true, expandDirectories: false}))
     .filter((p) => !isRotatedName(basename(p)))
     .sort()
