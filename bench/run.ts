@@ -8,6 +8,8 @@
  *    machine weighs on all alike, and the ratios. Once with a JSON
  *    configuration (read without the YAML parser) and once with the same
  *    configuration as YAML, as /etc/rcguard/rcguard.yml usually is.
+ *    BENCH_BASELINE_BIN=/path/to/other/bin/run.js adds that build's run
+ *    (JSON configuration) to the turn, e.g. an older commit built elsewhere.
  */
 import {execFileSync} from 'node:child_process'
 import {mkdtempSync, rmSync, writeFileSync} from 'node:fs'
@@ -17,6 +19,7 @@ import {join, resolve} from 'node:path'
 const ROOT = resolve(import.meta.dirname, '..')
 const BIN = join(ROOT, 'bin', 'run.js')
 const RUNS = Number(process.env.BENCH_RUNS ?? 15)
+const BASELINE = process.env.BENCH_BASELINE_BIN
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b)
@@ -46,13 +49,18 @@ try {
     yaml,
     `# rcguard.yml(5)\ndatabase: ${settings.database}\ninstances:\n  - name: master\n    logs: [${log}]\n    ports: [443]\nfirewall:\n  backend: none\n`,
   )
+  // The baseline build has a database of its own (its format may be older).
+  const baselineJson = join(dir, 'baseline.json')
+  writeFileSync(baselineJson, JSON.stringify({...settings, database: join(dir, 'db-baseline.json')}))
   // First run reads the log; every later run finds no new line.
   execFileSync('node', [BIN, 'hacks', '--config', json], {stdio: 'ignore'})
-  const runs = {bare: [] as number[], json: [] as number[], yaml: [] as number[]}
+  if (BASELINE !== undefined) execFileSync('node', [BASELINE, 'hacks', '--config', baselineJson], {stdio: 'ignore'})
+  const runs = {bare: [] as number[], json: [] as number[], yaml: [] as number[], baseline: [] as number[]}
   for (let i = 0; i < RUNS; i++) {
     runs.bare.push(timeRun('node', ['-e', '0']))
     runs.json.push(timeRun('node', [BIN, 'hacks', '--config', json]))
     runs.yaml.push(timeRun('node', [BIN, 'hacks', '--config', yaml]))
+    if (BASELINE !== undefined) runs.baseline.push(timeRun('node', [BASELINE, 'hacks', '--config', baselineJson]))
   }
   const mb = median(runs.bare)
   const line = (label: string, xs: number[]) =>
@@ -61,6 +69,7 @@ try {
   console.log(line('node -e 0', runs.bare))
   console.log(line('rcguard hacks, no new log lines, JSON config', runs.json))
   console.log(line('rcguard hacks, no new log lines, YAML config', runs.yaml))
+  if (BASELINE !== undefined) console.log(`${line('the same, JSON config, BENCH_BASELINE_BIN', runs.baseline)}  (${BASELINE})`)
 } finally {
   rmSync(dir, {recursive: true, force: true})
 }
