@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+// The bundle (npm run build): oclif and the commands in one file and the chunks it imports.
 import {Errors, flush, run} from '../dist/cli.js'
 
 // oclif's own error printer wraps and decorates its messages; rcguard's

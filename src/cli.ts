@@ -1,8 +1,10 @@
 /**
  * The CLI's one entry: every command, for oclif's "explicit" command discovery
  * (package.json oclif.commands), and oclif's run/flush/Errors for bin/run.js.
- * esbuild bundles this file and everything it imports into dist/cli.js, so a
- * cron run resolves and loads one file instead of hundreds.
+ * esbuild bundles this file and everything it imports into dist/cli.js (and
+ * dist/chunks/, see scripts/build.js), so a cron run loads a few files instead
+ * of hundreds. A new command file must be added here too (test/cli/bundle.test.ts
+ * checks that every file of src/commands is).
  */
 import Block from './commands/block.js'
 import Flush from './commands/flush.js'
