@@ -129,6 +129,10 @@ test('src/cli.ts exports every command of src/commands (and help), and oclif.man
   assert.deepEqual(Object.keys(COMMANDS).sort(), [...files, 'help'].sort())
   const manifest = JSON.parse(readFileSync(join(ROOT, 'oclif.manifest.json'), 'utf8')) as {commands: Record<string, unknown>}
   assert.deepEqual(Object.keys(manifest.commands).sort(), Object.keys(COMMANDS).sort())
+  // The bundle sorts command ids by code unit, not with localeCompare (scripts/build.js): the same order for these ids.
+  const ids = Object.keys(COMMANDS)
+  assert.ok(ids.every((id) => /^[a-z][a-z0-9-]*$/.test(id)), `a command id that is not a lowercase ASCII word: ${ids.join(', ')}`)
+  assert.deepEqual([...ids].sort(), [...ids].sort((a, b) => a.localeCompare(b)))
 })
 
 test('npm pack ships bin/, the bundle, man/ and examples/: no source, no source map, no metafile', async () => {
