@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-import {Errors, flush, run} from '@oclif/core'
+// The bundle (npm run build): oclif and the commands in one file and the chunks it imports.
+import {Errors, flush, run} from '../dist/cli.js'
 
 // oclif's own error printer wraps and decorates its messages; rcguard's
 // errors are one line on stderr, for cron mail and for scripts.

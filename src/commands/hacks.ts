@@ -55,7 +55,7 @@ export default class Hacks extends BaseCommand<typeof Hacks> {
     const {verbose} = this.flags
     const dryRun = this.flags['dry-run']
     const ctx = await this.loadContext({keepText: verbose})
-    const result = await hacks(ctx, {dryRun, collect: verbose, progress: progressBar(!this.jsonEnabled() && !this.flags.quiet)})
+    const result = await hacks(ctx, {dryRun, collect: verbose, progress: await progressBar(!this.jsonEnabled() && !this.flags.quiet)})
     for (const w of result.warnings) this.warning(w)
     if (verbose) {
       this.log(`configuration: ${ctx.loaded.path ?? 'built-in defaults'}; database: ${ctx.config.database}; firewall: ${result.firewall.backend}${ctx.config.firewall.backend === 'auto' ? ' (chosen by firewall.backend auto)' : ''}`)

@@ -56,7 +56,7 @@ export default class Scan extends BaseCommand<typeof Scan> {
     // --json streams one event at a time: a log of any size is reported in flat memory.
     const stream = this.jsonEnabled() ? new JsonEventStream(process.stdout) : undefined
     const onEvent = stream === undefined ? undefined : (e: SourcedEvent) => stream.event(e)
-    const progress = progressBar(stream === undefined && !this.flags.quiet)
+    const progress = await progressBar(stream === undefined && !this.flags.quiet)
     const fileResult =
       log === undefined
         ? undefined

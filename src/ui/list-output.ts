@@ -6,13 +6,16 @@
  * library: cli-table3 laid out every row against every other (its layout is
  * quadratic, and it overflowed the stack from about 125,000 rows).
  */
-import chalk from 'chalk'
+import type {ChalkInstance} from 'chalk'
 import type {ListRow} from '../core/run/admin.js'
 import {escapeJson} from '../core/text/escape.js'
 import {relative, safe} from './format.js'
 
 /** Rows a terminal gets when --limit is not given. */
 export const DEFAULT_LIMIT = 50
+
+/** Loaded by the first table (writeTable): chalk's terminal detection is a cost a run that draws none need not pay. */
+let chalk!: ChalkInstance
 
 /** Rows per write. */
 const CHUNK = 2000
@@ -78,6 +81,7 @@ function cells(r: ListRow, now: number): string[] {
  * Every cell is escaped (core/text/escape.ts) before it is measured.
  */
 export async function writeTable(out: Output, rows: ListRow[], now: number): Promise<void> {
+  chalk ??= (await import('chalk')).default
   const widths = HEAD.map((h) => h.length)
   // One pass to measure, one to write: the cells are made twice rather than kept, so memory stays one chunk.
   for (const r of rows) {

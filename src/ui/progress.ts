@@ -4,15 +4,17 @@
  * for reads big enough to take a moment.
  */
 import {basename} from 'node:path'
-import cliProgress from 'cli-progress'
+import type cliProgress from 'cli-progress'
 
 /** Reads smaller than this finish before a bar would be worth drawing. */
 const MIN_BYTES = 16 * 1024 * 1024
 
 export type ProgressHandler = (file: string, done: number, total: number) => void
 
-export function progressBar(enabled: boolean, stream: NodeJS.WriteStream = process.stderr): ProgressHandler | undefined {
+export async function progressBar(enabled: boolean, stream: NodeJS.WriteStream = process.stderr): Promise<ProgressHandler | undefined> {
   if (!enabled || stream.isTTY !== true) return undefined
+  // Loaded only where a bar can be drawn: never in cron, which has no terminal.
+  const {default: cliProgress} = await import('cli-progress')
   let bar: cliProgress.SingleBar | null = null
   return (file, done, total) => {
     if (done < 0) {

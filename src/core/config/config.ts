@@ -3,7 +3,7 @@
  * Unknown keys and bad values are refused with the key path in the message.
  */
 import {dirname, resolve} from 'node:path'
-import {z} from 'zod'
+import * as z from 'zod'
 import {ConfigError} from '../errors.js'
 import {parseCidr} from '../net/ip.js'
 import {compilePhpDateFormat} from '../parser/dates.js'
@@ -11,7 +11,7 @@ import {ENVELOPE_IDS} from '../parser/envelopes.js'
 import {isKnownZone} from '../parser/timezone.js'
 import {notifySchema} from '../notify/config.js'
 import {readConfigText} from './read.js'
-import {parseConfigYaml} from './yaml.js'
+import {parseConfigDocument} from './document.js'
 import {firewallNameProblems} from '../firewall/names.js'
 
 export const DEFAULT_CONFIG_PATH = '/etc/rcguard/rcguard.yml'
@@ -222,5 +222,5 @@ export async function loadConfig(path: string, explicit: boolean): Promise<Loade
     if (!explicit) return {config: validateConfig({}, 'built-in defaults', process.cwd()), path: null}
     throw new ConfigError(`configuration file ${path} does not exist`)
   }
-  return {config: validateConfig(parseConfigYaml(text, path), path, dirname(resolve(path))), path}
+  return {config: validateConfig(await parseConfigDocument(text, path), path, dirname(resolve(path))), path}
 }

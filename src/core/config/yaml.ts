@@ -2,7 +2,7 @@
  * The configuration's YAML, parsed so that no document can crash, hang or
  * exhaust rcguard: plain YAML 1.2 (core schema: no merge keys, no
  * `!!binary`, `!!set`, `!!js/...` or other tags beyond the core ones), at
- * most MAX_DEPTH levels of nesting (checked on the text before the parser
+ * most MAX_DEPTH levels of nesting (limits.ts: checked on the text before the parser
  * sees it: the parser recurses, and a few thousand `[` crash Node outright),
  * unique keys (checked here in linear time: the parser's own check is
  * quadratic), and aliases that expand at most MAX_ALIAS_COUNT-fold ("billion
@@ -10,54 +10,13 @@
  */
 import {isAlias, isMap, isScalar, LineCounter, parseDocument, visit, type Document, type Node} from 'yaml'
 import {ConfigError} from '../errors.js'
+import {checkDepth, checkStrings} from './limits.js'
 
-/** Far deeper than any configuration (about 6), far below where the parser's recursion fails (about 1000). */
-export const MAX_DEPTH = 64
 /** What yaml's toJS allows by default, said explicitly: alias uses times the aliases inside the anchor's value. */
 const MAX_ALIAS_COUNT = 100
 
 /** The core schema's tags: writing one out (`!!str 0123`) changes nothing rcguard cannot read. */
 const CORE_TAGS = new Set(['str', 'int', 'float', 'bool', 'null', 'map', 'seq'].map((t) => `tag:yaml.org,2002:${t}`))
-
-/**
- * An upper bound of the document's nesting, and the first line where it
- * exceeds `limit` (0 when it does not): block nesting by indentation and
- * leading `- `, `? `, `: ` indicators, plus flow nesting by `[` and `{`.
- * Brackets are counted even inside quotes and comments, which can only make
- * the bound larger: a real configuration stays far below the limit anyway.
- */
-export function deepLine(text: string, limit: number): number {
-  const indents: number[] = []
-  let flow = 0
-  let lineNo = 0
-  for (const line of text.split('\n')) {
-    lineNo++
-    let col = 0
-    while (line[col] === ' ') col++
-    const rest = line.slice(col)
-    if (flow === 0 && rest.trim() !== '' && !rest.startsWith('#')) {
-      while (indents.length > 0 && (indents[indents.length - 1] ?? 0) >= col) indents.pop()
-      indents.push(col)
-      // "- - - x": each indicator opens one more level.
-      let at = col
-      while (/^[-?:]( |$)/.test(line.slice(at))) {
-        at += 1
-        while (line[at] === ' ') at++
-        indents.push(at - 1)
-      }
-    }
-    if (indents.length + flow > limit) return lineNo
-    for (const c of rest) {
-      if (c === '[' || c === '{') {
-        flow++
-        if (indents.length + flow > limit) return lineNo
-      } else if ((c === ']' || c === '}') && flow > 0) {
-        flow--
-      }
-    }
-  }
-  return 0
-}
 
 function lineOf(counter: LineCounter, node: {range?: [number, number, number] | null} | undefined): string {
   const pos = node?.range?.[0]
@@ -104,27 +63,9 @@ function checkNodes(doc: Document, path: string, counter: LineCounter): void {
   if (problem !== null) throw new ConfigError(`configuration file ${path} is refused: ${problem as string}`)
 }
 
-/** A string holding NUL can be no path, name or address: refuse it by key (fs would throw on it much later). */
-function checkStrings(value: unknown, path: string, where: string[] = []): void {
-  // Aliases inside anchors can nest deeper than the text does: still a bounded walk.
-  if (where.length > 2 * MAX_DEPTH) throw new ConfigError(`configuration file ${path} is refused: through its aliases it nests more than ${2 * MAX_DEPTH} levels deep`)
-  if (typeof value === 'string') {
-    if (value.includes('\u0000')) {
-      throw new ConfigError(`invalid configuration in ${path}: ${where.join('.') || '(top level)'}: holds a NUL character`)
-    }
-  } else if (Array.isArray(value)) {
-    value.forEach((v, i) => checkStrings(v, path, [...where, String(i)]))
-  } else if (typeof value === 'object' && value !== null) {
-    for (const [k, v] of Object.entries(value)) checkStrings(v, path, [...where, k])
-  }
-}
-
 /** The document's value, for the schema to validate. Throws ConfigError. */
 export function parseConfigYaml(text: string, path: string): unknown {
-  const deep = deepLine(text, MAX_DEPTH)
-  if (deep > 0) {
-    throw new ConfigError(`configuration file ${path} is refused: it nests more than ${MAX_DEPTH} levels deep (line ${deep})`)
-  }
+  checkDepth(text, path)
   const lineCounter = new LineCounter()
   const doc = parseDocument(text, {
     prettyErrors: false,

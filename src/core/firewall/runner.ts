@@ -3,7 +3,6 @@
  * a shell. cron's PATH lacks /usr/sbin, where iptables lives, so the sbin
  * directories are appended to the search path.
  */
-import {execa} from 'execa'
 import {FirewallError} from '../errors.js'
 
 export interface RunResult {
@@ -49,6 +48,8 @@ export class ExecaRunner implements Runner {
 
   async run(command: string, args: string[], options: RunOptions = {}): Promise<RunResult> {
     this.onRun([command, ...args].join(' '))
+    // execa loads with the first command run: a run with nothing to apply (backend none, or no change) runs none.
+    const {execa} = await import('execa')
     // The tool runs in a process group of its own, so that at the deadline the
     // whole group goes: a child it left behind holding its output would
     // otherwise keep rcguard (and its lock) waiting.

@@ -5,7 +5,7 @@
  * digest as JSON on stdin. The block is optional in the configuration; when
  * present, it names at least one channel.
  */
-import {z} from 'zod'
+import * as z from 'zod'
 
 /**
  * A plain address (local@domain, the HTML5 form rules: `root@localhost` is

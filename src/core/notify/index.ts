@@ -5,7 +5,6 @@
  * deadline so a hung MTA or command cannot hold the cron job.
  */
 import {hostname} from 'node:os'
-import {execa} from 'execa'
 import type {Transporter} from 'nodemailer'
 import {searchPath} from '../firewall/runner.js'
 import type {CommandConfig, EmailConfig, NotifyConfig} from './config.js'
@@ -154,6 +153,8 @@ async function runCommand(command: CommandConfig, digest: Digest, log: Log): Pro
   const checked = await programToRun(program)
   if ('refused' in checked) return `${name} refused, not run: ${checked.refused}`
   try {
+    // Loaded only by a run that notifies by command, as nodemailer only by one that mails.
+    const {execa} = await import('execa')
     const result = await execa(checked.path, args, {
       input: `${JSON.stringify(digest)}\n`,
       reject: false,

@@ -11,7 +11,6 @@ import {afterSave} from '../firewall/backend.js'
 import type {ApplyResult, DesiredState} from '../firewall/index.js'
 import {hostname} from 'node:os'
 import {basename} from 'node:path'
-import {glob} from 'tinyglobby'
 import {isRotatedName, readNewLines, readTail, unreadable} from '../logreader/reader.js'
 import {buildDigest, notify} from '../notify/index.js'
 import {EntryParser, LineParser, type ParseOptions, type SourcedLine} from '../parser/parse.js'
@@ -60,6 +59,7 @@ const GLOB_CHARS = /[*?[\]{}]/
 /** The files a configured log names: itself, or the live files its glob pattern matches. */
 export async function expandLog(pattern: string): Promise<{paths: string[]; warning?: string}> {
   if (!GLOB_CHARS.test(pattern)) return {paths: [pattern]}
+  const {glob} = await import('tinyglobby')
   const found = (await glob(pattern, {absolute: true, onlyFiles: true, expandDirectories: false}))
     .filter((p) => !isRotatedName(basename(p)))
     .sort()

@@ -10,7 +10,7 @@
  * account live in `ledger` (decisions/attempts.ts), not in each entry's
  * `recent`.
  */
-import {z} from 'zod'
+import * as z from 'zod'
 import {
   entryAddressProblem,
   fingerprintProblem,
