@@ -13,7 +13,6 @@ import {
   isBlockActive,
   neverBlockReason,
   newEntry,
-  pruneEntries,
   type Decision,
   type SourcedEvent,
 } from './decisions/decide.js'
@@ -26,7 +25,7 @@ import {hostname} from 'node:os'
 import {basename} from 'node:path'
 import {glob} from 'tinyglobby'
 import {isRotatedName, readNewLines, readTail, unreadable} from './logreader/reader.js'
-import {blockKey, canonicalIp, cidrsOverlap, cidrText, compareIps, familyOf, ipSortKey, hostAddresses, NetworkList, parseCidr, withoutNested, type Cidr} from './net/ip.js'
+import {blockKey, canonicalIp, cidrsOverlap, cidrText, familyOf, hostAddresses, NetworkList, parseCidr, sortIps, withoutNested, type Cidr} from './net/ip.js'
 import {mergeIntoNetworks} from './decisions/networks.js'
 import {buildDigest, notify} from './notify/index.js'
 import {EntryParser, LineParser, type ParseOptions, type SourcedLine} from './parser/parse.js'
@@ -39,6 +38,8 @@ import {removeFromWhitelist, unblockEntries, type StillInForce} from './admin/li
 import {parseOrHint} from './admin/stored.js'
 import {removeInvalid, type RepairResult} from './admin/repair.js'
 import type {InvalidRecord} from './store/diagnose.js'
+import {keepSmall} from './store/keep-small.js'
+import {listRows, type EntryState, type ListRow} from './admin/list.js'
 
 export interface GuardContext {
   config: Config
@@ -330,7 +331,7 @@ export function desiredState(config: Config, data: StoreData, now: number): Desi
         name: inst.name,
         ports: inst.ports,
         v4: ips.filter((ip) => familyOf(ip) === 4).map((ip) => `${ip}/32`),
-        v6: withoutNested(v6.sort(compareIps)),
+        v6: withoutNested(sortIps(v6)),
       }
     }),
   }
@@ -373,7 +374,7 @@ export async function scan(ctx: GuardContext, options: {dryRun: boolean} & Pick<
   return ctx.store.withLock({wait: true}, async () => {
     const data = await readData(ctx)
     const result = await scanInto(ctx, data, options)
-    pruneEntries(data, ctx.config, ctx.now())
+    result.warnings.push(...keepSmall(data, ctx.config, ctx.now()))
     await ctx.store.write(data)
     return result
   })
@@ -427,7 +428,7 @@ export async function hacks(ctx: GuardContext, options: {dryRun: boolean} & Pick
     const scanned = await scanInto(ctx, data, {collect: options.collect, progress: options.progress, repeatWarnings: options.dryRun})
     const now = ctx.now()
     const expired = expireBlocks(data, now).map(blockInfo)
-    pruneEntries(data, ctx.config, now)
+    scanned.warnings.push(...keepSmall(data, ctx.config, now))
     const base = {...scanned, expired, enabled: ctx.config.enabled}
     if (options.dryRun) {
       const desired: DesiredState = ctx.config.enabled ? desiredState(ctx.config, data, now) : {instances: []}
@@ -459,27 +460,7 @@ export async function hacks(ctx: GuardContext, options: {dryRun: boolean} & Pick
   return ctx.store.withLock({wait: false}, run)
 }
 
-export type EntryState = 'blocked' | 'watching' | 'whitelisted'
-
-export interface ListRow {
-  ip: string
-  state: EntryState
-  instance: string | null
-  /** Failures in the current window (for watching), or counted since the entry began (blocked). */
-  attempts: number
-  firstSeen: string | null
-  lastSeen: string | null
-  blockedAt: string | null
-  /** End of the block; null while blocked means until deleted. */
-  blockedUntil: string | null
-  lastUser: string | null
-  blocks: number
-  comment: string | null
-}
-
-function iso(t: number | null): string | null {
-  return t === null ? null : new Date(t).toISOString()
-}
+export type {EntryState, ListRow} from './admin/list.js'
 
 export interface ListFilter {
   state?: EntryState[]
@@ -509,48 +490,7 @@ export async function list(ctx: GuardContext, filter: ListFilter = {}): Promise<
 
 async function listAll(ctx: GuardContext): Promise<ListRow[]> {
   const data = await readData(ctx)
-  const now = ctx.now()
-  const whitelist = whitelistOf(ctx.config, data)
-  const rows: ListRow[] = []
-  for (const e of data.entries) {
-    if (neverBlockReason(e.ip, whitelist) !== null) continue
-    const blocked = isBlockActive(e, now)
-    rows.push({
-      ip: e.ip,
-      state: blocked ? 'blocked' : 'watching',
-      instance: e.instance,
-      attempts: blocked ? e.attempts : e.failures.length,
-      firstSeen: iso(e.firstSeen),
-      lastSeen: iso(e.lastSeen),
-      blockedAt: blocked ? iso(e.blockedAt) : null,
-      blockedUntil: blocked ? iso(e.blockedUntil) : null,
-      lastUser: e.lastUser,
-      blocks: e.blocks,
-      comment: e.comment,
-    })
-  }
-  const rank = {blocked: 0, watching: 1, whitelisted: 2}
-  // ISO 8601 times compare as plain strings (localeCompare is many times slower, and this sorts every entry).
-  const newer = (a: string | null, b: string | null): number => ((a ?? '') < (b ?? '') ? 1 : (a ?? '') > (b ?? '') ? -1 : 0)
-  const keys = new Map(rows.map((r) => [r.ip, ipSortKey(r.ip)]))
-  const byIp = (a: string, b: string): number => ((keys.get(a) ?? '') < (keys.get(b) ?? '') ? -1 : (keys.get(a) ?? '') > (keys.get(b) ?? '') ? 1 : 0)
-  rows.sort((a, b) => rank[a.state] - rank[b.state] || newer(a.lastSeen, b.lastSeen) || byIp(a.ip, b.ip))
-  for (const w of data.whitelist) {
-    rows.push({
-      ip: w.cidr,
-      state: 'whitelisted',
-      instance: null,
-      attempts: 0,
-      firstSeen: null,
-      lastSeen: null,
-      blockedAt: null,
-      blockedUntil: null,
-      lastUser: null,
-      blocks: 0,
-      comment: w.comment,
-    })
-  }
-  return rows
+  return listRows(data, whitelistOf(ctx.config, data), ctx.now())
 }
 
 export interface ChangeResult {
@@ -585,10 +525,11 @@ async function mutate(
   return ctx.store.withLock({wait: true}, async () => {
     const data = await readData(ctx)
     const result = change(data)
+    const bounded = keepSmall(data, ctx.config, ctx.now())
     await ctx.store.write(data)
     try {
       const fw = await syncFirewall(ctx, data)
-      return {...result, firewallChanged: fw.changed, warnings: fw.warnings ?? []}
+      return {...result, firewallChanged: fw.changed, warnings: [...bounded, ...(fw.warnings ?? [])]}
     } catch (err) {
       firewallFailed(err)
     }
@@ -659,10 +600,11 @@ export async function block(
         done.push(`${name}: blocked on ${instance} ${minutes === 0 ? 'until deleted' : `for ${minutes} min`}`)
       }
     }
+    const bounded = keepSmall(data, ctx.config, now)
     await ctx.store.write(data)
     try {
       const fw = await syncFirewall(ctx, data)
-      return {done, notFound: [], firewallChanged: fw.changed, warnings: fw.warnings ?? []}
+      return {done, notFound: [], firewallChanged: fw.changed, warnings: [...bounded, ...(fw.warnings ?? [])]}
     } catch (err) {
       firewallFailed(err)
     }

@@ -18,7 +18,8 @@ import {Low, type Adapter} from 'lowdb'
 import {BusyError, errorMessage, StoreError} from '../errors.js'
 import {escapeText} from '../text/escape.js'
 import {resolveTrusted, shown, type Untrusted} from '../config/trust.js'
-import {dataSchema, emptyData, SCHEMA_VERSION, type StoreData} from './schema.js'
+import {emptyData, SCHEMA_VERSION, type StoreData} from './schema.js'
+import {decodeEntries, encodeChunks, validateData} from './codec.js'
 import {acquireLock, type HeldLock} from './lock.js'
 import {upgrade} from './migrate.js'
 import {atomicWrite, readOwnFile, UnsafeFileError, writeOnce} from './safe-files.js'
@@ -110,12 +111,14 @@ class ValidatingJsonAdapter implements Adapter<StoreData> {
     }
     // An older file is migrated in memory on every read; the file itself changes only at the next write.
     const upgraded = upgrade(raw)
-    const parsed = dataSchema.safeParse(upgraded.data)
+    // Schema 4 leaves default fields out of the file (codec.ts): validation and diagnosis see every entry whole.
+    const doc = decodeEntries(upgraded.data)
+    const parsed = validateData(doc)
     if (!parsed.success) {
       const issue = parsed.error.issues[0]
       const where = issue === undefined ? '' : issueText(issue)
       const migrated = upgraded.steps.length > 0 ? ` (after migrating it from schema version ${upgraded.from})` : ''
-      const diagnosis = diagnose(upgraded.data)
+      const diagnosis = diagnose(doc)
       if (diagnosis.repaired === null || diagnosis.records.length === 0) {
         throw new StoreError(`database ${this.path} fails validation at ${where}${migrated}; it was left untouched: ${RECOVERY}`)
       }
@@ -134,7 +137,7 @@ class ValidatingJsonAdapter implements Adapter<StoreData> {
 
   async write(data: StoreData): Promise<void> {
     // Never write what could not be read back.
-    const valid = dataSchema.safeParse(data)
+    const valid = validateData(data)
     if (!valid.success) {
       const issue = valid.error.issues[0]
       throw new StoreError(
@@ -155,7 +158,7 @@ class ValidatingJsonAdapter implements Adapter<StoreData> {
       this.original = null
     }
     try {
-      await atomicWrite(join(dir, name), `${JSON.stringify(data)}\n`)
+      await atomicWrite(join(dir, name), encodeChunks(valid.data))
     } catch (err) {
       throw new StoreError(`cannot write database ${this.path}: ${errorMessage(err)}; the previous version is intact`)
     }
