@@ -13,6 +13,7 @@
  * are reached through the directory's real path, found while checking it, so
  * a link on the way cannot be changed to point elsewhere after the check.
  */
+import {constants} from 'node:buffer'
 import {basename, dirname, join} from 'node:path'
 import {Low, type Adapter} from 'lowdb'
 import {BusyError, errorMessage, StoreError} from '../errors.js'
@@ -93,6 +94,12 @@ class ValidatingJsonAdapter implements Adapter<StoreData> {
       throw new StoreError(`cannot read database ${this.path}: ${errorMessage(err)}`)
     }
     if (bytes === null) return null
+    if (bytes.length > constants.MAX_STRING_LENGTH) {
+      // Only an older rcguard wrote such a file (whole user names, no ceiling): schema 4 stays far below (store/bounds.ts).
+      throw new StoreError(
+        `database ${this.path} is too large to read (${bytes.length} bytes, more than the ${constants.MAX_STRING_LENGTH} a JavaScript string holds); it was left untouched: ${RECOVERY}`,
+      )
+    }
     const text = bytes.toString('utf8')
     let raw: unknown
     try {
