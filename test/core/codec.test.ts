@@ -113,3 +113,28 @@ test('property: list times are toISOString\'s', () => {
   )
   for (const t of [0, MAX_TIME, T0, T0 + 1, T0 + 999, Date.UTC(2000, 1, 29, 23, 59, 59, 9)]) assert.equal(isoTime(t), new Date(t).toISOString())
 })
+
+test('property: a list row is written as JSON.stringify writes it', async () => {
+  const {rowJson} = await import('../../src/ui/list-output.js')
+  const t = fc.option(fc.integer({min: 0, max: MAX_TIME}).map(isoTime), {nil: null})
+  const text = fc.option(fc.string({unit: 'binary', maxLength: 8}), {nil: null})
+  const row = fc.record({
+    ip: fc.oneof(fc.ipV4(), fc.ipV6(), fc.string({maxLength: 5})),
+    state: fc.constantFrom('blocked' as const, 'watching' as const, 'whitelisted' as const),
+    instance: text,
+    attempts: fc.nat(),
+    firstSeen: t,
+    lastSeen: t,
+    blockedAt: t,
+    blockedUntil: t,
+    lastUser: text,
+    blocks: fc.nat(),
+    comment: text,
+  })
+  fc.assert(
+    fc.property(row, (r) => {
+      assert.equal(rowJson(r), JSON.stringify(r))
+    }),
+    {seed: 45, numRuns: RUNS * 5},
+  )
+})

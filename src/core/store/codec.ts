@@ -39,12 +39,20 @@ function or<T>(value: unknown, fallback: T): unknown {
  * Every entry of a schema 4 document with each left-out field filled with
  * its default (a new object per entry, every field in the schema's order);
  * anything that is no object is left for validation to refuse. Fields the
- * schema does not know are dropped, as validation would.
+ * schema does not know are dropped, as validation would. The document's
+ * entries array is reused: pass a document nothing else holds (as parsed).
  */
 export function decodeEntries(doc: unknown): unknown {
   if (!isObject(doc) || !Array.isArray(doc.entries)) return doc
-  const entries = (doc.entries as unknown[]).map((item) => {
-    if (!isObject(item)) return item
+  // Item by item in place: each item as parsed can be collected as soon as its entry is made.
+  const entries = doc.entries as unknown[]
+  for (let i = 0; i < entries.length; i++) entries[i] = decodeEntry(entries[i])
+  return {...doc, entries}
+}
+
+function decodeEntry(item: unknown): unknown {
+  if (!isObject(item)) return item
+  {
     const users = or(item.users, [])
     const lastOfUsers = Array.isArray(users) && users.length > 0 ? users[users.length - 1] : ''
     return {
@@ -62,8 +70,7 @@ export function decodeEntries(doc: unknown): unknown {
       users,
       comment: or(item.comment, null),
     }
-  })
-  return {...doc, entries}
+  }
 }
 
 const isTime = (v: unknown): boolean => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 && v <= MAX_TIME
@@ -103,6 +110,19 @@ export function validateData(doc: unknown): z.ZodSafeParseResult<StoreData> {
   return dataSchema.safeParse(doc)
 }
 
+const NON_ASCII = /[\u0080-\uffff]/g
+
+/**
+ * JSON.stringify's text with every character past ASCII written as a \uXXXX
+ * escape: the file is then pure ASCII, which reads as a string of one byte a
+ * character (one non-ASCII character makes V8 keep the whole text at two).
+ */
+export function asciiJson(value: unknown): string {
+  const json = JSON.stringify(value)
+  NON_ASCII.lastIndex = 0
+  return NON_ASCII.test(json) ? json.replace(NON_ASCII, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`) : json
+}
+
 /** One entry as the file holds it: defaults left out (see the module comment). */
 export function encodeEntry(e: Entry): string {
   // An address and an instance name, once valid, hold nothing JSON escapes.
@@ -111,13 +131,13 @@ export function encodeEntry(e: Entry): string {
   if (e.attempts !== 0) s += `,"attempts":${e.attempts}`
   s += `,"firstSeen":${e.firstSeen},"lastSeen":${e.lastSeen}`
   const lastOfUsers = e.users.length > 0 ? e.users[e.users.length - 1] : ''
-  if (e.lastUser !== lastOfUsers) s += `,"lastUser":${JSON.stringify(e.lastUser)}`
+  if (e.lastUser !== lastOfUsers) s += `,"lastUser":${asciiJson(e.lastUser)}`
   if (e.blockedAt !== null) s += `,"blockedAt":${e.blockedAt}`
   if (e.blockedUntil !== null) s += `,"blockedUntil":${e.blockedUntil}`
   if (e.blocks !== 0) s += `,"blocks":${e.blocks}`
   if (e.lastBlockEnd !== null) s += `,"lastBlockEnd":${e.lastBlockEnd}`
-  if (e.users.length > 0) s += `,"users":${JSON.stringify(e.users)}`
-  if (e.comment !== null) s += `,"comment":${JSON.stringify(e.comment)}`
+  if (e.users.length > 0) s += `,"users":${asciiJson(e.users)}`
+  if (e.comment !== null) s += `,"comment":${asciiJson(e.comment)}`
   return `${s}}`
 }
 
@@ -127,8 +147,8 @@ const PIECE = 1 << 20
 /**
  * The document as the file holds it, in pieces: the entries in their short
  * form, one a line (a diff or `grep` of the file finds one entry per line),
- * everything else as JSON.stringify writes it. Joined, the pieces are one
- * JSON text ending in a newline.
+ * everything else as JSON.stringify writes it, all of it in ASCII (asciiJson).
+ * Joined, the pieces are one JSON text ending in a newline.
  */
 export function* encodeChunks(data: StoreData): Generator<string> {
   const {entries, ...rest} = data
@@ -142,6 +162,6 @@ export function* encodeChunks(data: StoreData): Generator<string> {
     }
   }
   const {schemaVersion: _version, ...others} = rest
-  const tail = JSON.stringify(others)
+  const tail = asciiJson(others)
   yield `${piece}${entries.length > 0 ? '\n' : ''}]${tail === '{}' ? '' : `,${tail.slice(1, -1)}`}}\n`
 }

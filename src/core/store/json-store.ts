@@ -13,7 +13,6 @@
  * are reached through the directory's real path, found while checking it, so
  * a link on the way cannot be changed to point elsewhere after the check.
  */
-import {constants} from 'node:buffer'
 import {basename, dirname, join} from 'node:path'
 import {Low, type Adapter} from 'lowdb'
 import {BusyError, errorMessage, StoreError} from '../errors.js'
@@ -21,6 +20,7 @@ import {escapeText} from '../text/escape.js'
 import {resolveTrusted, shown, type Untrusted} from '../config/trust.js'
 import {emptyData, SCHEMA_VERSION, type StoreData} from './schema.js'
 import {decodeEntries, encodeChunks, validateData} from './codec.js'
+import {parseDatabaseJson} from './read-json.js'
 import {acquireLock, type HeldLock} from './lock.js'
 import {upgrade} from './migrate.js'
 import {atomicWrite, readOwnFile, UnsafeFileError, writeOnce} from './safe-files.js'
@@ -94,20 +94,19 @@ class ValidatingJsonAdapter implements Adapter<StoreData> {
       throw new StoreError(`cannot read database ${this.path}: ${errorMessage(err)}`)
     }
     if (bytes === null) return null
-    if (bytes.length > constants.MAX_STRING_LENGTH) {
-      // Only an older rcguard wrote such a file (whole user names, no ceiling): schema 4 stays far below (store/bounds.ts).
-      throw new StoreError(
-        `database ${this.path} is too large to read (${bytes.length} bytes, more than the ${constants.MAX_STRING_LENGTH} a JavaScript string holds); it was left untouched: ${RECOVERY}`,
-      )
-    }
-    const text = bytes.toString('utf8')
     let raw: unknown
     try {
-      raw = JSON.parse(text)
+      // A large file is parsed an entry at a time, never as one string (read-json.ts).
+      raw = parseDatabaseJson(bytes)
     } catch (err) {
+      if (err instanceof RangeError) {
+        // Past V8's longest string without the layout read-json.ts splits: only a hand-made file is so.
+        throw new StoreError(`database ${this.path} is too large to read (${bytes.length} bytes); it was left untouched: ${RECOVERY}`)
+      }
       // JSON.parse quotes the file's bytes: keep the message one printable line.
       const detail = escapeText((err as Error).message, {max: 120})
-      const why = text.trim() === '' ? 'it is empty' : `it is not valid JSON (${detail})`
+      const empty = bytes.length <= 1 << 20 && bytes.toString('latin1').trim() === ''
+      const why = empty ? 'it is empty' : `it is not valid JSON (${detail})`
       throw new StoreError(`database ${this.path} is corrupt: ${why}; it was left untouched: ${RECOVERY}`)
     }
     const version = (raw as {schemaVersion?: unknown} | null)?.schemaVersion
@@ -118,6 +117,8 @@ class ValidatingJsonAdapter implements Adapter<StoreData> {
     }
     // An older file is migrated in memory on every read; the file itself changes only at the next write.
     const upgraded = upgrade(raw)
+    // The document as parsed is no longer needed once migrated (a schema 3 file can be hundreds of megabytes).
+    raw = null
     // Schema 4 leaves default fields out of the file (codec.ts): validation and diagnosis see every entry whole.
     const doc = decodeEntries(upgraded.data)
     const parsed = validateData(doc)
