@@ -105,12 +105,14 @@ export async function writeTable(out: Output, rows: ListRow[], now: number): Pro
   if (chunk !== '') await put(out, chunk)
 }
 
-const str = (s: string | null): string => (s === null ? 'null' : JSON.stringify(s))
+// Each string with JSON's own escapes for what a terminal could act on (escapeJson): the rest of a row is ASCII.
+const str = (s: string | null): string => (s === null ? 'null' : escapeJson(JSON.stringify(s)))
 
 /**
- * JSON.stringify(row), written out: the same text (test/core/codec.test.ts
- * checks it), without walking the object's keys for every row of a large
- * list. Times are ISO 8601 text and need no escapes.
+ * escapeJson(JSON.stringify(row)), written out: the same text
+ * (test/core/codec.test.ts checks it), without walking the object's keys
+ * for every row of a large list, and escaping only its strings. Times are
+ * ISO 8601 text and need no escapes.
  */
 export function rowJson(r: ListRow): string {
   const time = (t: string | null): string => (t === null ? 'null' : `"${t}"`)
@@ -125,7 +127,7 @@ export function rowJson(r: ListRow): string {
 export async function writeJsonArray(out: Output, rows: ListRow[]): Promise<void> {
   let chunk = '['
   for (let i = 0; i < rows.length; i++) {
-    chunk += `${i === 0 ? '\n' : ',\n'}${escapeJson(rowJson(rows[i] as ListRow))}`
+    chunk += `${i === 0 ? '\n' : ',\n'}${rowJson(rows[i] as ListRow)}`
     if ((i + 1) % CHUNK === 0) {
       await put(out, chunk)
       chunk = ''

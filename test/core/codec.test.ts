@@ -13,6 +13,7 @@ import {decodeEntries, encodeChunks, encodeEntry, entryProblemFree, validateData
 import {dataSchema, emptyData, entrySchema, type Entry} from '../../src/core/store/schema.js'
 import {MAX_TIME} from '../../src/core/store/values.js'
 import {isoTime} from '../../src/core/admin/list.js'
+import {escapeJson} from '../../src/core/text/escape.js'
 import {envInt} from '../helpers/env.js'
 
 const RUNS = envInt('RCGUARD_PROPERTY_RUNS', 300)
@@ -114,10 +115,10 @@ test('property: list times are toISOString\'s', () => {
   for (const t of [0, MAX_TIME, T0, T0 + 1, T0 + 999, Date.UTC(2000, 1, 29, 23, 59, 59, 9)]) assert.equal(isoTime(t), new Date(t).toISOString())
 })
 
-test('property: a list row is written as JSON.stringify writes it', async () => {
+test('property: a list row is written as JSON.stringify writes it, escaped by escapeJson', async () => {
   const {rowJson} = await import('../../src/ui/list-output.js')
   const t = fc.option(fc.integer({min: 0, max: MAX_TIME}).map(isoTime), {nil: null})
-  const text = fc.option(fc.string({unit: 'binary', maxLength: 8}), {nil: null})
+  const text = fc.option(fc.oneof(fc.string({unit: 'binary', maxLength: 8}), fc.constantFrom('\u001b[31m', '\u202e', 'é\u2028')), {nil: null})
   const row = fc.record({
     ip: fc.oneof(fc.ipV4(), fc.ipV6(), fc.string({maxLength: 5})),
     state: fc.constantFrom('blocked' as const, 'watching' as const, 'whitelisted' as const),
@@ -133,7 +134,7 @@ test('property: a list row is written as JSON.stringify writes it', async () => 
   })
   fc.assert(
     fc.property(row, (r) => {
-      assert.equal(rowJson(r), JSON.stringify(r))
+      assert.equal(rowJson(r), escapeJson(JSON.stringify(r)))
     }),
     {seed: 45, numRuns: RUNS * 5},
   )

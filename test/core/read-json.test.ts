@@ -40,3 +40,17 @@ test('a large file that is no valid JSON throws a SyntaxError', () => {
   assert.deepEqual(parseDatabaseJson(Buffer.from(`[1,2]${PAD}`)), [1, 2])
   assert.deepEqual(parseDatabaseJson(Buffer.from(`{"x":[1]}${PAD}`)), {x: [1]})
 })
+
+test('entries parsed in batches: items across batch boundaries, strings full of brackets and escapes, and a trailing comma refused', async () => {
+  const {BATCH_BYTES} = await import('../../src/core/store/read-json.js')
+  const big = (i: number) => ({ip: `item ${i}`, text: `[{"\\\\,]}`.repeat(Math.ceil(BATCH_BYTES / 30)), nested: [[i], {a: [i, {b: ']'}]}]})
+  const doc = {schemaVersion: 4, entries: Array.from({length: 7}, (_, i) => (i % 3 === 2 ? i : big(i))), whitelist: []}
+  for (const json of [JSON.stringify(doc), JSON.stringify(doc, null, 1)]) {
+    assert.deepEqual(parseDatabaseJson(Buffer.from(`${json}${PAD}`)), doc)
+  }
+  const trailing = JSON.stringify(doc).replace(/\],"whitelist"/, ',],"whitelist"')
+  assert.throws(() => JSON.parse(trailing), SyntaxError)
+  assert.throws(() => parseDatabaseJson(Buffer.from(trailing)), SyntaxError)
+  const doubled = JSON.stringify(doc).replace('},{', '},,{')
+  assert.throws(() => parseDatabaseJson(Buffer.from(doubled)), SyntaxError)
+})

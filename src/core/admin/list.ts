@@ -8,6 +8,7 @@
 import {isBlockActive, neverBlockReason} from '../decisions/decide.js'
 import {ipSortKey, type NetworkList} from '../net/ip.js'
 import type {StoreData} from '../store/schema.js'
+import {MAX_TIME} from '../store/values.js'
 
 export type EntryState = 'blocked' | 'watching' | 'whitelisted'
 
@@ -79,17 +80,17 @@ export function listRows(data: StoreData, whitelist: NetworkList, now: number): 
       comment: e.comment,
     })
   }
+  // One number per row for state and last seen (blocked first, then newer first: below 2^50, exact in a double).
+  const rank = new Float64Array(rows.length)
+  for (let i = 0; i < rows.length; i++) rank[i] = (rows[i]?.state === 'blocked' ? 0 : 2 ** 49) + (MAX_TIME - (seen[i] ?? 0))
   const keys = rows.map((r) => ipSortKey(r.ip))
   const order = rows.map((_, i) => i)
-  // Blocked first, then newer first, then by address; equal rows keep the database's order.
+  // Then by address; equal rows keep the database's order.
   order.sort((a, b) => {
-    const ra = rows[a]?.state === 'blocked' ? 0 : 1
-    const rb = rows[b]?.state === 'blocked' ? 0 : 1
-    if (ra !== rb) return ra - rb
-    const d = (seen[b] ?? 0) - (seen[a] ?? 0)
+    const d = (rank[a] as number) - (rank[b] as number)
     if (d !== 0) return d
-    const ka = keys[a] ?? ''
-    const kb = keys[b] ?? ''
+    const ka = keys[a] as string
+    const kb = keys[b] as string
     return ka < kb ? -1 : ka > kb ? 1 : a - b
   })
   const out = order.map((i) => rows[i] as ListRow)

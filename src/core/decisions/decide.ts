@@ -124,7 +124,8 @@ export function newEntry(ip: string, instance: string, time: number, user = ''):
 
 export class Decider {
   private readonly periodMs: number
-  private readonly byKey = new Map<string, Entry>()
+  /** The entries by instance and key, made at the first event (a run that reads no new line needs none). */
+  private index: Map<string, Entry> | null = null
   /** neverBlockReason per address: the whitelist is matched once per address, not per line. */
   private readonly never = new Map<string, string | null>()
   /** Which failures are new attempts: twin lines of the two logs, rate-limit refusals. */
@@ -143,11 +144,11 @@ export class Decider {
     this.periodMs = settings.periodMinutes * 60_000
     const oneLog = (settings.instances ?? []).filter((i) => i.logs.length === 1 && !/[*?[\]{}]/.test(i.logs[0]?.path ?? '*')).map((i) => i.name)
     this.ledger = new AttemptLedger(data.ledger, new Set(oneLog))
-    for (const e of data.entries) this.byKey.set(entryKey(e.instance, e.ip), e)
   }
 
   apply(event: SourcedEvent): Decision {
-    const {settings, periodMs, byKey} = this
+    const {settings, periodMs} = this
+    const byKey = this.byKey()
     if (event.outcome === 'success' && settings.resetOnSuccess === true && event.ip !== null && event.doubt === undefined) {
       const entry = byKey.get(entryKey(event.instance, this.keyOf(event.ip)))
       const earlier = entry?.failures.filter((t) => t <= event.time).length ?? 0
@@ -217,6 +218,14 @@ export class Decider {
       blockedAt: trigger,
       blockedUntil: entry.blockedUntil,
     }
+  }
+
+  private byKey(): Map<string, Entry> {
+    if (this.index === null) {
+      this.index = new Map()
+      for (const e of this.data.entries) this.index.set(entryKey(e.instance, e.ip), e)
+    }
+    return this.index
   }
 
   /** The entry an address counts against: itself, or its IPv6 network (blockKey), once per address. */

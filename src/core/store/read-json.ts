@@ -79,34 +79,44 @@ function findEntries(bytes: Buffer): number {
   return -1
 }
 
+/** About this many bytes of entries are parsed at a time. */
+export const BATCH_BYTES = 1 << 20
+
 export function parseDatabaseJson(bytes: Buffer): unknown {
   if (bytes.length <= WHOLE_PARSE_BYTES) return JSON.parse(text(bytes))
   const open = findEntries(bytes)
   if (open === -1) return JSON.parse(text(bytes))
   const items: unknown[] = []
-  let depth = 0
-  let start = -1
-  let i = open + 1
-  for (; i < bytes.length; i++) {
-    const b = bytes[i]
-    if (b === QUOTE) {
-      if (start === -1) start = i
-      i = endOfString(bytes, i) - 1
-      continue
-    }
-    if (isSpace(b)) continue
-    if (depth === 0 && (b === COMMA || b === CLOSE_ARRAY)) {
-      if (start !== -1) items.push(JSON.parse(text(bytes, start, i)))
-      else if (b === COMMA || items.length > 0) throw new SyntaxError(`Unexpected token in JSON at position ${i}`)
-      start = -1
-      if (b === CLOSE_ARRAY) break
-      continue
-    }
-    if (start === -1) start = i
-    if (b === OPEN_OBJECT || b === OPEN_ARRAY) depth++
-    else if (b === CLOSE_OBJECT || b === CLOSE_ARRAY) depth--
+  // The items between two commas of the array's own level are parsed as one array: JSON.parse checks their syntax.
+  const take = (from: number, to: number): void => {
+    for (const item of JSON.parse(`[${text(bytes, from, to)}]`) as unknown[]) items.push(item)
   }
-  if (i >= bytes.length) throw new SyntaxError('Unexpected end of JSON input')
+  let depth = 0
+  let inString = false
+  let batch = open + 1
+  let cut = false
+  let i = open + 1
+  const n = bytes.length
+  for (; i < n; i++) {
+    const b = bytes[i]
+    if (inString) {
+      if (b === BACKSLASH) i++
+      else if (b === QUOTE) inString = false
+      continue
+    }
+    if (b === QUOTE) inString = true
+    else if (b === OPEN_OBJECT || b === OPEN_ARRAY) depth++
+    else if (b === CLOSE_OBJECT || (b === CLOSE_ARRAY && depth > 0)) depth--
+    else if (depth === 0 && b === COMMA && i - batch >= BATCH_BYTES) {
+      take(batch, i)
+      batch = i + 1
+      cut = true
+    } else if (depth === 0 && b === CLOSE_ARRAY) break
+  }
+  if (i >= n) throw new SyntaxError('Unexpected end of JSON input')
+  // After a cut the last batch must hold an item: `[1, ]` is no JSON.
+  if (cut && bytes.subarray(batch, i).every(isSpace)) throw new SyntaxError(`Unexpected token ']' in JSON at position ${i}`)
+  take(batch, i)
   // The rest of the document, with the array empty; then its items put back.
   const rest = JSON.parse(`${text(bytes, 0, open)}[]${text(bytes, i + 1)}`) as Record<string, unknown>
   rest.entries = items
