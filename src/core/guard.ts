@@ -13,6 +13,7 @@ import {
   isBlockActive,
   neverBlockReason,
   newEntry,
+  pruneEntries,
   type Decision,
   type SourcedEvent,
 } from './decisions/decide.js'
@@ -525,11 +526,12 @@ async function mutate(
   return ctx.store.withLock({wait: true}, async () => {
     const data = await readData(ctx)
     const result = change(data)
-    const bounded = keepSmall(data, ctx.config, ctx.now())
+    // What can no longer lead to a block goes at every write; the ceiling is the next hacks or scan's (store/keep-small.ts).
+    pruneEntries(data, ctx.config, ctx.now())
     await ctx.store.write(data)
     try {
       const fw = await syncFirewall(ctx, data)
-      return {...result, firewallChanged: fw.changed, warnings: [...bounded, ...(fw.warnings ?? [])]}
+      return {...result, firewallChanged: fw.changed, warnings: fw.warnings ?? []}
     } catch (err) {
       firewallFailed(err)
     }
@@ -600,11 +602,11 @@ export async function block(
         done.push(`${name}: blocked on ${instance} ${minutes === 0 ? 'until deleted' : `for ${minutes} min`}`)
       }
     }
-    const bounded = keepSmall(data, ctx.config, now)
+    pruneEntries(data, ctx.config, now)
     await ctx.store.write(data)
     try {
       const fw = await syncFirewall(ctx, data)
-      return {done, notFound: [], firewallChanged: fw.changed, warnings: [...bounded, ...(fw.warnings ?? [])]}
+      return {done, notFound: [], firewallChanged: fw.changed, warnings: fw.warnings ?? []}
     } catch (err) {
       firewallFailed(err)
     }
