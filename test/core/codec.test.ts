@@ -9,6 +9,7 @@
 import {test} from 'node:test'
 import assert from 'node:assert/strict'
 import fc from 'fast-check'
+import {isAscii} from 'node:buffer'
 import {decodeEntries, encodeChunks, encodeEntry, entryProblemFree, validateData} from '../../src/core/store/codec.js'
 import {dataSchema, emptyData, entrySchema, type Entry} from '../../src/core/store/schema.js'
 import {MAX_TIME} from '../../src/core/store/values.js'
@@ -85,6 +86,19 @@ test('property: what is written reads back as it was, one entry per line', () =>
     }),
     {seed: 43, numRuns: RUNS},
   )
+})
+
+test('the file is pure ASCII whatever the names hold, and reads back the same', () => {
+  const names = ['jürgen', '😀', 'a\u2028b', '\u001b[31m', '\ud800', 'x'.repeat(64)]
+  const data = emptyData()
+  data.entries.push({
+    ip: '192.0.2.1', instance: 'master', failures: [T0], attempts: 1, firstSeen: T0, lastSeen: T0, lastUser: 'é',
+    blockedAt: null, blockedUntil: null, blocks: 0, lastBlockEnd: null, users: names.slice(-3), comment: 'büro',
+  })
+  data.positions['/var/log/ründcube/errors.log'] = {dev: 1, ino: 2, offset: 0, line: 0, fingerprint: '0'.repeat(32), fingerprintBytes: 0}
+  const text = [...encodeChunks(data)].join('')
+  assert.ok(isAscii(Buffer.from(text)), text)
+  assert.deepEqual(validateData(decodeEntries(JSON.parse(text))).success && validateData(decodeEntries(JSON.parse(text))).data, data)
 })
 
 test('an entry writes only what is not its default, and a large database in pieces', () => {

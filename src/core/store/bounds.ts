@@ -82,8 +82,8 @@ export function keepWithin(data: StoreData, maxEntries: number): CeilingResult {
   data.entries.forEach((e, i) => {
     if (e.blockedAt !== null) return
     idx.push(i)
-    // History ranks after every watching entry: its time is shifted past any real one.
-    rank[i] = e.blocks === 0 ? e.lastSeen : 1e16 + Math.max(e.lastBlockEnd ?? 0, e.lastSeen)
+    // History ranks after every watching entry: its time is shifted past any real one (MAX_TIME is below 3e14; 1e15 + it is exact).
+    rank[i] = e.blocks === 0 ? e.lastSeen : 1e15 + Math.max(e.lastBlockEnd ?? 0, e.lastSeen)
   })
   idx.sort((a, b) => (rank[a] ?? 0) - (rank[b] ?? 0) || a - b)
   const drop = new Uint8Array(data.entries.length)

@@ -118,7 +118,11 @@ const NON_ASCII = /[\u0080-\uffff]/g
  * character (one non-ASCII character makes V8 keep the whole text at two).
  */
 export function asciiJson(value: unknown): string {
-  const json = JSON.stringify(value)
+  return ascii(JSON.stringify(value))
+}
+
+/** JSON text with every character past ASCII as a \uXXXX escape (such characters are only ever inside its strings). */
+function ascii(json: string): string {
   NON_ASCII.lastIndex = 0
   return NON_ASCII.test(json) ? json.replace(NON_ASCII, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`) : json
 }
@@ -131,13 +135,13 @@ export function encodeEntry(e: Entry): string {
   if (e.attempts !== 0) s += `,"attempts":${e.attempts}`
   s += `,"firstSeen":${e.firstSeen},"lastSeen":${e.lastSeen}`
   const lastOfUsers = e.users.length > 0 ? e.users[e.users.length - 1] : ''
-  if (e.lastUser !== lastOfUsers) s += `,"lastUser":${asciiJson(e.lastUser)}`
+  if (e.lastUser !== lastOfUsers) s += `,"lastUser":${JSON.stringify(e.lastUser)}`
   if (e.blockedAt !== null) s += `,"blockedAt":${e.blockedAt}`
   if (e.blockedUntil !== null) s += `,"blockedUntil":${e.blockedUntil}`
   if (e.blocks !== 0) s += `,"blocks":${e.blocks}`
   if (e.lastBlockEnd !== null) s += `,"lastBlockEnd":${e.lastBlockEnd}`
-  if (e.users.length > 0) s += `,"users":${asciiJson(e.users)}`
-  if (e.comment !== null) s += `,"comment":${asciiJson(e.comment)}`
+  if (e.users.length > 0) s += `,"users":${JSON.stringify(e.users)}`
+  if (e.comment !== null) s += `,"comment":${JSON.stringify(e.comment)}`
   return `${s}}`
 }
 
@@ -157,11 +161,12 @@ export function* encodeChunks(data: StoreData): Generator<string> {
   for (let i = 0; i < entries.length; i++) {
     piece += `${i === 0 ? '\n' : ',\n'}${encodeEntry(entries[i] as Entry)}`
     if (piece.length >= PIECE) {
-      yield piece
+      // Escaped a piece at a time, not a string at a time: one scan of a megabyte.
+      yield ascii(piece)
       piece = ''
     }
   }
   const {schemaVersion: _version, ...others} = rest
-  const tail = asciiJson(others)
-  yield `${piece}${entries.length > 0 ? '\n' : ''}]${tail === '{}' ? '' : `,${tail.slice(1, -1)}`}}\n`
+  const tail = JSON.stringify(others)
+  yield ascii(`${piece}${entries.length > 0 ? '\n' : ''}]${tail === '{}' ? '' : `,${tail.slice(1, -1)}`}}\n`)
 }
