@@ -1,7 +1,7 @@
 import {test} from 'node:test'
 import assert from 'node:assert/strict'
 import fc from 'fast-check'
-import {blockKey, canonicalIp, compareIps, familyOf, NetworkList, parseCidr, isLoopback} from '../../src/core/net/ip.js'
+import {blockKey, canonicalIp, cidrContains, compareIps, familyOf, NetworkList, parseCidr, isLoopback} from '../../src/core/net/ip.js'
 
 test('canonicalIp validates strictly and normalises', () => {
   assert.equal(canonicalIp('192.0.2.1'), '192.0.2.1')
@@ -65,5 +65,20 @@ test('property: blockKey of an IPv6 address is the network parseCidr computes, f
       assert.equal(got, want === `::/${prefix}` ? ip : want)
     }),
     {seed: 64, numRuns: 2000},
+  )
+})
+
+test('property: NetworkList matches an address as cidrContains does, IPv4 and IPv6, in the list\'s order', () => {
+  const [List, contains, cidr] = [NetworkList, cidrContains, parseCidr]
+  const v6 = fc.oneof(fc.ipV6(), fc.constantFrom('::', '::1', '::ffff:192.0.2.1', '2001:db8::', '2001:DB8::1', '2001:db8:0:0:1::1', 'fe80::1%eth0', '1::2::3', ':::', '2001:db8::1.2.3.4', '12345::1'))
+  const address = fc.oneof(fc.ipV4(), v6, fc.constantFrom('10.0.0.1', '010.0.0.1', '1.2.3', ''))
+  const network = fc.tuple(fc.oneof(fc.ipV4(), fc.ipV6(), fc.constantFrom('2001:db8::', '10.0.0.0', '::ffff:10.0.0.0')), fc.integer({min: 0, max: 128})).map(([a, p]) => cidr(`${a}/${p}`) ?? cidr(a))
+  fc.assert(
+    fc.property(fc.array(network, {maxLength: 6}), address, (nets, ip) => {
+      const list = new List(nets.filter((n) => n !== null))
+      const expected = nets.filter((n) => n !== null).find((n) => contains(n, ip))
+      assert.equal(list.match(ip)?.text, expected?.text, `${ip} in ${nets.map((n) => n?.text).join(' ')}`)
+    }),
+    {seed: 99, numRuns: 3000},
   )
 })

@@ -23,6 +23,7 @@ import {dataSchema, emptyData, SCHEMA_VERSION} from '../../src/core/store/schema
 import {JsonStore} from '../../src/core/store/json-store.js'
 import {diagnose} from '../../src/core/store/diagnose.js'
 import {MAX_TIME} from '../../src/core/store/values.js'
+import {boundUsers, cutUser} from '../../src/core/store/bounds.js'
 import {canonicalIp, parseCidr} from '../../src/core/net/ip.js'
 import {envInt, tempDir} from '../helpers/env.js'
 
@@ -73,12 +74,21 @@ const V1 = z.object({
 type V1Data = z.infer<typeof V1>
 
 /** What migrating a valid version 1 document must give: the three defaults, version 2, nothing else changed. */
-/** What a version 1 file becomes: the defaults of version 2, then version 3's ledger made of the entries' recent twin lines. */
+/**
+ * What a version 1 file becomes: the defaults of version 2, then version 3's ledger made of the entries' recent
+ * twin lines, then version 4's user names, cut and at most 3 (the most recent).
+ */
 function expectedCurrent(v1: V1Data): unknown {
   return {
     ...v1,
-    schemaVersion: 3,
-    entries: v1.entries.map(({recent: _recent, ...e}) => ({...e, users: e.users ?? [], comment: e.comment ?? null, lastBlockEnd: e.lastBlockEnd ?? null})),
+    schemaVersion: 4,
+    entries: v1.entries.map(({recent: _recent, ...e}) => ({
+      ...e,
+      lastUser: cutUser(e.lastUser),
+      users: boundUsers(e.users ?? []),
+      comment: e.comment ?? null,
+      lastBlockEnd: e.lastBlockEnd ?? null,
+    })),
     ledger: {
       twins: v1.entries.flatMap((e) =>
         e.recent
@@ -370,4 +380,37 @@ test('a version 1 database that is still invalid after migrating says so, and is
   write(db, bad)
   await assert.rejects(new JsonStore(db).read(), /fails validation at entries\.0\.\w+: .* \(after migrating it from schema version 1\); it was left untouched/)
   assert.equal(readFileSync(db, 'utf8'), bad)
+})
+
+test('a schema 3 database with long lists of long user names becomes a valid schema 4 one with the same blocks, its names cut and few, the file smaller and the old one kept as db.json.v3', async (t) => {
+  const db = join(tempDir(t), 'db.json')
+  const now = Date.UTC(2026, 10, 25, 13, 0, 0)
+  const {generateDb} = await import('../../bench/generate-db.js')
+  await generateDb(db, {entries: 2000, now, version: 3})
+  const v3 = readFileSync(db)
+  const old = JSON.parse(v3.toString('utf8')) as {schemaVersion: number; entries: {ip: string; instance: string; users: string[]; lastUser: string; blockedAt: number | null; blockedUntil: number | null; blocks: number; lastBlockEnd: number | null}[]}
+  assert.equal(old.schemaVersion, 3)
+  assert.ok(old.entries.some((e) => e.users.length === 10) && old.entries.some((e) => e.users.some((u) => u.length > 500)), 'long lists of long names')
+
+  const store = new JsonStore(db)
+  await store.withLock({wait: false}, async () => store.write(await store.read()))
+  assert.deepEqual(readFileSync(`${db}.v3`), v3, 'the schema 3 file is kept as it was')
+  const text = readFileSync(db, 'utf8')
+  const file = JSON.parse(text) as {schemaVersion: number}
+  assert.equal(file.schemaVersion, 4)
+  assert.ok(text.length < v3.length / 2, `${text.length} bytes against ${v3.length}`)
+  const data = await store.read()
+  assert.equal(data.entries.length, old.entries.length)
+  const block = (e: (typeof old.entries)[number]) => [e.ip, e.instance, e.blockedAt, e.blockedUntil, e.blocks, e.lastBlockEnd]
+  assert.deepEqual(data.entries.map(block), old.entries.map(block), 'every block, its times and its count, as it was')
+  old.entries.forEach((e, i) => {
+    const now4 = data.entries[i]
+    assert.ok(now4 !== undefined)
+    assert.deepEqual(now4.users, boundUsers(e.users))
+    assert.ok(now4.users.length <= 3 && now4.users.every((u) => u.length <= 64))
+    assert.equal(now4.lastUser, cutUser(e.lastUser))
+    // The most recent names are the ones kept.
+    assert.equal(now4.users.at(-1), cutUser(e.users.at(-1) ?? ''))
+  })
+  assert.ok(dataSchema.safeParse(data).success)
 })

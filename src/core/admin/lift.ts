@@ -70,7 +70,13 @@ export function unblockEntries(data: StoreData, args: readonly string[], rules: 
       out.notFound.push(arg)
       continue
     }
+    // An address's own scope holds only its own entry (IPv4 entries are addresses, never networks); otherwise
+    // only entries of the scope's family can lie inside it, and only those are parsed.
+    const single = scope.prefix === (scope.family === 4 ? 32 : 128) ? scope.text.slice(0, scope.text.indexOf('/')) : null
+    const v6 = scope.family === 6
     const matching = data.entries.filter((e) => {
+      if (single !== null && !e.ip.includes('/')) return e.ip === single
+      if (e.ip.includes(':') !== v6) return false
       const c = parsed(e)
       return c !== null && inside(c, scope)
     })

@@ -13,6 +13,7 @@ import {notifySchema} from '../notify/config.js'
 import {readConfigText} from './read.js'
 import {parseConfigDocument} from './document.js'
 import {firewallNameProblems} from '../firewall/names.js'
+import {DEFAULT_MAX_ENTRIES} from '../store/bounds.js'
 
 export const DEFAULT_CONFIG_PATH = '/etc/rcguard/rcguard.yml'
 
@@ -128,6 +129,8 @@ export const configSchema = z
     trustedProxies: z.array(trustedProxy).default([]),
     countErrors: z.array(z.number().int()).default([0, 1, 4]),
     resetOnSuccess: z.boolean().default(false),
+    /** The database's ceiling: past it, the oldest entries without a block in force are dropped (store/bounds.ts). */
+    maxEntries: z.number().int().min(1000).max(10_000_000).default(DEFAULT_MAX_ENTRIES),
     instances: z
       .array(instanceSchema)
       .min(1)

@@ -7,10 +7,11 @@
  * and lasts `blockMinutes` (0: until deleted). Failures that led to a block are
  * forgotten, so after it ends a fresh burst is needed to block again.
  */
-import {blockKey, compareIps, isLoopback, overlapsLoopback, type NetworkList} from '../net/ip.js'
+import {blockKey, isLoopback, overlapsLoopback, sortIps, type NetworkList} from '../net/ip.js'
 import type {LoginEvent} from '../parser/types.js'
 import type {Entry, StoreData} from '../store/schema.js'
 import {AttemptLedger, SKEW_MS} from './attempts.js'
+import {addUser, cutUser} from '../store/bounds.js'
 
 export interface DecisionSettings {
   /** The instances and their logs (the attempt ledger drops sooner what a single log cannot need). */
@@ -61,8 +62,6 @@ export interface Decision {
 }
 
 export {DUPLICATE_WINDOW_MS, SKEW_MS} from './attempts.js'
-/** User names kept per address (for the admin's digest). */
-const MAX_USERS = 10
 
 export function isBlockActive(entry: Entry, now: number): boolean {
   return entry.blockedAt !== null && (entry.blockedUntil === null || entry.blockedUntil > now)
@@ -125,7 +124,8 @@ export function newEntry(ip: string, instance: string, time: number, user = ''):
 
 export class Decider {
   private readonly periodMs: number
-  private readonly byKey = new Map<string, Entry>()
+  /** The entries by instance and key, made at the first event (a run that reads no new line needs none). */
+  private index: Map<string, Entry> | null = null
   /** neverBlockReason per address: the whitelist is matched once per address, not per line. */
   private readonly never = new Map<string, string | null>()
   /** Which failures are new attempts: twin lines of the two logs, rate-limit refusals. */
@@ -144,11 +144,11 @@ export class Decider {
     this.periodMs = settings.periodMinutes * 60_000
     const oneLog = (settings.instances ?? []).filter((i) => i.logs.length === 1 && !/[*?[\]{}]/.test(i.logs[0]?.path ?? '*')).map((i) => i.name)
     this.ledger = new AttemptLedger(data.ledger, new Set(oneLog))
-    for (const e of data.entries) this.byKey.set(entryKey(e.instance, e.ip), e)
   }
 
   apply(event: SourcedEvent): Decision {
-    const {settings, periodMs, byKey} = this
+    const {settings, periodMs} = this
+    const byKey = this.byKey()
     if (event.outcome === 'success' && settings.resetOnSuccess === true && event.ip !== null && event.doubt === undefined) {
       const entry = byKey.get(entryKey(event.instance, this.keyOf(event.ip)))
       const earlier = entry?.failures.filter((t) => t <= event.time).length ?? 0
@@ -170,8 +170,10 @@ export class Decider {
     const key = this.keyOf(ip)
     const mapKey = entryKey(event.instance, key)
     let entry = byKey.get(mapKey)
+    // Stored cut (store/bounds.ts): the digest shows no more of it, and the attacker chooses its length.
+    const user = cutUser(event.user)
     if (entry === undefined) {
-      entry = newEntry(key, event.instance, event.time, event.user)
+      entry = newEntry(key, event.instance, event.time, user)
       byKey.set(mapKey, entry)
       this.data.entries.push(entry)
     }
@@ -179,13 +181,9 @@ export class Decider {
     entry.firstSeen = Math.min(entry.firstSeen, event.time)
     if (event.time >= entry.lastSeen) {
       entry.lastSeen = event.time
-      entry.lastUser = event.user
+      entry.lastUser = user
     }
-    const users = entry.users
-    const seen = users.indexOf(event.user)
-    if (seen !== -1) users.splice(seen, 1)
-    users.push(event.user)
-    if (users.length > MAX_USERS) users.shift()
+    addUser(entry.users, user)
     if (entry.blockedAt !== null && (entry.blockedUntil === null || entry.blockedUntil > event.time)) {
       return {action: 'already-blocked', event, key, why: `${key} is already blocked`}
     }
@@ -220,6 +218,14 @@ export class Decider {
       blockedAt: trigger,
       blockedUntil: entry.blockedUntil,
     }
+  }
+
+  private byKey(): Map<string, Entry> {
+    if (this.index === null) {
+      this.index = new Map()
+      for (const e of this.data.entries) this.index.set(entryKey(e.instance, e.ip), e)
+    }
+    return this.index
   }
 
   /** The entry an address counts against: itself, or its IPv6 network (blockKey), once per address. */
@@ -263,19 +269,24 @@ export function expireBlocks(data: StoreData, now: number): Entry[] {
 
 /**
  * Drops entries that can no longer lead to a block: not blocked, never blocked
- * before, and no failure recent enough to be part of a window.
+ * before, and no failure recent enough to be part of a window. An entry kept
+ * only for its block history (escalation) is kept compactly: its failures
+ * have left every window and its user names served the digest of that block,
+ * so both go; its address, instance, counts, times and comment stay.
  */
 export function pruneEntries(data: StoreData, settings: DecisionSettings, now: number): number {
   const horizon = now - settings.periodMinutes * 60_000 - SKEW_MS
   const forget = now - (settings.escalation?.forgetDays ?? 30) * 86_400_000
   const before = data.entries.length
-  data.entries = data.entries.filter(
-    (e) =>
-      e.blockedAt !== null ||
-      e.lastSeen >= horizon ||
-      // Block history is kept for escalation, until forgetDays after the last block ended.
-      (e.blocks > 0 && Math.max(e.lastBlockEnd ?? 0, e.lastSeen) >= forget),
-  )
+  data.entries = data.entries.filter((e) => {
+    if (e.blockedAt !== null || e.lastSeen >= horizon) return true
+    // Block history is kept for escalation, until forgetDays after the last block ended.
+    if (!(e.blocks > 0 && Math.max(e.lastBlockEnd ?? 0, e.lastSeen) >= forget)) return false
+    if (e.failures.length > 0) e.failures = []
+    if (e.users.length > 0) e.users = []
+    e.lastUser = ''
+    return true
+  })
   return before - data.entries.length
 }
 
@@ -288,6 +299,7 @@ export function activeBlocks(data: StoreData, whitelist: NetworkList, now: numbe
     list.push(e.ip)
     out.set(e.instance, list)
   }
-  for (const list of out.values()) list.sort(compareIps)
+  // Each address parsed once for the sort, not at every comparison.
+  for (const [instance, list] of out) out.set(instance, sortIps(list))
   return out
 }

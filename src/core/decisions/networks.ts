@@ -11,9 +11,8 @@
  * keeps blocking exactly that /64 meanwhile.
  */
 import type {Entry, StoreData} from '../store/schema.js'
+import {MAX_USERS} from '../store/bounds.js'
 
-/** Up to this many user names are kept per entry (as the Decider does). */
-const MAX_USERS = 10
 
 /**
  * Merges, per instance, every entry whose `keyOf(ip)` differs from its ip

@@ -57,6 +57,66 @@ function isPlainIpv4(t: string): boolean {
   return dots === 3 && digits > 0
 }
 
+/** A plain IPv4 address (isPlainIpv4) as a number. */
+function ipv4Number(t: string): number {
+  let n = 0
+  let part = 0
+  for (let i = 0; i < t.length; i++) {
+    const c = t.charCodeAt(i)
+    if (c === 46) {
+      n = n * 256 + part
+      part = 0
+    } else {
+      part = part * 10 + (c - 48)
+    }
+  }
+  return n * 256 + part
+}
+
+/**
+ * The eight groups of an IPv6 address written in hex groups (at most one
+ * `::`, no embedded IPv4, no zone), or null for anything else, which is left
+ * to the full parse; also null for an IPv4-mapped address, which rcguard
+ * treats as IPv4.
+ */
+function ipv6Groups(t: string): number[] | null {
+  if (t.length < 2 || t.length > 39 || !/^[0-9a-fA-F:]+$/.test(t)) return null
+  const halves = t.split('::')
+  if (halves.length > 2) return null
+  const part = (text: string): number[] | null => {
+    if (text === '') return []
+    const out: number[] = []
+    for (const g of text.split(':')) {
+      if (g.length === 0 || g.length > 4) return null
+      out.push(Number.parseInt(g, 16))
+    }
+    return out
+  }
+  const head = part(halves[0] ?? '')
+  const tail = halves.length === 2 ? part(halves[1] ?? '') : []
+  if (head === null || tail === null) return null
+  let groups: number[]
+  if (halves.length === 1) {
+    if (head.length !== 8) return null
+    groups = head
+  } else {
+    if (head.length + tail.length > 7) return null
+    groups = [...head, ...new Array<number>(8 - head.length - tail.length).fill(0), ...tail]
+  }
+  if (groups[5] === 0xffff && groups.slice(0, 5).every((g) => g === 0)) return null
+  return groups
+}
+
+/** Whether the first `prefix` bits of two addresses' groups are equal. */
+function groupsMatch(a: readonly number[], b: readonly number[], prefix: number): boolean {
+  let bits = prefix
+  for (let i = 0; i < 8 && bits > 0; i++, bits -= 16) {
+    const mask = bits >= 16 ? 0xffff : (0xffff << (16 - bits)) & 0xffff
+    if (((a[i] ?? 0) & mask) !== ((b[i] ?? 0) & mask)) return false
+  }
+  return true
+}
+
 /** Log lines repeat the same addresses: remember the answers for the last many. */
 const CANONICAL_CACHE = 65_536
 const canonical = new Map<string, string | null>()
@@ -136,6 +196,11 @@ export function cidrContains(cidr: Cidr, ip: string): boolean {
 /** A list of networks with a membership test. */
 export class NetworkList {
   private readonly cidrs: Cidr[]
+  /** Per network, its first and last IPv4 address as numbers (NaN for IPv6): an IPv4 address is matched without parsing. */
+  private readonly v4From: Float64Array
+  private readonly v4To: Float64Array
+  /** The IPv6 networks' indexes, with their groups: an IPv6 address is matched on its groups, parsed once by hand. */
+  private readonly v6: {index: number; parts: number[]; prefix: number}[] = []
 
   constructor(entries: Iterable<string | Cidr | {cidr: string; label: string}>) {
     this.cidrs = []
@@ -146,11 +211,33 @@ export class NetworkList {
       const label = typeof e === 'object' && 'label' in e ? e.label : undefined
       this.cidrs.push(label === undefined ? parsed : {...parsed, label})
     }
+    this.v4From = new Float64Array(this.cidrs.length).fill(Number.NaN)
+    this.v4To = new Float64Array(this.cidrs.length).fill(Number.NaN)
+    this.cidrs.forEach((c, i) => {
+      if (c.family === 6) this.v6.push({index: i, parts: (c.network as ipaddr.IPv6).parts, prefix: c.prefix})
+      if (c.family !== 4) return
+      const start = ipv4Number(c.network.toString())
+      this.v4From[i] = start
+      this.v4To[i] = start + 2 ** (32 - c.prefix) - 1
+    })
   }
 
   /** The first network that contains ip, or undefined. */
   match(ip: string): Cidr | undefined {
     if (this.cidrs.length === 0) return undefined
+    if (isPlainIpv4(ip)) {
+      // Most addresses: a few comparisons of numbers per network, in the list's order.
+      const n = ipv4Number(ip)
+      for (let i = 0; i < this.cidrs.length; i++) {
+        if (n >= (this.v4From[i] as number) && n <= (this.v4To[i] as number)) return this.cidrs[i]
+      }
+      return undefined
+    }
+    const groups = ipv6Groups(ip)
+    if (groups !== null) {
+      for (const n of this.v6) if (groupsMatch(groups, n.parts, n.prefix)) return this.cidrs[n.index]
+      return undefined
+    }
     // The address is parsed once, not once per network (cidrContains): lists are checked for every entry.
     const c = canonicalIp(ip)
     if (c === null) return undefined
@@ -190,11 +277,24 @@ export function overlapsLoopback(net: string | Cidr): boolean {
  * sorting many addresses: parsed once each rather than at every comparison.
  */
 export function ipSortKey(ip: string): string {
+  if (isPlainIpv4(ip)) {
+    // The common case, without parsing: the four bytes in hex.
+    let key = '4:'
+    for (const part of ip.split('.')) key += Number(part).toString(16).padStart(2, '0')
+    return `${key}:032`
+  }
   const [addr = '', prefix] = ip.split('/')
   const family = familyOf(ip)
   let key = `${family}:`
   for (const b of ipaddr.parse(addr).toByteArray()) key += b.toString(16).padStart(2, '0')
   return `${key}:${String(prefix === undefined ? (family === 4 ? 32 : 128) : Number(prefix)).padStart(3, '0')}`
+}
+
+/** `ips` in compareIps's order, each address parsed once (ipSortKey): the sort of many addresses. */
+export function sortIps(ips: readonly string[]): string[] {
+  const keyed = ips.map((ip) => ({ip, key: ipSortKey(ip)}))
+  keyed.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
+  return keyed.map((k) => k.ip)
 }
 
 export function compareIps(a: string, b: string): number {

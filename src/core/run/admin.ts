@@ -3,39 +3,20 @@
  * that changes the store holds the lock, writes, then brings the firewall in
  * line (desired.ts).
  */
-import {blockLength, isBlockActive, neverBlockReason, newEntry} from '../decisions/decide.js'
+import {blockLength, neverBlockReason, newEntry, pruneEntries} from '../decisions/decide.js'
 import {UsageError} from '../errors.js'
 import type {ApplyResult} from '../firewall/index.js'
-import {canonicalIp, cidrsOverlap, ipSortKey, parseCidr, type Cidr} from '../net/ip.js'
+import {canonicalIp, cidrsOverlap, parseCidr, type Cidr} from '../net/ip.js'
 import type {Entry, StoreData} from '../store/schema.js'
 import {removeFromWhitelist, unblockEntries, type StillInForce} from '../admin/lift.js'
 import {parseOrHint} from '../admin/stored.js'
 import {removeInvalid, type RepairResult} from '../admin/repair.js'
+import {listRows, type EntryState, type ListRow} from '../admin/list.js'
 import type {InvalidRecord} from '../store/diagnose.js'
 import {type GuardContext, whitelistOf, keyOf, readData} from './context.js'
 import {syncFirewall, firewallFailed, removeEverywhere} from './desired.js'
 
-export type EntryState = 'blocked' | 'watching' | 'whitelisted'
-
-export interface ListRow {
-  ip: string
-  state: EntryState
-  instance: string | null
-  /** Failures in the current window (for watching), or counted since the entry began (blocked). */
-  attempts: number
-  firstSeen: string | null
-  lastSeen: string | null
-  blockedAt: string | null
-  /** End of the block; null while blocked means until deleted. */
-  blockedUntil: string | null
-  lastUser: string | null
-  blocks: number
-  comment: string | null
-}
-
-function iso(t: number | null): string | null {
-  return t === null ? null : new Date(t).toISOString()
-}
+export type {EntryState, ListRow} from '../admin/list.js'
 
 export interface ListFilter {
   state?: EntryState[]
@@ -65,48 +46,7 @@ export async function list(ctx: GuardContext, filter: ListFilter = {}): Promise<
 
 async function listAll(ctx: GuardContext): Promise<ListRow[]> {
   const data = await readData(ctx)
-  const now = ctx.now()
-  const whitelist = whitelistOf(ctx.config, data)
-  const rows: ListRow[] = []
-  for (const e of data.entries) {
-    if (neverBlockReason(e.ip, whitelist) !== null) continue
-    const blocked = isBlockActive(e, now)
-    rows.push({
-      ip: e.ip,
-      state: blocked ? 'blocked' : 'watching',
-      instance: e.instance,
-      attempts: blocked ? e.attempts : e.failures.length,
-      firstSeen: iso(e.firstSeen),
-      lastSeen: iso(e.lastSeen),
-      blockedAt: blocked ? iso(e.blockedAt) : null,
-      blockedUntil: blocked ? iso(e.blockedUntil) : null,
-      lastUser: e.lastUser,
-      blocks: e.blocks,
-      comment: e.comment,
-    })
-  }
-  const rank = {blocked: 0, watching: 1, whitelisted: 2}
-  // ISO 8601 times compare as plain strings (localeCompare is many times slower, and this sorts every entry).
-  const newer = (a: string | null, b: string | null): number => ((a ?? '') < (b ?? '') ? 1 : (a ?? '') > (b ?? '') ? -1 : 0)
-  const keys = new Map(rows.map((r) => [r.ip, ipSortKey(r.ip)]))
-  const byIp = (a: string, b: string): number => ((keys.get(a) ?? '') < (keys.get(b) ?? '') ? -1 : (keys.get(a) ?? '') > (keys.get(b) ?? '') ? 1 : 0)
-  rows.sort((a, b) => rank[a.state] - rank[b.state] || newer(a.lastSeen, b.lastSeen) || byIp(a.ip, b.ip))
-  for (const w of data.whitelist) {
-    rows.push({
-      ip: w.cidr,
-      state: 'whitelisted',
-      instance: null,
-      attempts: 0,
-      firstSeen: null,
-      lastSeen: null,
-      blockedAt: null,
-      blockedUntil: null,
-      lastUser: null,
-      blocks: 0,
-      comment: w.comment,
-    })
-  }
-  return rows
+  return listRows(data, whitelistOf(ctx.config, data), ctx.now())
 }
 
 export interface ChangeResult {
@@ -141,6 +81,8 @@ async function mutate(
   return ctx.store.withLock({wait: true}, async () => {
     const data = await readData(ctx)
     const result = change(data)
+    // What can no longer lead to a block goes at every write; the ceiling is the next hacks or scan's (store/keep-small.ts).
+    pruneEntries(data, ctx.config, ctx.now())
     await ctx.store.write(data)
     try {
       const fw = await syncFirewall(ctx, data)
@@ -215,6 +157,7 @@ export async function block(
         done.push(`${name}: blocked on ${instance} ${minutes === 0 ? 'until deleted' : `for ${minutes} min`}`)
       }
     }
+    pruneEntries(data, ctx.config, now)
     await ctx.store.write(data)
     try {
       const fw = await syncFirewall(ctx, data)

@@ -9,7 +9,7 @@ import {FirewallError} from '../errors.js'
 import {afterSave, merge} from '../firewall/backend.js'
 import {ownershipOf, recordMarked} from '../firewall/ownership.js'
 import {installedBackends, type ApplyResult, type BackendName, type DesiredState} from '../firewall/index.js'
-import {blockKey, cidrText, compareIps, familyOf, withoutNested} from '../net/ip.js'
+import {blockKey, cidrText, familyOf, sortIps, withoutNested} from '../net/ip.js'
 import type {StoreData} from '../store/schema.js'
 import {type GuardContext, whitelistOf, keyOf} from './context.js'
 import {scan} from './pipeline.js'
@@ -34,7 +34,7 @@ export function desiredState(config: Config, data: StoreData, now: number): Desi
         name: inst.name,
         ports: inst.ports,
         v4: ips.filter((ip) => familyOf(ip) === 4).map((ip) => `${ip}/32`),
-        v6: withoutNested(v6.sort(compareIps)),
+        v6: withoutNested(sortIps(v6)),
       }
     }),
   }

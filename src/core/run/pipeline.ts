@@ -5,7 +5,8 @@
  * firewall (desired.ts) → notify.
  */
 import type {Config, LogConfig} from '../config/config.js'
-import {Decider, SKEW_MS, expireBlocks, isBlockActive, pruneEntries, type Decision, type SourcedEvent} from '../decisions/decide.js'
+import {Decider, SKEW_MS, expireBlocks, isBlockActive, type Decision, type SourcedEvent} from '../decisions/decide.js'
+import {keepSmall} from '../store/keep-small.js'
 import {ExitCode, FirewallError, RcguardError, UsageError} from '../errors.js'
 import {afterSave} from '../firewall/backend.js'
 import type {ApplyResult, DesiredState} from '../firewall/index.js'
@@ -239,7 +240,7 @@ export async function scan(ctx: GuardContext, options: {dryRun: boolean} & Pick<
   return ctx.store.withLock({wait: true}, async () => {
     const data = await readData(ctx)
     const result = await scanInto(ctx, data, options)
-    pruneEntries(data, ctx.config, ctx.now())
+    result.warnings.push(...keepSmall(data, ctx.config, ctx.now()))
     await ctx.store.write(data)
     return result
   })
@@ -299,7 +300,7 @@ export async function cycle(ctx: GuardContext, options: CycleOptions): Promise<H
   const scanned = await scanInto(ctx, data, {collect: options.collect, progress: options.progress, repeatWarnings: options.dryRun})
   const now = ctx.now()
   const expired = expireBlocks(data, now).map(blockInfo)
-  pruneEntries(data, ctx.config, now)
+  scanned.warnings.push(...keepSmall(data, ctx.config, now))
   const base = {...scanned, expired, enabled: ctx.config.enabled, nextExpiry: nextExpiry(data, now)}
   if (options.dryRun) {
     const desired: DesiredState = ctx.config.enabled ? desiredState(ctx.config, data, now) : {instances: []}

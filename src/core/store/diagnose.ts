@@ -12,6 +12,7 @@
 import type {z} from 'zod'
 import {dataSchema, entrySchema, ledgerSchema, positionSchema, whitelistEntrySchema, type StoreData} from './schema.js'
 import {logPathProblem, quoted} from './values.js'
+import {entryProblemFree, validateData} from './codec.js'
 
 export interface InvalidRecord {
   /** Where it is, as validation paths are written: `entries.3`, `positions./var/log/x.log`, `firewall`. */
@@ -59,10 +60,16 @@ function sift(
   what: (item: unknown) => string,
   out: InvalidRecord[],
   storedKey?: string,
+  valid?: (item: unknown) => boolean,
 ): unknown {
   if (!Array.isArray(list)) return list
   const kept: unknown[] = []
   list.forEach((item, i) => {
+    // The cheap check first (codec.ts): zod runs only on the items that fail it, for their messages.
+    if (valid?.(item) === true) {
+      kept.push(item)
+      return
+    }
     const r = schema.safeParse(item)
     if (r.success) kept.push(item)
     else {
@@ -83,7 +90,7 @@ export function diagnose(doc: unknown): Diagnosis {
   if (!isObject(doc)) return {records, repaired: null}
   const next: Record<string, unknown> = {...doc}
   const field = (item: unknown, key: string): unknown => (isObject(item) ? item[key] : undefined)
-  next.entries = sift(doc.entries, entrySchema, 'entries', (e) => `the entry of ${text(field(e, 'ip'))} on ${text(field(e, 'instance'))}`, records, 'ip')
+  next.entries = sift(doc.entries, entrySchema, 'entries', (e) => `the entry of ${text(field(e, 'ip'))} on ${text(field(e, 'instance'))}`, records, 'ip', entryProblemFree)
   next.whitelist = sift(doc.whitelist, whitelistEntrySchema, 'whitelist', (w) => `the whitelist entry ${text(field(w, 'cidr'))}`, records, 'cidr')
   if (isObject(doc.positions)) {
     const positions: Record<string, unknown> = {}
@@ -113,6 +120,6 @@ export function diagnose(doc: unknown): Diagnosis {
       delete next.firewall
     }
   }
-  const parsed = dataSchema.safeParse(next)
+  const parsed = validateData(next)
   return {records, repaired: parsed.success ? parsed.data : null}
 }

@@ -18,7 +18,9 @@ import {Low, type Adapter} from 'lowdb'
 import {BusyError, errorMessage, StoreError} from '../errors.js'
 import {escapeText} from '../text/escape.js'
 import {resolveTrusted, shown, type Untrusted} from '../config/trust.js'
-import {dataSchema, emptyData, SCHEMA_VERSION, type StoreData} from './schema.js'
+import {emptyData, SCHEMA_VERSION, type StoreData} from './schema.js'
+import {decodeEntries, encodeChunks, validateData} from './codec.js'
+import {parseDatabaseJson} from './read-json.js'
 import {acquireLock, type HeldLock} from './lock.js'
 import {upgrade} from './migrate.js'
 import {atomicWrite, readOwnFile, UnsafeFileError, writeOnce} from './safe-files.js'
@@ -92,14 +94,19 @@ class ValidatingJsonAdapter implements Adapter<StoreData> {
       throw new StoreError(`cannot read database ${this.path}: ${errorMessage(err)}`)
     }
     if (bytes === null) return null
-    const text = bytes.toString('utf8')
     let raw: unknown
     try {
-      raw = JSON.parse(text)
+      // A large file is parsed an entry at a time, never as one string (read-json.ts).
+      raw = parseDatabaseJson(bytes)
     } catch (err) {
+      if (err instanceof RangeError) {
+        // Past V8's longest string without the layout read-json.ts splits: only a hand-made file is so.
+        throw new StoreError(`database ${this.path} is too large to read (${bytes.length} bytes); it was left untouched: ${RECOVERY}`)
+      }
       // JSON.parse quotes the file's bytes: keep the message one printable line.
       const detail = escapeText((err as Error).message, {max: 120})
-      const why = text.trim() === '' ? 'it is empty' : `it is not valid JSON (${detail})`
+      const empty = bytes.length <= 1 << 20 && bytes.toString('latin1').trim() === ''
+      const why = empty ? 'it is empty' : `it is not valid JSON (${detail})`
       throw new StoreError(`database ${this.path} is corrupt: ${why}; it was left untouched: ${RECOVERY}`)
     }
     const version = (raw as {schemaVersion?: unknown} | null)?.schemaVersion
@@ -110,12 +117,16 @@ class ValidatingJsonAdapter implements Adapter<StoreData> {
     }
     // An older file is migrated in memory on every read; the file itself changes only at the next write.
     const upgraded = upgrade(raw)
-    const parsed = dataSchema.safeParse(upgraded.data)
+    // The document as parsed is no longer needed once migrated (a schema 3 file can be hundreds of megabytes).
+    raw = null
+    // Schema 4 leaves default fields out of the file (codec.ts): validation and diagnosis see every entry whole.
+    const doc = decodeEntries(upgraded.data)
+    const parsed = validateData(doc)
     if (!parsed.success) {
       const issue = parsed.error.issues[0]
       const where = issue === undefined ? '' : issueText(issue)
       const migrated = upgraded.steps.length > 0 ? ` (after migrating it from schema version ${upgraded.from})` : ''
-      const diagnosis = diagnose(upgraded.data)
+      const diagnosis = diagnose(doc)
       if (diagnosis.repaired === null || diagnosis.records.length === 0) {
         throw new StoreError(`database ${this.path} fails validation at ${where}${migrated}; it was left untouched: ${RECOVERY}`)
       }
@@ -134,7 +145,7 @@ class ValidatingJsonAdapter implements Adapter<StoreData> {
 
   async write(data: StoreData): Promise<void> {
     // Never write what could not be read back.
-    const valid = dataSchema.safeParse(data)
+    const valid = validateData(data)
     if (!valid.success) {
       const issue = valid.error.issues[0]
       throw new StoreError(
@@ -155,7 +166,7 @@ class ValidatingJsonAdapter implements Adapter<StoreData> {
       this.original = null
     }
     try {
-      await atomicWrite(join(dir, name), `${JSON.stringify(data)}\n`)
+      await atomicWrite(join(dir, name), encodeChunks(valid.data))
     } catch (err) {
       throw new StoreError(`cannot write database ${this.path}: ${errorMessage(err)}; the previous version is intact`)
     }

@@ -13,6 +13,7 @@
  * from the old version here (test/core/migrate.test.ts fails until you do).
  */
 import {SCHEMA_VERSION} from './schema.js'
+import {boundUsers, cutUser} from './bounds.js'
 
 type Doc = Record<string, unknown>
 
@@ -73,6 +74,26 @@ export const migrations: readonly Migration[] = [
         }
       }
       if (next.ledger === undefined) next.ledger = {twins, accounts: []}
+      return next
+    },
+  },
+  {
+    from: 3,
+    to: 4,
+    summary: 'user names are kept cut to 64 characters, at most 3 per entry (the most recent); the file leaves out default fields',
+    up(doc) {
+      // Entry by entry, not the whole document at once: a version 3 file can be hundreds of megabytes.
+      const {entries, ...others} = doc
+      const next: Doc = {...structuredClone(others), schemaVersion: 4}
+      next.entries = !Array.isArray(entries)
+        ? structuredClone(entries)
+        : (entries as unknown[]).map((item) => {
+            const entry: unknown = structuredClone(item)
+            if (!isObject(entry)) return entry
+            if (typeof entry.lastUser === 'string') entry.lastUser = cutUser(entry.lastUser)
+            if (Array.isArray(entry.users) && entry.users.every((u) => typeof u === 'string')) entry.users = boundUsers(entry.users as string[])
+            return entry
+          })
       return next
     },
   },

@@ -174,19 +174,25 @@ async function removeOrphans(path: string): Promise<void> {
  * so the rename survives a power cut. On any failure the temporary file goes
  * and the old file is untouched. The directory must be one rcguard trusts.
  */
-export async function atomicWrite(path: string, text: string): Promise<void> {
+export async function atomicWrite(path: string, text: string | Iterable<string>): Promise<void> {
   await removeOrphans(path)
   const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`)
-  const bytes = Buffer.from(text)
+  // Pieces are written one after another: the whole text need not fit in one string.
+  const parts = typeof text === 'string' ? [text] : text
+  let length = 0
   let fh: FileHandle | undefined
   let made = false
   try {
     fh = await createExclusive(tmp)
     made = true
-    await fh.writeFile(bytes)
+    for (const part of parts) {
+      const bytes = Buffer.from(part)
+      length += bytes.length
+      await fh.writeFile(bytes)
+    }
     await fh.sync()
     const {size} = await fh.stat()
-    if (size !== bytes.length) throw new Error(`wrote ${size} of ${bytes.length} bytes (is the disk full?)`)
+    if (size !== length) throw new Error(`wrote ${size} of ${length} bytes (is the disk full?)`)
     await fh.close()
     fh = undefined
     await rename(tmp, path)

@@ -9,6 +9,9 @@
  * Version 3: the lines awaiting their twin and the recent failures per
  * account live in `ledger` (decisions/attempts.ts), not in each entry's
  * `recent`.
+ * Version 4: user names are kept cut to 64 characters and at most 3 per
+ * entry (store/bounds.ts), and the file leaves out an entry's fields that hold
+ * their default (store/codec.ts); in memory an entry is as before.
  */
 import * as z from 'zod'
 import {
@@ -21,7 +24,7 @@ import {
   whitelistCidrProblem,
 } from './values.js'
 
-export const SCHEMA_VERSION = 3
+export const SCHEMA_VERSION = 4
 
 /**
  * Values are checked as well as types (values.ts): what rcguard never writes
@@ -60,7 +63,7 @@ export const entrySchema = z.object({
   blocks: count,
   /** When its last block ended (expiry), for forgetting the history after escalation.forgetDays; null: none ended yet. */
   lastBlockEnd: ms.nullable(),
-  /** User names tried, distinct, most recent last (at most 10), for notifications. */
+  /** User names tried, distinct, most recent last (at most 3, each cut to 64 characters: store/bounds.ts), for notifications. */
   users: z.array(z.string()),
   /** A block made by hand (rcguard block): by whom or why; null: none given. */
   comment: z.string().nullable(),

@@ -79,6 +79,10 @@ function dropLastToken(s: string): string {
   return m === null ? s.slice(0, -1) : s.slice(0, s.length - m[0].length)
 }
 
+/** Anything but printable ASCII, line feed, tab and carriage return: the only ASCII that UNSAFE matches is a control. */
+const NOT_PLAIN_JSON = /[^\x20-\x7e\n\t\r]/
+const UNSAFE_IN_JSON = new RegExp(`(?![\\n\\t\\r])(?:${UNSAFE.source})`, 'gu')
+
 /** Whether a string holds nothing a terminal would act on (what escapeText guarantees of its result). */
 export function isPrintable(text: string, options: {lines?: boolean} = {}): boolean {
   const re = options.lines === true ? UNSAFE_IN_LINES : new RegExp(UNSAFE.source, 'gu')
@@ -93,8 +97,10 @@ export function isPrintable(text: string, options: {lines?: boolean} = {}): bool
  * untouched.
  */
 export function escapeJson(json: string): string {
+  // Printable ASCII and layout hold nothing to escape: the common case, answered without the Unicode scan.
+  if (!NOT_PLAIN_JSON.test(json)) return json
   // Line feeds and tabs outside strings are layout (inside strings JSON.stringify has escaped them already).
-  return json.replace(new RegExp(`(?![\\n\\t\\r])(?:${UNSAFE.source})`, 'gu'), (c) => {
+  return json.replace(UNSAFE_IN_JSON, (c) => {
     let out = ''
     for (let i = 0; i < c.length; i++) out += `\\u${c.charCodeAt(i).toString(16).padStart(4, '0')}`
     return out
