@@ -121,7 +121,7 @@ test('property: pruning and the ceiling keep every block not yet ended, with its
       const blocks = data.entries.filter((e) => e.blockedAt !== null).map((e) => ({...e}))
       const inForce = data.entries.filter((e) => isBlockActive(e, NOW)).length
       const whitelist = structuredClone(data.whitelist)
-      const warnings = keepSmall(data, {...settings, escalation: {factor: 2, maxMinutes: 10080, forgetDays: 30}, maxEntries}, NOW)
+      const {warnings} = keepSmall(data, {...settings, escalation: {factor: 2, maxMinutes: 10080, forgetDays: 30}, maxEntries}, NOW)
       for (const b of blocks) {
         const kept = data.entries.find((e) => e.ip === b.ip && e.instance === b.instance)
         assert.ok(kept !== undefined, `the block of ${b.ip} is kept`)

@@ -59,3 +59,16 @@ test('data changed by a cycle that failed before saving is not served: the next 
   assert.notEqual(next, lent)
   assert.deepEqual(next.entries, [])
 })
+
+test('data read and left unchanged (not written) is served again from memory while the file is the same', async (t) => {
+  const db = join(tempDir(t), 'db', 'db.json')
+  const cached = new CachingStore(new JsonStore(db))
+  await cached.write(await cached.read())
+  const first = await cached.read()
+  cached.unchanged(first)
+  assert.equal(await cached.read(), first)
+  cached.unchanged(first)
+  const other = new JsonStore(db)
+  await other.write(await other.read())
+  assert.notEqual(await cached.read(), first)
+})

@@ -274,7 +274,9 @@ export function expireBlocks(data: StoreData, now: number): Entry[] {
  * have left every window and its user names served the digest of that block,
  * so both go; its address, instance, counts, times and comment stay.
  */
+/** Returns how many entries were removed or compacted (0: the data is as it was). */
 export function pruneEntries(data: StoreData, settings: DecisionSettings, now: number): number {
+  let compacted = 0
   const horizon = now - settings.periodMinutes * 60_000 - SKEW_MS
   const forget = now - (settings.escalation?.forgetDays ?? 30) * 86_400_000
   const before = data.entries.length
@@ -282,12 +284,13 @@ export function pruneEntries(data: StoreData, settings: DecisionSettings, now: n
     if (e.blockedAt !== null || e.lastSeen >= horizon) return true
     // Block history is kept for escalation, until forgetDays after the last block ended.
     if (!(e.blocks > 0 && Math.max(e.lastBlockEnd ?? 0, e.lastSeen) >= forget)) return false
+    if (e.failures.length > 0 || e.users.length > 0 || e.lastUser !== '') compacted++
     if (e.failures.length > 0) e.failures = []
     if (e.users.length > 0) e.users = []
     e.lastUser = ''
     return true
   })
-  return before - data.entries.length
+  return before - data.entries.length + compacted
 }
 
 /** Per instance, the addresses whose block is in force, sorted; never-block addresses are left out. */

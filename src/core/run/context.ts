@@ -60,9 +60,14 @@ export function keyOf(config: Config, never: NetworkList): (ip: string) => strin
  * their network's entry. Saved with the command's next write.
  */
 export async function readData(ctx: GuardContext): Promise<StoreData> {
+  return (await readDataTracked(ctx)).data
+}
+
+/** readData, and whether the merge changed the data (so it must be written even if nothing else does). */
+export async function readDataTracked(ctx: GuardContext): Promise<{data: StoreData; merged: boolean}> {
   const data = await ctx.store.read()
-  if (ctx.config.firewall.ipv6Prefix < 128) mergeIntoNetworks(data, keyOf(ctx.config, whitelistOf(ctx.config, data)))
-  return data
+  const merged = ctx.config.firewall.ipv6Prefix < 128 ? mergeIntoNetworks(data, keyOf(ctx.config, whitelistOf(ctx.config, data))) > 0 : false
+  return {data, merged}
 }
 
 export function blockInfo(e: Entry): BlockInfo {

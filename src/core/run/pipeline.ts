@@ -18,7 +18,7 @@ import {EntryParser, LineParser, type ParseOptions, type SourcedLine} from '../p
 import {proxyList} from '../parser/proxy.js'
 import {DoubtTally} from '../report/doubts.js'
 import {emptyData, type StoreData, type StoredPosition} from '../store/schema.js'
-import {type GuardContext, type BlockInfo, whitelistOf, readData, blockInfo} from './context.js'
+import {type GuardContext, type BlockInfo, whitelistOf, readData, readDataTracked, blockInfo} from './context.js'
 import {desiredState, syncFirewall} from './desired.js'
 
 export interface FileReport {
@@ -240,7 +240,7 @@ export async function scan(ctx: GuardContext, options: {dryRun: boolean} & Pick<
   return ctx.store.withLock({wait: true}, async () => {
     const data = await readData(ctx)
     const result = await scanInto(ctx, data, options)
-    result.warnings.push(...keepSmall(data, ctx.config, ctx.now()))
+    result.warnings.push(...keepSmall(data, ctx.config, ctx.now()).warnings)
     await ctx.store.write(data)
     return result
   })
@@ -296,11 +296,22 @@ export type CycleOptions = {dryRun: boolean} & Pick<ScanOptions, 'collect' | 'pr
  * log grows. A firewall failure is returned, not thrown: the blocks are saved.
  */
 export async function cycle(ctx: GuardContext, options: CycleOptions): Promise<HacksResult> {
-  const data = await readData(ctx)
+  const {data, merged} = await readDataTracked(ctx)
+  const was = {positions: JSON.stringify(data.positions), ledger: JSON.stringify(data.ledger)}
   const scanned = await scanInto(ctx, data, {collect: options.collect, progress: options.progress, repeatWarnings: options.dryRun})
   const now = ctx.now()
   const expired = expireBlocks(data, now).map(blockInfo)
-  scanned.warnings.push(...keepSmall(data, ctx.config, now))
+  const kept = keepSmall(data, ctx.config, now)
+  scanned.warnings.push(...kept.warnings)
+  // A run that changed nothing (the common case, every minute) does not rewrite the database.
+  const changed =
+    merged ||
+    kept.changed ||
+    expired.length > 0 ||
+    ctx.store.migrating ||
+    scanned.files.some((f) => f.events > 0) ||
+    JSON.stringify(data.positions) !== was.positions ||
+    JSON.stringify(data.ledger) !== was.ledger
   const base = {...scanned, expired, enabled: ctx.config.enabled, nextExpiry: nextExpiry(data, now)}
   if (options.dryRun) {
     const desired: DesiredState = ctx.config.enabled ? desiredState(ctx.config, data, now) : {instances: []}
@@ -309,7 +320,8 @@ export async function cycle(ctx: GuardContext, options: CycleOptions): Promise<H
       firewall: {backend: ctx.firewall.name, changed: false, drift: [], applied: [], rendered: ctx.firewall.render(desired)},
     }
   }
-  await ctx.store.write(data)
+  if (changed) await ctx.store.write(data)
+  else ctx.store.unchanged?.(data)
   let applied: ApplyResult = {changed: false, drift: [], applied: []}
   let firewallError: FirewallError | undefined
   try {

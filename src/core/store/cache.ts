@@ -38,6 +38,9 @@ function same(a: Stamp, b: Stamp): boolean {
 
 export class CachingStore implements Store {
   private kept: {data: StoreData; stamp: Stamp} | null = null
+  /** The stamp of the file the data last handed out was read from (null: from memory, or no file). */
+  private readFrom: Stamp | null = null
+  private servedFromMemory = false
   /** Reads served from memory and from the file, for --verbose and tests. */
   readonly reads = {cached: 0, file: 0}
 
@@ -50,15 +53,28 @@ export class CachingStore implements Store {
   async read(): Promise<StoreData> {
     const kept = this.kept
     this.kept = null
-    if (kept !== null) {
-      const now = await stampOf(this.inner.location)
-      if (now !== null && same(now, kept.stamp)) {
-        this.reads.cached++
-        return kept.data
-      }
+    const now = await stampOf(this.inner.location)
+    if (kept !== null && now !== null && same(now, kept.stamp)) {
+      this.reads.cached++
+      this.readFrom = now
+      this.servedFromMemory = true
+      return kept.data
     }
     this.reads.file++
-    return this.inner.read()
+    this.servedFromMemory = false
+    // Under the lock nobody writes between this stat and the read.
+    const data = await this.inner.read()
+    this.readFrom = now
+    return data
+  }
+
+  get migrating(): boolean {
+    return !this.servedFromMemory && this.inner.migrating
+  }
+
+  /** Not written: served again as long as the file is the one it was read from. */
+  unchanged(data: StoreData): void {
+    if (this.readFrom !== null && !this.migrating) this.kept = {data, stamp: this.readFrom}
   }
 
   async write(data: StoreData): Promise<void> {

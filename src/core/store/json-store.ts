@@ -75,6 +75,10 @@ export class InvalidStoreError extends StoreError {
 
 class ValidatingJsonAdapter implements Adapter<StoreData> {
   /** The bytes of an older-schema file last read, kept beside it before the first write migrates it. */
+  get migrating(): boolean {
+    return this.original !== null
+  }
+
   private original: {version: number; bytes: Buffer} | null = null
 
   constructor(private readonly path: string) {}
@@ -176,10 +180,16 @@ class ValidatingJsonAdapter implements Adapter<StoreData> {
 export class JsonStore implements Store {
   readonly location: string
   private readonly db: Low<StoreData>
+  private readonly adapter: ValidatingJsonAdapter
 
   constructor(path: string) {
     this.location = path
-    this.db = new Low(new ValidatingJsonAdapter(path), emptyData())
+    this.adapter = new ValidatingJsonAdapter(path)
+    this.db = new Low(this.adapter, emptyData())
+  }
+
+  get migrating(): boolean {
+    return this.adapter.migrating
   }
 
   async read(): Promise<StoreData> {

@@ -14,6 +14,10 @@ export interface Store {
   readonly location: string
   /** Reads and validates the data; a missing store reads as empty. Throws StoreError. */
   read(): Promise<StoreData>
+  /** The data last read was brought up from an older schema: it must be written (with the old file kept). */
+  readonly migrating: boolean
+  /** The data last read was not changed and will not be written: a store that keeps what it wrote may keep this. */
+  unchanged?(data: StoreData): void
   /** Replaces the data atomically. */
   write(data: StoreData): Promise<void>
   /** Keeps `bytes` (the data as it was before a repair) in a new file beside the store, tagged; returns its name. */
