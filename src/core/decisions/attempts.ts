@@ -35,6 +35,18 @@ const TWIN_KEEP_MS = 2 * DUPLICATE_WINDOW_MS
 /** At most this many records of each kind are kept between runs (the newest). */
 const MAX_KEPT = 100_000
 
+/**
+ * A copy of `s` that holds only its own characters. In V8 a string cut out of
+ * another (slice, a regular expression's capture) keeps the whole of that one
+ * alive: what outlives the log line it came from (an entry's user names, a
+ * twin record's session) is kept as a copy, so a long read holds the names,
+ * not the lines. (Addresses need none: canonicalIp's strings are their own.)
+ */
+export function detached(s: string): string {
+  // Shorter strings are always copies; concatenating flattens, and the slice then refers to the new flat string.
+  return s.length < 13 ? s : ` ${s}`.slice(1)
+}
+
 export interface AttemptVerdict {
   action: 'duplicate' | 'ignored'
   why: string
@@ -49,8 +61,16 @@ export function accountOf(user: string): string {
   return user.trim().toLowerCase()
 }
 
+/**
+ * The unmatched twin lines, by instance and session (no key text is built
+ * per line). A session's records are in the order they came; the 5-second
+ * buckets (floor(time / DUPLICATE_WINDOW_MS)) that a key once named are kept
+ * as the order among equally close twins and as the unit of pruning.
+ */
+type TwinStore = Map<string, Map<string, TwinRecord[]>>
+
 export class AttemptLedger {
-  private readonly twins = new Map<string, TwinRecord[]>()
+  private readonly twins: TwinStore = new Map()
   private readonly accounts = new Map<string, {instance: string; account: string; list: {ip: string; time: number}[]; prune: number}>()
   private readonly newest = new Map<string, number>()
 
@@ -76,22 +96,32 @@ export class AttemptLedger {
       const horizon = (this.newest.get(rec.instance) ?? 0) - RATE_LIMIT_WINDOW_MS - SKEW_MS
       if (rec.list.every((a) => a.time < horizon)) this.accounts.delete(key)
     }
-    for (const [key, list] of this.twins) {
-      const r = list[0]
-      if (r === undefined || !this.oneLog.has(r.instance)) continue
-      const horizon = (this.newest.get(r.instance) ?? 0) - DUPLICATE_WINDOW_MS - SKEW_MS
-      if (list.every((t) => t.time < horizon)) this.twins.delete(key)
+    for (const [instance, sessions] of this.twins) {
+      if (!this.oneLog.has(instance)) continue
+      const horizon = (this.newest.get(instance) ?? 0) - DUPLICATE_WINDOW_MS - SKEW_MS
+      for (const [session, list] of sessions) {
+        // A bucket goes when all its records are older than the horizon.
+        let keep = list
+        if (list.some((t) => t.time < horizon)) {
+          const live = new Set<number>()
+          for (const t of list) if (t.time >= horizon) live.add(bucket(t.time))
+          keep = list.filter((t) => live.has(bucket(t.time)))
+        }
+        if (keep.length === 0) sessions.delete(session)
+        else if (keep !== list) sessions.set(session, keep)
+      }
+      if (sessions.size === 0) this.twins.delete(instance)
     }
   }
 
-  private twinKey(instance: string, session: string, b: number): string {
-    return `${instance}\u0000${session}\u0000${b}`
-  }
-
   private addTwin(r: TwinRecord): void {
-    const key = this.twinKey(r.instance, r.session, bucket(r.time))
-    const list = this.twins.get(key)
-    if (list === undefined) this.twins.set(key, [r])
+    let sessions = this.twins.get(r.instance)
+    if (sessions === undefined) {
+      sessions = new Map()
+      this.twins.set(r.instance, sessions)
+    }
+    const list = sessions.get(r.session)
+    if (list === undefined) sessions.set(r.session, [r])
     else list.push(r)
     this.seen(r.instance, r.time)
   }
@@ -118,27 +148,34 @@ export class AttemptLedger {
     if (time > (this.newest.get(instance) ?? -Infinity)) this.newest.set(instance, time)
   }
 
-  /** The closest unmatched line of the other shape that can be this one's twin. */
+  /**
+   * The closest unmatched line of the other shape that can be this one's
+   * twin; of two equally close, the one of the earlier bucket, then the one
+   * that came first.
+   */
   private findTwin(event: SourcedEvent, fits: (r: TwinRecord) => boolean): TwinRecord | undefined {
-    const session = event.session ?? ''
-    const b = bucket(event.time)
+    const list = this.twins.get(event.instance)?.get(event.session ?? '')
+    if (list === undefined) return undefined
     let best: TwinRecord | undefined
-    for (let k = b - 1; k <= b + 1; k++) {
-      for (const r of this.twins.get(this.twinKey(event.instance, session, k)) ?? []) {
-        if (r.grammar === event.grammar || Math.abs(r.time - event.time) > DUPLICATE_WINDOW_MS || !fits(r)) continue
-        if (best === undefined || Math.abs(r.time - event.time) < Math.abs(best.time - event.time)) best = r
+    let bestGap = Infinity
+    for (const r of list) {
+      const gap = Math.abs(r.time - event.time)
+      if (r.grammar === event.grammar || gap > DUPLICATE_WINDOW_MS || gap > bestGap || !fits(r)) continue
+      if (best === undefined || gap < bestGap || bucket(r.time) < bucket(best.time)) {
+        best = r
+        bestGap = gap
       }
     }
     return best
   }
 
   private consume(r: TwinRecord): void {
-    const key = this.twinKey(r.instance, r.session, bucket(r.time))
-    const list = this.twins.get(key)
-    if (list === undefined) return
+    const sessions = this.twins.get(r.instance)
+    const list = sessions?.get(r.session)
+    if (sessions === undefined || list === undefined) return
     const i = list.indexOf(r)
     if (i !== -1) list.splice(i, 1)
-    if (list.length === 0) this.twins.delete(key)
+    if (list.length === 0) sessions.delete(r.session)
   }
 
   /**
@@ -156,20 +193,20 @@ export class AttemptLedger {
       // Who may have failed on the account: every sender the line could be from (a refusal that follows
       // counts for none of them, nor for anyone else).
       if (event.grammar === 'F2' && event.errorCode !== 4) {
-        for (const r of event.readings ?? []) this.addAccount(event.instance, accountOf(r.user), r.ip, event.time)
+        for (const r of event.readings ?? []) this.addAccount(event.instance, detached(accountOf(r.user)), r.ip, event.time)
       }
       const twin = this.findTwin(event, (r) => r.ip !== null && senders.includes(r.ip))
       if (twin !== undefined) {
         this.consume(twin)
         if (twin.counted) return this.duplicate(event, `the ${twin.grammar} line of the same attempt names ${twin.ip ?? ''}: counted once, there`)
       } else {
-        this.addTwin({instance: event.instance, session: event.session ?? '', grammar: event.grammar as 'F1' | 'F2', time: event.time, ip: null, senders, counted: false})
+        this.addTwin({instance: event.instance, session: detached(event.session ?? ''), grammar: event.grammar as 'F1' | 'F2', time: event.time, ip: null, senders, counted: false})
       }
       return null
     }
     if (!event.counted || event.ip === null) return null
     const ip = event.ip
-    if (event.grammar === 'F2' && event.errorCode !== 4) this.addAccount(event.instance, accountOf(event.user), ip, event.time)
+    if (event.grammar === 'F2' && event.errorCode !== 4) this.addAccount(event.instance, detached(accountOf(event.user)), ip, event.time)
     if (twinShape) {
       const twin = this.findTwin(event, (r) => r.ip === ip || (r.ip === null && (r.senders ?? []).includes(ip)))
       if (twin !== undefined) {
@@ -180,7 +217,7 @@ export class AttemptLedger {
         }
         event.reason = `${event.reason} (its ${twin.grammar} twin was ambiguous alone)`
       } else {
-        this.addTwin({instance: event.instance, session: event.session ?? '', grammar: event.grammar as 'F1' | 'F2', time: event.time, ip, counted: true})
+        this.addTwin({instance: event.instance, session: detached(event.session ?? ''), grammar: event.grammar as 'F1' | 'F2', time: event.time, ip, counted: true})
       }
     }
     if (event.grammar === 'F2' && event.errorCode === 4) return this.rateLimited(event, ip)
@@ -219,8 +256,10 @@ export class AttemptLedger {
    */
   save(): LedgerData {
     const twins: TwinRecord[] = []
-    for (const list of this.twins.values()) {
-      for (const r of list) if (r.time >= (this.newest.get(r.instance) ?? 0) - TWIN_KEEP_MS) twins.push(r)
+    for (const sessions of this.twins.values()) {
+      for (const list of sessions.values()) {
+        for (const r of list) if (r.time >= (this.newest.get(r.instance) ?? 0) - TWIN_KEEP_MS) twins.push(r)
+      }
     }
     const accounts: LedgerData['accounts'] = []
     for (const {instance, account, list} of this.accounts.values()) {

@@ -10,7 +10,7 @@
 import {blockKey, compareIps, isLoopback, overlapsLoopback, type NetworkList} from '../net/ip.js'
 import type {LoginEvent} from '../parser/types.js'
 import type {Entry, StoreData} from '../store/schema.js'
-import {AttemptLedger, SKEW_MS} from './attempts.js'
+import {AttemptLedger, detached, SKEW_MS} from './attempts.js'
 
 export interface DecisionSettings {
   /** The instances and their logs (the attempt ledger drops sooner what a single log cannot need). */
@@ -77,10 +77,6 @@ export function neverBlockReason(ip: string, whitelist: NetworkList): string | n
   return null
 }
 
-function entryKey(instance: string, ip: string): string {
-  return `${instance}\u0000${ip}`
-}
-
 function minutes(n: number): string {
   return `${n} min`
 }
@@ -123,15 +119,23 @@ export function newEntry(ip: string, instance: string, time: number, user = ''):
   }
 }
 
+/** What the decider knows of one address: why it is never blocked (null: it may be), and the entry key it counts against. */
+interface AddressFacts {
+  never: string | null
+  key: string
+  /** The entry it counted against last, and on which instance (entries stay in byKey once made). */
+  instance: string | null
+  entry: Entry | null
+}
+
 export class Decider {
   private readonly periodMs: number
-  private readonly byKey = new Map<string, Entry>()
-  /** neverBlockReason per address: the whitelist is matched once per address, not per line. */
-  private readonly never = new Map<string, string | null>()
+  /** The entries, by instance then key: one lookup per failure, no key text built. */
+  private readonly byKey = new Map<string, Map<string, Entry>>()
+  /** neverBlockReason and blockKey per address: the whitelist is matched once per address, not per line. */
+  private readonly facts = new Map<string, AddressFacts>()
   /** Which failures are new attempts: twin lines of the two logs, rate-limit refusals. */
   readonly ledger: AttemptLedger
-  /** The entry each address counts against (blockKey), likewise once per address. */
-  private readonly keys = new Map<string, string>()
 
   constructor(
     private readonly data: StoreData,
@@ -144,13 +148,22 @@ export class Decider {
     this.periodMs = settings.periodMinutes * 60_000
     const oneLog = (settings.instances ?? []).filter((i) => i.logs.length === 1 && !/[*?[\]{}]/.test(i.logs[0]?.path ?? '*')).map((i) => i.name)
     this.ledger = new AttemptLedger(data.ledger, new Set(oneLog))
-    for (const e of data.entries) this.byKey.set(entryKey(e.instance, e.ip), e)
+    for (const e of data.entries) this.entriesOf(e.instance).set(e.ip, e)
+  }
+
+  private entriesOf(instance: string): Map<string, Entry> {
+    let m = this.byKey.get(instance)
+    if (m === undefined) {
+      m = new Map()
+      this.byKey.set(instance, m)
+    }
+    return m
   }
 
   apply(event: SourcedEvent): Decision {
-    const {settings, periodMs, byKey} = this
+    const {settings, periodMs} = this
     if (event.outcome === 'success' && settings.resetOnSuccess === true && event.ip !== null && event.doubt === undefined) {
-      const entry = byKey.get(entryKey(event.instance, this.keyOf(event.ip)))
+      const entry = this.byKey.get(event.instance)?.get(this.factsOf(event.ip).key)
       const earlier = entry?.failures.filter((t) => t <= event.time).length ?? 0
       if (entry !== undefined && earlier > 0 && !isBlockActive(entry, event.time)) {
         entry.failures = entry.failures.filter((t) => t > event.time)
@@ -161,30 +174,33 @@ export class Decider {
     if (verdict !== null) return {action: verdict.action, event, why: verdict.why}
     if (!event.counted || event.ip === null) return {action: 'ignored', event, why: event.reason}
     const ip = event.ip
-    let never = this.never.get(ip)
-    if (never === undefined) {
-      never = neverBlockReason(ip, this.whitelist)
-      this.never.set(ip, never)
-    }
+    const facts = this.factsOf(ip)
+    const {never, key} = facts
     if (never !== null) return {action: 'never-block', event, why: `${ip} is never blocked: ${never}`}
-    const key = this.keyOf(ip)
-    const mapKey = entryKey(event.instance, key)
-    let entry = byKey.get(mapKey)
-    if (entry === undefined) {
-      entry = newEntry(key, event.instance, event.time, event.user)
-      byKey.set(mapKey, entry)
-      this.data.entries.push(entry)
+    let entry = facts.instance === event.instance ? facts.entry : null
+    if (entry === null) {
+      const entries = this.entriesOf(event.instance)
+      entry = entries.get(key) ?? null
+      if (entry === null) {
+        entry = newEntry(key, event.instance, event.time, detached(event.user))
+        entries.set(key, entry)
+        this.data.entries.push(entry)
+      }
+      facts.instance = event.instance
+      facts.entry = entry
     }
     entry.attempts++
     entry.firstSeen = Math.min(entry.firstSeen, event.time)
-    if (event.time >= entry.lastSeen) {
-      entry.lastSeen = event.time
-      entry.lastUser = event.user
-    }
     const users = entry.users
     const seen = users.indexOf(event.user)
+    // The entry keeps its own copy of a name (not the log line it was cut from), once.
+    const user = seen !== -1 ? (users[seen] as string) : event.user === entry.lastUser ? entry.lastUser : detached(event.user)
+    if (event.time >= entry.lastSeen) {
+      entry.lastSeen = event.time
+      entry.lastUser = user
+    }
     if (seen !== -1) users.splice(seen, 1)
-    users.push(event.user)
+    users.push(user)
     if (users.length > MAX_USERS) users.shift()
     if (entry.blockedAt !== null && (entry.blockedUntil === null || entry.blockedUntil > event.time)) {
       return {action: 'already-blocked', event, key, why: `${key} is already blocked`}
@@ -222,14 +238,18 @@ export class Decider {
     }
   }
 
-  /** The entry an address counts against: itself, or its IPv6 network (blockKey), once per address. */
-  private keyOf(ip: string): string {
-    let key = this.keys.get(ip)
-    if (key === undefined) {
-      key = blockKey(ip, this.settings.ipv6Prefix ?? 128, this.whitelist)
-      this.keys.set(ip, key)
+  /**
+   * Whether an address is never blocked, and the entry it counts against
+   * (itself, or its IPv6 network: blockKey), worked out once per address.
+   */
+  private factsOf(ip: string): AddressFacts {
+    let f = this.facts.get(ip)
+    if (f === undefined) {
+      // canonicalIp's strings hold their own characters (not the line's), and plain IPv4 comes back as one string.
+      f = {never: neverBlockReason(ip, this.whitelist), key: blockKey(ip, this.settings.ipv6Prefix ?? 128, this.whitelist), instance: null, entry: null}
+      this.facts.set(ip, f)
     }
-    return key
+    return f
   }
 }
 

@@ -16,15 +16,18 @@ export type Family = 4 | 6
  * Canonical form of one address, or null when the text is not exactly one
  * IPv4 or IPv6 address. IPv6 is lower-case and compressed (RFC 5952), a zone
  * (`%eth0`) is dropped, and IPv4-mapped IPv6 (`::ffff:192.0.2.1`) becomes the
- * IPv4 address.
+ * IPv4 address. The string returned holds its own characters, never a piece
+ * of `text` (which would keep the whole log line alive), and plain IPv4 comes
+ * back as the same string each time while it is remembered.
  */
 export function canonicalIp(text: string): string | null {
-  if (isPlainIpv4(text)) return text
+  const v4 = plainIpv4Value(text)
+  if (v4 !== -1) return internIpv4(text, v4)
   const known = canonical.get(text)
   if (known !== undefined) return known
   const result = computeCanonicalIp(text)
   if (canonical.size >= CANONICAL_CACHE) canonical.clear()
-  canonical.set(text, result)
+  canonical.set(text.length < 13 ? text : ` ${text}`.slice(1), result)
   return result
 }
 
@@ -55,6 +58,47 @@ function isPlainIpv4(t: string): boolean {
     }
   }
   return dots === 3 && digits > 0
+}
+
+/**
+ * The value of plain dotted-decimal IPv4 (what isPlainIpv4 accepts: canonical
+ * already) as an unsigned 32-bit number, or -1 for any other text.
+ */
+function plainIpv4Value(t: string): number {
+  if (!isPlainIpv4(t)) return -1
+  let value = 0
+  let part = 0
+  for (let i = 0; i < t.length; i++) {
+    const c = t.charCodeAt(i)
+    if (c === 46) {
+      value = value * 256 + part
+      part = 0
+    } else {
+      part = part * 10 + (c - 48)
+    }
+  }
+  return value * 256 + part
+}
+
+/**
+ * Plain IPv4 addresses seen lately, one slot per hash of the value: the same
+ * address comes back as the same string, a copy of its own (not a piece of
+ * the log line it was cut from, which it would keep alive). Maps keyed by
+ * addresses (the decider's, the scan's) then find it by identity.
+ */
+const V4_SLOTS = 1 << 16
+const v4Values = new Float64Array(V4_SLOTS)
+const v4Texts: (string | undefined)[] = new Array<string | undefined>(V4_SLOTS).fill(undefined)
+
+function internIpv4(text: string, value: number): string {
+  const slot = Math.imul(value, 0x9e3779b1) >>> 16
+  const known = v4Texts[slot]
+  if (known !== undefined && v4Values[slot] === value) return known
+  // Shorter strings are copies already; concatenating flattens, and the slice refers to that new string.
+  const own = text.length < 13 ? text : ` ${text}`.slice(1)
+  v4Values[slot] = value
+  v4Texts[slot] = own
+  return own
 }
 
 /** Log lines repeat the same addresses: remember the answers for the last many. */
@@ -136,6 +180,8 @@ export function cidrContains(cidr: Cidr, ip: string): boolean {
 /** A list of networks with a membership test. */
 export class NetworkList {
   private readonly cidrs: Cidr[]
+  /** Each IPv4 network's address and mask as numbers, beside its index: plain IPv4 is matched without parsing. */
+  private v4?: {at: number; net: number; mask: number}[]
 
   constructor(entries: Iterable<string | Cidr | {cidr: string; label: string}>) {
     this.cidrs = []
@@ -151,6 +197,17 @@ export class NetworkList {
   /** The first network that contains ip, or undefined. */
   match(ip: string): Cidr | undefined {
     if (this.cidrs.length === 0) return undefined
+    const value = plainIpv4Value(ip)
+    if (value !== -1) {
+      // The common case (a new address per attempt makes this a cost per line): numbers, the list's order kept.
+      this.v4 ??= this.cidrs.flatMap((n, at) => {
+        if (n.network.kind() !== 'ipv4') return []
+        const mask = n.prefix === 0 ? 0 : (0xffffffff << (32 - n.prefix)) >>> 0
+        return [{at, net: (plainIpv4Value(n.network.toString()) & mask) >>> 0, mask}]
+      })
+      for (const n of this.v4) if (((value & n.mask) >>> 0) === n.net) return this.cidrs[n.at]
+      return undefined
+    }
     // The address is parsed once, not once per network (cidrContains): lists are checked for every entry.
     const c = canonicalIp(ip)
     if (c === null) return undefined

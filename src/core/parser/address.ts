@@ -73,35 +73,56 @@ function groupAt(text: string, i: number): number {
   return GROUP_STARTS.some((g) => text.startsWith(g, r)) ? r : -1
 }
 
-function field(raw: string): {raw: string; ip: string | null} | null {
-  if (raw === '') return {raw, ip: null}
-  const ip = canonicalIp(raw)
-  return ip === null ? null : {raw, ip}
+/** The address of a field's text: null when empty, undefined when it is no address (then Roundcube did not write it). */
+function fieldIp(raw: string): string | null | undefined {
+  if (raw === '') return null
+  return canonicalIp(raw) ?? undefined
 }
 
-/** The field that starts at `p` (just after ` from `), or null when Roundcube could not have written it there. */
-function readField(text: string, p: number, shape: FieldShape, groupEnd: number): Omit<Reading, 'at'> | null {
+/** A reading with every field set, in one order (one object shape for all readings). */
+function reading(at: number, raw: string, ip: string | null, headers: [number, number] | null, rest: number, glued: boolean | undefined): Reading {
+  return {at, raw, ip, headers, rest, trimmed: undefined, glued}
+}
+
+/** The field that starts just after the ` from ` at `at`, or null when Roundcube could not have written it there. */
+function readField(text: string, at: number, shape: FieldShape, groupEnd: number): Reading | null {
+  const p = at + 6
   let end = p
   while (end < text.length && end - p < 64 && isIpChar(text.charCodeAt(end))) end++
   if (shape === 'session') {
     if (end === text.length) {
-      const f = field(text.slice(p, end))
-      return f === null ? null : {...f, headers: null, rest: text.length}
+      const raw = text.slice(p, end)
+      const ip = fieldIp(raw)
+      return ip === undefined ? null : reading(at, raw, ip, null, text.length, undefined)
     }
     const g = groupAt(text, end)
     if (g === -1 || text.charCodeAt(text.length - 1) !== 41) return null
-    const f = field(text.slice(p, end))
-    return f === null ? null : {...f, headers: [g + 1, text.length - 1], rest: text.length, glued: g === end}
+    const raw = text.slice(p, end)
+    const ip = fieldIp(raw)
+    return ip === undefined ? null : reading(at, raw, ip, [g + 1, text.length - 1], text.length, g === end)
   }
   // sentence: `IP. SERVER-TEXT`, or `IP[ ](HEADERS). SERVER-TEXT` with the group ending at the last `). `.
   if (end > p && text.charCodeAt(end - 1) === 46 && text.charCodeAt(end) === 32) {
-    const f = field(text.slice(p, end - 1))
-    return f === null ? null : {...f, headers: null, rest: end + 1}
+    const raw = text.slice(p, end - 1)
+    const ip = fieldIp(raw)
+    return ip === undefined ? null : reading(at, raw, ip, null, end + 1, undefined)
   }
   const g = groupAt(text, end)
   if (g === -1 || groupEnd <= g) return null
-  const f = field(text.slice(p, end))
-  return f === null ? null : {...f, headers: [g + 1, groupEnd], rest: groupEnd + 3, glued: g === end}
+  const raw = text.slice(p, end)
+  const ip = fieldIp(raw)
+  return ip === undefined ? null : reading(at, raw, ip, [g + 1, groupEnd], groupEnd + 3, g === end)
+}
+
+/**
+ * Where `needle` last occurs in `text` (as text.lastIndexOf(needle), which
+ * V8 runs as a plain loop: a forward indexOf, which it runs fast, is cheaper
+ * on the short texts of log lines).
+ */
+export function lastIndexOf(text: string, needle: string): number {
+  let last = -1
+  for (let i = text.indexOf(needle); i !== -1; i = text.indexOf(needle, i + 1)) last = i
+  return last
 }
 
 /**
@@ -112,26 +133,30 @@ function readField(text: string, p: number, shape: FieldShape, groupEnd: number)
  */
 export function readings(text: string, c: Constraints): {list: Reading[]; tooMany: boolean} {
   const list: Reading[] = []
-  const groupEnd = c.shape === 'sentence' ? text.lastIndexOf('). ') : -1
+  const groupEnd = c.shape === 'sentence' ? lastIndexOf(text, '). ') : -1
   // F1 with a lowercased user name: the first upper-case letter bounds where a reading can start.
   const firstUpper = c.shape === 'sentence' && (c.loginLc ?? 2) > 0 ? firstUpperFrom(text, 0) : Infinity
-  let end = text.length
-  let seen = 0
-  while (end >= c.minAt) {
-    const at = text.lastIndexOf(' from ', end)
-    if (at === -1 || at < c.minAt) break
-    end = at - 1
-    if (++seen > MAX_FROMS) return {list, tooMany: true}
+  // Every ` from ` at or after minAt, found left to right (overlapping ones too: ` from from `), then read
+  // from the right. Most lines have one.
+  const first = text.indexOf(' from ', c.minAt)
+  if (first === -1) return {list, tooMany: false}
+  let froms: number[] | undefined
+  for (let i = text.indexOf(' from ', first + 1); i !== -1; i = text.indexOf(' from ', i + 1)) (froms ??= [first]).push(i)
+  const count = froms === undefined ? 1 : froms.length
+  for (let k = count - 1; k >= 0; k--) {
+    const at = froms === undefined ? first : (froms[k] as number)
+    if (count - k > MAX_FROMS) return {list, tooMany: true}
     if (at > c.maxAt) continue
-    const f = readField(text, at + 6, c.shape, groupEnd)
-    if (f === null) continue
+    const r = readField(text, at, c.shape, groupEnd)
+    if (r === null) continue
     if (c.shape === 'sentence') {
       // The IMAP server's text (LOGIN: …, AUTHENTICATE …: …, Could not connect …) starts with a capital.
-      if (!isUpper(text.charCodeAt(f.rest))) continue
+      if (!isUpper(text.charCodeAt(r.rest))) continue
       if (!lowercaseUserPart(text, at, firstUpper, c.loginLc ?? 2)) continue
     }
     // Roundcube trims the user name it logs (PHP's trim set): it neither starts nor ends with white space.
-    list.push({at, ...f, trimmed: trimmedUserPart(text, at, c.shape === 'sentence')})
+    r.trimmed = trimmedUserPart(text, at, c.shape === 'sentence')
+    list.push(r)
     if (list.length > MAX_READINGS) return {list, tooMany: true}
   }
   return {list, tooMany: false}

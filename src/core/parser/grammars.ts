@@ -8,7 +8,8 @@
  * address.ts: a line counts against a sender only when every reading that
  * Roundcube could have written names that sender.
  */
-import {readings, type Constraints, type Reading} from './address.js'
+import {lastIndexOf, readings, type Constraints, type Reading} from './address.js'
+import {f1Tail, f2Tail, f3Tail} from './tails.js'
 import {clientBehindProxy, type ProxyList} from './proxy.js'
 import {canonicalIp} from '../net/ip.js'
 import type {GrammarId, LoginEvent} from './types.js'
@@ -205,16 +206,23 @@ function userNameEnd(text: string, start: number, cut: number): number {
  * at the earliest: the texts get a space in front, and an empty user name is logged with two spaces.)
  */
 function lastLineStart(text: string): number {
-  return text.lastIndexOf('\n') + 1
+  return lastIndexOf(text, '\n') + 1
 }
 
-const F2_TAIL = /^(.*) in session ([A-Za-z0-9,-]*|no-session) \(error: (-?\d{1,9})\)$/s
-const F3_TAIL = /^(.*) in session ([A-Za-z0-9,-]*|no-session)$/s
 const F3_ID = / \(ID: \d+\)$/
-const F1_TAIL = / in (\S+) on line (\d+) \(([A-Z]+) (\S*)\)$/
-const F1_SERVER_PREFIX = /^(?:LOGIN|AUTHENTICATE [A-Z0-9_-]+): /
-const F1_NOT_A_GUESS = /^(?:Could not connect|Unable to negotiate TLS|Empty host|Configuration error|Login disabled)/
+/** F1's server text, as /^(?:LOGIN|AUTHENTICATE [A-Z0-9_-]+): / where it starts (sticky: read in place, not cut out). */
+const F1_SERVER_PREFIX = /(?:LOGIN|AUTHENTICATE [A-Z0-9_-]+): /y
+/** The server text after that prefix, as /^(?:Could not connect|…)/ where it starts. */
+const F1_NOT_A_GUESS = /(?:Could not connect|Unable to negotiate TLS|Empty host|Configuration error|Login disabled)/y
 const F1_AGAINST = / against \S+$/
+
+/** Whether F1's server text, which starts at `at`, says the IMAP login never got to the password. */
+function notAGuess(head: string, at: number): boolean {
+  F1_SERVER_PREFIX.lastIndex = at
+  const start = F1_SERVER_PREFIX.test(head) ? F1_SERVER_PREFIX.lastIndex : at
+  F1_NOT_A_GUESS.lastIndex = start
+  return F1_NOT_A_GUESS.test(head)
+}
 
 /** F2 — userlogins: `Failed login for USER from ADDR in session SID (error: N)`. */
 const failedLogin: Grammar = {
@@ -223,13 +231,13 @@ const failedLogin: Grammar = {
   prefixes: ['Failed login for '],
   tail: / in session (?:[A-Za-z0-9,-]*|no-session) \(error: -?\d{1,9}\)$/,
   parse(rest, options) {
-    const m = F2_TAIL.exec(rest)
+    const m = f2Tail(rest)
     if (m === null) return null
-    const head = ` ${m[1] ?? ''}`
+    const head = ` ${m.head}`
     const found = readings(head, {shape: 'session', minAt: Math.max(1, lastLineStart(head) - 1), maxAt: Infinity})
     const cut = options.userNameCut ?? 256
     const cutAt = cut > 0 ? userNameEnd(head, 1, cut) : Infinity
-    const code = Number(m[3])
+    const code = Number(m.code)
     const countable: Countable = options.countErrors.has(code)
       ? {counted: true, reason: `failed login (error ${code})`}
       : {counted: false, reason: code === -2 ? 'storage error (error -2), not a password guess' : `error ${code} is not counted`}
@@ -244,9 +252,9 @@ const successfulLogin: Grammar = {
   prefixes: ['Successful login for '],
   tail: / in session (?:[A-Za-z0-9,-]*|no-session)$/,
   parse(rest, options) {
-    const m = F3_TAIL.exec(rest)
+    const m = f3Tail(rest)
     if (m === null) return null
-    const head = ` ${m[1] ?? ''}`
+    const head = ` ${m}`
     const c: Constraints = {shape: 'session', minAt: Math.max(1, lastLineStart(head) - 1), maxAt: Infinity}
     return attribute(
       'F3',
@@ -275,11 +283,11 @@ const imapLoginFailed: Grammar = {
   prefixes: ['IMAP Error: Login failed for '],
   tail: / on line \d+ \([A-Z]+ \S*\)$/,
   parse(rest, options) {
-    const tail = F1_TAIL.exec(rest)
+    const tail = f1Tail(rest)
     if (tail === null) return null
     const head = ` ${rest.slice(0, tail.index)}`
     const c: Constraints = {shape: 'sentence', minAt: Math.max(1, lastLineStart(head) - 1), maxAt: Infinity, loginLc: options.loginLc ?? 2}
-    const method = tail[3] ?? ''
+    const method = tail.method
     return attribute(
       'F1',
       'failure',
@@ -287,8 +295,7 @@ const imapLoginFailed: Grammar = {
       readings(head, c),
       (r) => head.slice(1, r.at).replace(F1_AGAINST, ''),
       (r) => {
-        const server = head.slice(r.rest).replace(F1_SERVER_PREFIX, '')
-        if (F1_NOT_A_GUESS.test(server)) return {counted: false, reason: 'IMAP connection or configuration error, not a password guess'}
+        if (notAGuess(head, r.rest)) return {counted: false, reason: 'IMAP connection or configuration error, not a password guess'}
         if (method !== 'POST') return {counted: false, reason: `not a login (${method} request): session re-authentication`}
         return {counted: true, reason: 'IMAP login failed'}
       },
@@ -310,7 +317,7 @@ const pluginFailed: Grammar = {
   tail: / from [\w.:%, -]*$/,
   parse(rest, options) {
     const head = ` ${rest}`
-    const at = head.lastIndexOf(' from ')
+    const at = lastIndexOf(head, ' from ')
     // Index 0 is the space put in front: an empty user name is logged with two spaces, ` from ` at 1.
     if (at < 1 || at < lastLineStart(head) - 1) return null
     const raw = head.slice(at + 6)
@@ -327,11 +334,13 @@ const pluginFailed: Grammar = {
 
 export const GRAMMARS: readonly Grammar[] = [imapLoginFailed, failedLogin, successfulLogin, pluginFailed]
 
-/** The grammar whose fixed start begins `body`, with the length of that start. */
-export function grammarOf(body: string): {grammar: Grammar; prefix: number} | null {
-  for (const grammar of GRAMMARS) {
-    const prefix = grammar.prefixes.find((p) => body.startsWith(p))
-    if (prefix !== undefined) return {grammar, prefix: prefix.length}
-  }
+/** Every fixed start, in the order of GRAMMARS and their prefixes, with its answer made once. */
+const STARTS: readonly {text: string; found: {grammar: Grammar; prefix: number}}[] = GRAMMARS.flatMap((grammar) =>
+  grammar.prefixes.map((text) => ({text, found: {grammar, prefix: text.length}})),
+)
+
+/** The grammar whose fixed start begins `body`, with the length of that start (a shared object: read it, do not change it). */
+export function grammarOf(body: string): {readonly grammar: Grammar; readonly prefix: number} | null {
+  for (const s of STARTS) if (body.startsWith(s.text)) return s.found
   return null
 }

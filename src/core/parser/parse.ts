@@ -24,7 +24,7 @@
  * physical lines into entries.
  */
 import {compilePhpDateFormat} from './dates.js'
-import {ENVELOPE_IDS, ENVELOPES, RECORD_ENVELOPES, type EnvelopeContext, type EnvelopeId, type JournalTrust} from './envelopes.js'
+import {ENVELOPE_IDS, ENVELOPES, RECORD_ENVELOPES, type EnvelopeContext, type Enveloped, type EnvelopeId, type JournalTrust} from './envelopes.js'
 import {grammarOf, result, type Grammar, type ParseOptions} from './grammars.js'
 import {ProxyList} from './proxy.js'
 import type {LoginEvent} from './types.js'
@@ -69,7 +69,20 @@ export interface LogParseState {
 
 export const DEFAULT_PARSE_OPTIONS: ParseOptions = {countErrors: new Set([0, 1, 4]), trustedProxies: new ProxyList([])}
 
-const SESSION_PREFIX = /^<([A-Za-z0-9,-]{1,64})> /
+/**
+ * Where the message after a `<session> ` prefix starts (SESSION_PREFIX:
+ * /^<([A-Za-z0-9,-]{1,64})> /, read without a regular expression), or -1.
+ */
+export function sessionPrefixEnd(body: string): number {
+  if (body.charCodeAt(0) !== 60) return -1
+  const stop = Math.min(body.length, 65)
+  let i = 1
+  for (; i < stop; i++) {
+    const c = body.charCodeAt(i)
+    if (!((c >= 97 && c <= 122) || (c >= 65 && c <= 90) || (c >= 48 && c <= 57) || c === 44 || c === 45)) break
+  }
+  return i > 1 && body.charCodeAt(i) === 62 && body.charCodeAt(i + 1) === 32 ? i + 2 : -1
+}
 /** 9999-12-31T23:59:59.999Z: later "times" come from a broken record, not a clock. */
 const LATEST_TIME = 253_402_300_799_999
 /** Physical lines (or records) one entry may span: a 1024-byte user name of line feeds, and some. */
@@ -126,7 +139,7 @@ export interface SourcedLine {
 /** One physical line as the parser sees it. */
 export interface Classified {
   /** The envelope, or null (a continuation, or another program's record). */
-  env: {time: number; body: string; id: EnvelopeId; stream?: string; untrusted?: string; precise?: boolean} | null
+  env: Enveloped | null
   session: string | null
   /** The message after envelope and session prefix. */
   body: string
@@ -170,7 +183,7 @@ export class LineParser {
     const known = this.format.format === 'auto' ? this.state.envelope : undefined
     if (known !== undefined) {
       const r = ENVELOPES[known].match(line, this.ctx)
-      if (r !== null) return {...r, id: known}
+      if (r !== null) return r
     }
     for (const id of this.order) {
       if (id === known) continue
@@ -178,9 +191,9 @@ export class LineParser {
       if (r === null) continue
       // A log keeps its envelope. Once it writes session prefixes, only a prefixed line (which no
       // user name can forge) may show that the envelope changed; anything else is client text.
-      if (known !== undefined && this.prefixRequired() && !SESSION_PREFIX.test(r.body)) return null
+      if (known !== undefined && this.prefixRequired() && sessionPrefixEnd(r.body) === -1) return null
       if (learn && this.format.format === 'auto') this.state.envelope = id
-      return {...r, id}
+      return r
     }
     return null
   }
@@ -215,10 +228,10 @@ export class LineParser {
     if (env === null) return {env, session: null, body: line, start: false, foreign: this.recordLog}
     let body = env.body
     let session: string | null = null
-    const sp = SESSION_PREFIX.exec(body)
-    if (sp !== null) {
-      session = sp[1] ?? null
-      body = body.slice(sp[0].length)
+    const sp = sessionPrefixEnd(body)
+    if (sp !== -1) {
+      session = body.slice(1, sp - 2)
+      body = body.slice(sp)
       // A prefix cannot come from a user name (Roundcube strips tags): the log writes them.
       if (this.format.sessionPrefix === 'auto') this.state.prefixed = true
     }
