@@ -92,26 +92,29 @@ export class AttemptLedger {
 
   /** Keeps memory bounded on a long read: drops what no later line of the read can need. */
   private prune(): void {
-    for (const [key, rec] of this.accounts) {
+    this.accounts.forEach((rec, key) => {
       const horizon = (this.newest.get(rec.instance) ?? 0) - RATE_LIMIT_WINDOW_MS - SKEW_MS
       if (rec.list.every((a) => a.time < horizon)) this.accounts.delete(key)
-    }
-    for (const [instance, sessions] of this.twins) {
-      if (!this.oneLog.has(instance)) continue
+    })
+    this.twins.forEach((sessions, instance) => {
+      if (!this.oneLog.has(instance)) return
       const horizon = (this.newest.get(instance) ?? 0) - DUPLICATE_WINDOW_MS - SKEW_MS
-      for (const [session, list] of sessions) {
-        // A bucket goes when all its records are older than the horizon.
-        let keep = list
-        if (list.some((t) => t.time < horizon)) {
-          const live = new Set<number>()
-          for (const t of list) if (t.time >= horizon) live.add(bucket(t.time))
-          keep = list.filter((t) => live.has(bucket(t.time)))
+      // A bucket goes when all its records are older than the horizon. Only the horizon's own bucket can
+      // hold records on both sides of it: its older records stay when a newer one is there.
+      const edge = bucket(horizon)
+      sessions.forEach((list, session) => {
+        let old = 0
+        let edgeLive = false
+        for (const t of list) {
+          if (t.time < horizon) old++
+          else if (bucket(t.time) === edge) edgeLive = true
         }
-        if (keep.length === 0) sessions.delete(session)
-        else if (keep !== list) sessions.set(session, keep)
-      }
+        if (old === 0) return
+        if (old === list.length) sessions.delete(session)
+        else sessions.set(session, list.filter((t) => t.time >= horizon || (edgeLive && bucket(t.time) === edge)))
+      })
       if (sessions.size === 0) this.twins.delete(instance)
-    }
+    })
   }
 
   private addTwin(r: TwinRecord): void {

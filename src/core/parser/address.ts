@@ -60,9 +60,10 @@ export const MAX_READINGS = 64
 const MAX_FROMS = 4096
 
 /** Characters an address field's first token can hold: [0-9A-Za-z:.%_-]. */
-function isIpChar(c: number): boolean {
-  return (c >= 48 && c <= 58) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c === 46 || c === 37 || c === 95 || c === 45
-}
+/** Up to 64 of them where the field starts (an expression scans a line's text faster than a loop over its characters). */
+const IP_CHARS = /[0-9:A-Za-z.%_-]{0,64}/y
+/** The next upper-case letter. */
+const UPPER = /[A-Z]/g
 
 function isUpper(c: number): boolean {
   return c >= 65 && c <= 90
@@ -87,8 +88,8 @@ function reading(at: number, raw: string, ip: string | null, headers: [number, n
 /** The field that starts just after the ` from ` at `at`, or null when Roundcube could not have written it there. */
 function readField(text: string, at: number, shape: FieldShape, groupEnd: number): Reading | null {
   const p = at + 6
-  let end = p
-  while (end < text.length && end - p < 64 && isIpChar(text.charCodeAt(end))) end++
+  IP_CHARS.lastIndex = p
+  const end = IP_CHARS.test(text) ? IP_CHARS.lastIndex : p
   if (shape === 'session') {
     if (end === text.length) {
       const raw = text.slice(p, end)
@@ -131,8 +132,9 @@ export function lastIndexOf(text: string, needle: string): number {
  * has its ` from `), rightmost first. `tooMany` when the client stuffed the
  * line with more candidate fields than are worth reading.
  */
-export function readings(text: string, c: Constraints): {list: Reading[]; tooMany: boolean} {
-  const list: Reading[] = []
+export function readings(text: string, c: Constraints): {list: readonly Reading[]; tooMany: boolean} {
+  // Most lines have one reading: the list is made when it comes, with room for it alone.
+  let list: Reading[] = NONE
   const groupEnd = c.shape === 'sentence' ? lastIndexOf(text, '). ') : -1
   // F1 with a lowercased user name: the first upper-case letter bounds where a reading can start.
   const firstUpper = c.shape === 'sentence' && (c.loginLc ?? 2) > 0 ? firstUpperFrom(text, 0) : Infinity
@@ -156,11 +158,14 @@ export function readings(text: string, c: Constraints): {list: Reading[]; tooMan
     }
     // Roundcube trims the user name it logs (PHP's trim set): it neither starts nor ends with white space.
     r.trimmed = trimmedUserPart(text, at, c.shape === 'sentence')
-    list.push(r)
+    if (list === NONE) list = [r]
+    else list.push(r)
     if (list.length > MAX_READINGS) return {list, tooMany: true}
   }
   return {list, tooMany: false}
 }
+
+const NONE: Reading[] = []
 
 const TRIMMED = new Set([32, 9, 10, 13, 0, 11])
 
@@ -176,8 +181,8 @@ function trimmedUserPart(text: string, at: number, against: boolean): boolean {
 const ESCAPED_SPACE = /^(?:#0(?:00|11|12|13|15)|\\x0[09abdABD])$/
 
 function firstUpperFrom(text: string, from: number): number {
-  for (let i = from; i < text.length; i++) if (isUpper(text.charCodeAt(i))) return i
-  return Infinity
+  UPPER.lastIndex = from
+  return UPPER.test(text) ? UPPER.lastIndex - 1 : Infinity
 }
 
 /**

@@ -87,9 +87,9 @@ export class EntryParser {
     }
     const stream = c.env?.stream ?? ''
     if (c.start) {
-      this.finishStream(stream, emit)
       // Only login entries are kept; any other entry just ends the one before.
-      if (grammarOf(c.body) !== null) this.open.set(stream, newGroup(c, lineNo, file, text, at, offset))
+      const next = grammarOf(c.body) !== null ? newGroup(c, lineNo, file, text, at, offset) : undefined
+      this.finishStream(stream, emit, next)
       return
     }
     const g = this.open.get(stream)
@@ -186,11 +186,13 @@ export class EntryParser {
     owner.text = `${owner.text}\n${text}`.slice(0, 4096)
   }
 
-  private finishStream(stream: string, emit: (line: SourcedLine) => void): void {
+  /** Emits the open entry of a stream, and opens `next` there. */
+  private finishStream(stream: string, emit: (line: SourcedLine) => void, next: Group | undefined): void {
     const g = this.open.get(stream)
-    if (g === undefined) return
-    this.open.delete(stream)
-    this.emitGroup(g, emit)
+    // Replaced in place rather than deleted and set again: a Map that empties shrinks, and grows at the next set.
+    if (next !== undefined) this.open.set(stream, next)
+    else if (g !== undefined) this.open.delete(stream)
+    if (g !== undefined) this.emitGroup(g, emit)
   }
 
   private emitGroup(g: Group, emit: (line: SourcedLine) => void): void {

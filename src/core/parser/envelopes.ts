@@ -125,10 +125,8 @@ const file: Envelope = {
   // FILE (/^\[([^\]]{1,64})\]: /) without a regular expression: the first `]` must close a date of 1 to 64 characters.
   match(line, ctx) {
     if (line.charCodeAt(0) !== 91) return null
-    const stop = Math.min(line.length, FILE_DATE_MAX + 2)
-    let close = 1
-    while (close < stop && line.charCodeAt(close) !== 93) close++
-    if (close === 1 || close === stop || line.charCodeAt(close) !== 93 || line.charCodeAt(close + 1) !== 58 || line.charCodeAt(close + 2) !== 32) return null
+    const close = line.indexOf(']', 1)
+    if (close < 2 || close > FILE_DATE_MAX + 1 || line.charCodeAt(close + 1) !== 58 || line.charCodeAt(close + 2) !== 32) return null
     // Consecutive lines mostly share their second: parse each date text once (compared in place, not cut out).
     const last = ctx.lastDate
     if (last !== undefined && last.text.length === close - 1 && line.startsWith(last.text, 1)) return {id: 'file', time: last.time, body: line.slice(close + 3)}

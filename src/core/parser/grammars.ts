@@ -9,7 +9,7 @@
  * Roundcube could have written names that sender.
  */
 import {lastIndexOf, readings, type Constraints, type Reading} from './address.js'
-import {f1Tail, f2Tail, f3Tail} from './tails.js'
+import {f1Tail, f2Tail, f3Tail, withoutAgainst} from './tails.js'
 import {clientBehindProxy, type ProxyList} from './proxy.js'
 import {canonicalIp} from '../net/ip.js'
 import type {GrammarId, LoginEvent} from './types.js'
@@ -37,8 +37,12 @@ export interface Grammar {
   prefixes: readonly string[]
   /** How one physical line that ends an entry of this shape ends (the tail Roundcube writes). */
   tail: RegExp
-  /** Parses the message after the prefix; null when it is not this shape after all. */
-  parse(rest: string, options: ParseOptions): GrammarResult | null
+  /**
+   * Parses the message after the prefix, given with one space in front (the
+   * prefix's last character: an empty user name still has its ` from `);
+   * null when it is not this shape after all.
+   */
+  parse(text: string, options: ParseOptions): GrammarResult | null
 }
 
 interface Countable {
@@ -93,7 +97,7 @@ function attribute(
   grammar: GrammarId,
   outcome: 'failure' | 'success',
   text: string,
-  found: {list: Reading[]; tooMany: boolean},
+  found: {list: readonly Reading[]; tooMany: boolean},
   user: (r: Reading) => string,
   countable: (r: Reading) => Countable,
   options: ParseOptions,
@@ -214,7 +218,6 @@ const F3_ID = / \(ID: \d+\)$/
 const F1_SERVER_PREFIX = /(?:LOGIN|AUTHENTICATE [A-Z0-9_-]+): /y
 /** The server text after that prefix, as /^(?:Could not connect|…)/ where it starts. */
 const F1_NOT_A_GUESS = /(?:Could not connect|Unable to negotiate TLS|Empty host|Configuration error|Login disabled)/y
-const F1_AGAINST = / against \S+$/
 
 /** Whether F1's server text, which starts at `at`, says the IMAP login never got to the password. */
 function notAGuess(head: string, at: number): boolean {
@@ -224,16 +227,32 @@ function notAGuess(head: string, at: number): boolean {
   return F1_NOT_A_GUESS.test(head)
 }
 
+/**
+ * The tail Roundcube wrote on the last F1 line read (most lines of a log end
+ * alike: the same file, line and request). f1Tail reads nothing left of the
+ * tail, so a text that ends with the same tail has it at the same distance
+ * from its end.
+ */
+let lastF1: {tail: string; method: string} | null = null
+
+function f1TailOf(text: string): {index: number; method: string} | null {
+  if (lastF1 !== null && text.endsWith(lastF1.tail)) return {index: text.length - lastF1.tail.length, method: lastF1.method}
+  const tail = f1Tail(text)
+  if (tail !== null) lastF1 = {tail: text.slice(tail.index), method: tail.method}
+  return tail
+}
+
 /** F2 — userlogins: `Failed login for USER from ADDR in session SID (error: N)`. */
 const failedLogin: Grammar = {
   id: 'F2',
   description: 'userlogins: Failed login for USER from ADDR in session SID (error: N)',
   prefixes: ['Failed login for '],
   tail: / in session (?:[A-Za-z0-9,-]*|no-session) \(error: -?\d{1,9}\)$/,
-  parse(rest, options) {
-    const m = f2Tail(rest)
-    if (m === null) return null
-    const head = ` ${m.head}`
+  parse(text, options) {
+    const m = f2Tail(text)
+    // The fixed tail starts in the message, not in the space put in front.
+    if (m === null || m.head === '') return null
+    const head = m.head
     const found = readings(head, {shape: 'session', minAt: Math.max(1, lastLineStart(head) - 1), maxAt: Infinity})
     const cut = options.userNameCut ?? 256
     const cutAt = cut > 0 ? userNameEnd(head, 1, cut) : Infinity
@@ -251,10 +270,10 @@ const successfulLogin: Grammar = {
   description: 'userlogins: Successful login for USER (ID: N) from ADDR in session SID',
   prefixes: ['Successful login for '],
   tail: / in session (?:[A-Za-z0-9,-]*|no-session)$/,
-  parse(rest, options) {
-    const m = f3Tail(rest)
-    if (m === null) return null
-    const head = ` ${m}`
+  parse(text, options) {
+    const head = f3Tail(text)
+    // The fixed tail starts in the message, not in the space put in front.
+    if (head === null || head === '') return null
     const c: Constraints = {shape: 'session', minAt: Math.max(1, lastLineStart(head) - 1), maxAt: Infinity}
     return attribute(
       'F3',
@@ -282,10 +301,11 @@ const imapLoginFailed: Grammar = {
   description: 'errors: IMAP Error: Login failed for USER [against HOST] from ADDR. SERVER-TEXT in FILE on line N (METHOD URI)',
   prefixes: ['IMAP Error: Login failed for '],
   tail: / on line \d+ \([A-Z]+ \S*\)$/,
-  parse(rest, options) {
-    const tail = f1Tail(rest)
-    if (tail === null) return null
-    const head = ` ${rest.slice(0, tail.index)}`
+  parse(text, options) {
+    const tail = f1TailOf(text)
+    // The fixed tail starts in the message, not in the space put in front.
+    if (tail === null || tail.index === 0) return null
+    const head = text.slice(0, tail.index)
     const c: Constraints = {shape: 'sentence', minAt: Math.max(1, lastLineStart(head) - 1), maxAt: Infinity, loginLc: options.loginLc ?? 2}
     const method = tail.method
     return attribute(
@@ -293,7 +313,7 @@ const imapLoginFailed: Grammar = {
       'failure',
       head,
       readings(head, c),
-      (r) => head.slice(1, r.at).replace(F1_AGAINST, ''),
+      (r) => withoutAgainst(head.slice(1, r.at)),
       (r) => {
         if (notAGuess(head, r.rest)) return {counted: false, reason: 'IMAP connection or configuration error, not a password guess'}
         if (method !== 'POST') return {counted: false, reason: `not a login (${method} request): session re-authentication`}
@@ -315,8 +335,8 @@ const pluginFailed: Grammar = {
   description: 'plugin: FAILED login for USER from ADDR',
   prefixes: ['FAILED login for ', '[roundcube] FAILED login for '],
   tail: / from [\w.:%, -]*$/,
-  parse(rest, options) {
-    const head = ` ${rest}`
+  parse(text, options) {
+    const head = text
     const at = lastIndexOf(head, ' from ')
     // Index 0 is the space put in front: an empty user name is logged with two spaces, ` from ` at 1.
     if (at < 1 || at < lastLineStart(head) - 1) return null

@@ -120,12 +120,10 @@ export function mayBeLoginLine(line: string): boolean {
   return line.includes('ogin failed for ') || line.includes('ailed login for ') || line.includes('uccessful login for ') || line.includes('FAILED login for ')
 }
 
+const UPPER = /[A-Z]/
+
 function hasUpper(text: string): boolean {
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i)
-    if (c >= 65 && c <= 90) return true
-  }
-  return false
+  return UPPER.test(text)
 }
 
 /** A parsed login entry with where it stands. */
@@ -260,7 +258,8 @@ export class LineParser {
     const rest = first.body.slice(g.prefix)
     let event: LoginEvent | null
     if (more.length === 0) {
-      event = this.finishEvent(g.grammar.parse(rest, this.options), env, first.session)
+      // The prefix ends with a space: the grammar's text, cut out of the line rather than copied.
+      event = this.finishEvent(g.grammar.parse(first.body.slice(g.prefix - 1), this.options), env, first.session)
     } else {
       event = this.joined(g.grammar, rest, more, env, first.session, ends)
     }
@@ -308,7 +307,7 @@ export class LineParser {
       // naming this session. Every end it could have must name the same sender.
       const candidates = [...ends].filter((i) => i <= end && grammar.tail.test(pieces[i] ?? '') && sameSession(pieces[i] ?? '', session)).slice(-8)
       // An end without an address (REMOTE_ADDR empty, which no web request has) names nobody to prefer.
-      const named = candidates.map((i) => ({i, ip: grammar.parse(pieces.slice(0, i + 1).join('\n'), this.options)?.ip ?? null})).filter((c) => c.ip !== null)
+      const named = candidates.map((i) => ({i, ip: grammar.parse(` ${pieces.slice(0, i + 1).join('\n')}`, this.options)?.ip ?? null})).filter((c) => c.ip !== null)
       const senders = new Set(named.map((c) => c.ip))
       if (senders.size === 1) end = (named.at(-1) as {i: number}).i
       if (senders.size > 1) {
@@ -321,7 +320,7 @@ export class LineParser {
     }
     const text = pieces.slice(0, end + 1).join('\n')
     const note = `the user name holds ${end === 1 ? 'a newline' : `${end} newlines`}: read as one entry of ${end + 1} lines`
-    const event = this.finishEvent(grammar.parse(text, this.options), env, session)
+    const event = this.finishEvent(grammar.parse(` ${text}`, this.options), env, session)
     if (event === null) {
       const r = result(grammar.id, 'failure', null, rest, null, false, `${note}, whose end is no login line: not counted`)
       r.doubt = 'forged'
@@ -362,7 +361,7 @@ export class LineParser {
   forgedPiece(c: Classified): LoginEvent | null {
     const g = grammarOf(c.body)
     if (g === null || c.env === null) return null
-    const parsed = g.grammar.parse(c.body.slice(g.prefix), this.options)
+    const parsed = g.grammar.parse(c.body.slice(g.prefix - 1), this.options)
     if (parsed === null) return null
     return this.finishEvent(
       {

@@ -41,6 +41,15 @@ function nonSpaceStart(text: string, end: number): number {
   return i
 }
 
+/** F1's ` against HOST` (1.4+) at the end of a user name. */
+export const F1_AGAINST = / against \S+$/
+
+/** The user name without ` against HOST`, as .replace(F1_AGAINST, ''): HOST is the run of non-space characters at the end. */
+export function withoutAgainst(user: string): string {
+  const start = nonSpaceStart(user, user.length)
+  return start === user.length || start < 9 || !user.startsWith(' against ', start - 9) ? user : user.slice(0, start - 9)
+}
+
 /** F1_TAIL: where the tail starts (the match's index) and METHOD, or null. */
 export function f1Tail(text: string): {index: number; method: string} | null {
   const n = text.length
