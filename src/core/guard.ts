@@ -271,13 +271,14 @@ async function scanInto(ctx: GuardContext, data: StoreData, options: ScanOptions
         const report = await readNewLines(
           file,
           saved,
-          (text, lineNo, from, offset) => {
+          // Lines the parser would pass over unread are not decoded (nothing is open then: a new file can wait).
+          entries.skipping((text, lineNo, from, offset) => {
             if (from !== current) {
               entries.finish(handle)
               current = from
             }
             entries.feed(text, lineNo, from, handle, offset)
-          },
+          }),
           {
             seek,
             progress: options.progress === undefined ? undefined : (done, total) => options.progress?.(file, done, total),
