@@ -177,6 +177,14 @@ export function cidrContains(cidr: Cidr, ip: string): boolean {
   return addr.match(cidr.network, cidr.prefix)
 }
 
+/** The last address NetworkList.match parsed: an address is often matched against two lists in a row (loopback, whitelist). */
+let lastParsed: {text: string; addr: ipaddr.IPv4 | ipaddr.IPv6} | undefined
+
+function parsedAddress(canonical: string): ipaddr.IPv4 | ipaddr.IPv6 {
+  if (lastParsed?.text !== canonical) lastParsed = {text: canonical, addr: ipaddr.parse(canonical)}
+  return lastParsed.addr
+}
+
 /** A list of networks with a membership test. */
 export class NetworkList {
   private readonly cidrs: Cidr[]
@@ -211,7 +219,7 @@ export class NetworkList {
     // The address is parsed once, not once per network (cidrContains): lists are checked for every entry.
     const c = canonicalIp(ip)
     if (c === null) return undefined
-    const addr = ipaddr.parse(c)
+    const addr = parsedAddress(c)
     const kind = addr.kind()
     return this.cidrs.find((n) => n.network.kind() === kind && addr.match(n.network, n.prefix))
   }
