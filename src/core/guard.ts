@@ -200,7 +200,6 @@ async function scanInto(ctx: GuardContext, data: StoreData, options: ScanOptions
     warnings: [],
     stats: {failures: 0, counted: 0, addresses: 0},
   }
-  const addresses = new Set<string>()
   const positions: Record<string, StoredPosition> = {}
   const proxies = proxyList(config.trustedProxies)
   const before = new Set(data.entries.filter((e) => isBlockActive(e, now)).map((e) => `${e.instance} ${e.ip}`))
@@ -248,10 +247,7 @@ async function scanInto(ctx: GuardContext, data: StoreData, options: ScanOptions
           const decision = decider.apply(sourced)
           if (sourced.outcome === 'failure') {
             result.stats.failures++
-            if (sourced.counted && sourced.ip !== null) {
-              result.stats.counted++
-              addresses.add(sourced.ip)
-            }
+            if (sourced.counted && sourced.ip !== null) result.stats.counted++
           }
           if (options.onEvent !== undefined) options.onEvent(sourced, decision)
           if (options.collect === true) {
@@ -303,7 +299,7 @@ async function scanInto(ctx: GuardContext, data: StoreData, options: ScanOptions
     }
   }
   data.ledger = decider.ledger.save()
-  result.stats.addresses = addresses.size
+  result.stats.addresses = decider.countedAddresses
   result.newlyBlocked = data.entries
     .filter((e) => isBlockActive(e, now) && !before.has(`${e.instance} ${e.ip}`))
     .map(blockInfo)

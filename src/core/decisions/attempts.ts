@@ -23,6 +23,7 @@
  */
 import type {LedgerData, TwinRecord} from '../store/schema.js'
 import type {SourcedEvent} from './decide.js'
+import {TwinStore} from './twins.js'
 
 /** Two log lines of one attempt (F1 in errors, F2 in userlogins) are at most this far apart. */
 export const DUPLICATE_WINDOW_MS = 5_000
@@ -52,25 +53,14 @@ export interface AttemptVerdict {
   why: string
 }
 
-function bucket(time: number): number {
-  return Math.floor(time / DUPLICATE_WINDOW_MS)
-}
 
 /** The account a user name logs into, as login_rate_limit counts it. */
 export function accountOf(user: string): string {
   return user.trim().toLowerCase()
 }
 
-/**
- * The unmatched twin lines, by instance and session (no key text is built
- * per line). A session's records are in the order they came; the 5-second
- * buckets (floor(time / DUPLICATE_WINDOW_MS)) that a key once named are kept
- * as the order among equally close twins and as the unit of pruning.
- */
-type TwinStore = Map<string, Map<string, TwinRecord[]>>
-
 export class AttemptLedger {
-  private readonly twins: TwinStore = new Map()
+  private readonly twins = new TwinStore(DUPLICATE_WINDOW_MS)
   private readonly accounts = new Map<string, {instance: string; account: string; list: {ip: string; time: number}[]; prune: number}>()
   private readonly newest = new Map<string, number>()
 
@@ -86,7 +76,10 @@ export class AttemptLedger {
     data: LedgerData,
     private readonly oneLog: ReadonlySet<string> = new Set(),
   ) {
-    for (const r of data.twins) this.addTwin(r)
+    for (const r of data.twins) {
+      this.twins.add(r.instance, r.session, r.grammar, r.time, r.ip, r.senders, r.counted, r)
+      this.seen(r.instance, r.time)
+    }
     for (const a of data.accounts) this.addAccount(a.instance, a.account, a.ip, a.time)
   }
 
@@ -96,37 +89,12 @@ export class AttemptLedger {
       const horizon = (this.newest.get(rec.instance) ?? 0) - RATE_LIMIT_WINDOW_MS - SKEW_MS
       if (rec.list.every((a) => a.time < horizon)) this.accounts.delete(key)
     })
-    this.twins.forEach((sessions, instance) => {
-      if (!this.oneLog.has(instance)) return
-      const horizon = (this.newest.get(instance) ?? 0) - DUPLICATE_WINDOW_MS - SKEW_MS
-      // A bucket goes when all its records are older than the horizon. Only the horizon's own bucket can
-      // hold records on both sides of it: its older records stay when a newer one is there.
-      const edge = bucket(horizon)
-      sessions.forEach((list, session) => {
-        let old = 0
-        let edgeLive = false
-        for (const t of list) {
-          if (t.time < horizon) old++
-          else if (bucket(t.time) === edge) edgeLive = true
-        }
-        if (old === 0) return
-        if (old === list.length) sessions.delete(session)
-        else sessions.set(session, list.filter((t) => t.time >= horizon || (edgeLive && bucket(t.time) === edge)))
-      })
-      if (sessions.size === 0) this.twins.delete(instance)
-    })
+    this.twins.prune((instance) => (this.oneLog.has(instance) ? (this.newest.get(instance) ?? 0) - DUPLICATE_WINDOW_MS - SKEW_MS : undefined))
   }
 
-  private addTwin(r: TwinRecord): void {
-    let sessions = this.twins.get(r.instance)
-    if (sessions === undefined) {
-      sessions = new Map()
-      this.twins.set(r.instance, sessions)
-    }
-    const list = sessions.get(r.session)
-    if (list === undefined) sessions.set(r.session, [r])
-    else list.push(r)
-    this.seen(r.instance, r.time)
+  private addTwin(instance: string, session: string, grammar: 'F1' | 'F2', time: number, ip: string | null, senders: string[] | undefined, counted: boolean): void {
+    this.twins.add(instance, session, grammar, time, ip, senders, counted)
+    this.seen(instance, time)
   }
 
   private addAccount(instance: string, account: string, ip: string, time: number): void {
@@ -153,32 +121,11 @@ export class AttemptLedger {
 
   /**
    * The closest unmatched line of the other shape that can be this one's
-   * twin; of two equally close, the one of the earlier bucket, then the one
-   * that came first.
+   * twin (a row of the twin store, -1: none); of two equally close, the one
+   * of the earlier bucket, then the one that came first.
    */
-  private findTwin(event: SourcedEvent, fits: (r: TwinRecord) => boolean): TwinRecord | undefined {
-    const list = this.twins.get(event.instance)?.get(event.session ?? '')
-    if (list === undefined) return undefined
-    let best: TwinRecord | undefined
-    let bestGap = Infinity
-    for (const r of list) {
-      const gap = Math.abs(r.time - event.time)
-      if (r.grammar === event.grammar || gap > DUPLICATE_WINDOW_MS || gap > bestGap || !fits(r)) continue
-      if (best === undefined || gap < bestGap || bucket(r.time) < bucket(best.time)) {
-        best = r
-        bestGap = gap
-      }
-    }
-    return best
-  }
-
-  private consume(r: TwinRecord): void {
-    const sessions = this.twins.get(r.instance)
-    const list = sessions?.get(r.session)
-    if (sessions === undefined || list === undefined) return
-    const i = list.indexOf(r)
-    if (i !== -1) list.splice(i, 1)
-    if (list.length === 0) sessions.delete(r.session)
+  private findTwin(event: SourcedEvent, fits: (ip: string | null, senders: readonly string[] | undefined) => boolean): number {
+    return this.twins.find(event.instance, event.session ?? '', event.grammar, event.time, DUPLICATE_WINDOW_MS, fits)
   }
 
   /**
@@ -198,12 +145,12 @@ export class AttemptLedger {
       if (event.grammar === 'F2' && event.errorCode !== 4) {
         for (const r of event.readings ?? []) this.addAccount(event.instance, detached(accountOf(r.user)), r.ip, event.time)
       }
-      const twin = this.findTwin(event, (r) => r.ip !== null && senders.includes(r.ip))
-      if (twin !== undefined) {
-        this.consume(twin)
-        if (twin.counted) return this.duplicate(event, `the ${twin.grammar} line of the same attempt names ${twin.ip ?? ''}: counted once, there`)
+      const twin = this.findTwin(event, (ip) => ip !== null && senders.includes(ip))
+      if (twin !== -1) {
+        this.twins.consume(twin)
+        if (this.twins.countedOf(twin)) return this.duplicate(event, `the ${this.twins.grammarOf(twin)} line of the same attempt names ${this.twins.ipOf(twin) ?? ''}: counted once, there`)
       } else {
-        this.addTwin({instance: event.instance, session: detached(event.session ?? ''), grammar: event.grammar as 'F1' | 'F2', time: event.time, ip: null, senders, counted: false})
+        this.addTwin(event.instance, detached(event.session ?? ''), event.grammar as 'F1' | 'F2', event.time, null, senders, false)
       }
       return null
     }
@@ -211,16 +158,16 @@ export class AttemptLedger {
     const ip = event.ip
     if (event.grammar === 'F2' && event.errorCode !== 4) this.addAccount(event.instance, detached(accountOf(event.user)), ip, event.time)
     if (twinShape) {
-      const twin = this.findTwin(event, (r) => r.ip === ip || (r.ip === null && (r.senders ?? []).includes(ip)))
-      if (twin !== undefined) {
-        this.consume(twin)
-        if (twin.counted) {
+      const twin = this.findTwin(event, (rip, senders) => rip === ip || (rip === null && (senders ?? []).includes(ip)))
+      if (twin !== -1) {
+        this.twins.consume(twin)
+        if (this.twins.countedOf(twin)) {
           const session = event.session === null ? '' : ` of session ${event.session}`
-          return this.duplicate(event, `same attempt as the ${twin.grammar} line${session}: counted once`)
+          return this.duplicate(event, `same attempt as the ${this.twins.grammarOf(twin)} line${session}: counted once`)
         }
-        event.reason = `${event.reason} (its ${twin.grammar} twin was ambiguous alone)`
+        event.reason = `${event.reason} (its ${this.twins.grammarOf(twin)} twin was ambiguous alone)`
       } else {
-        this.addTwin({instance: event.instance, session: detached(event.session ?? ''), grammar: event.grammar as 'F1' | 'F2', time: event.time, ip, counted: true})
+        this.addTwin(event.instance, detached(event.session ?? ''), event.grammar as 'F1' | 'F2', event.time, ip, undefined, true)
       }
     }
     if (event.grammar === 'F2' && event.errorCode === 4) return this.rateLimited(event, ip)
@@ -259,11 +206,7 @@ export class AttemptLedger {
    */
   save(): LedgerData {
     const twins: TwinRecord[] = []
-    for (const sessions of this.twins.values()) {
-      for (const list of sessions.values()) {
-        for (const r of list) if (r.time >= (this.newest.get(r.instance) ?? 0) - TWIN_KEEP_MS) twins.push(r)
-      }
-    }
+    for (const r of this.twins.records()) if (r.time >= (this.newest.get(r.instance) ?? 0) - TWIN_KEEP_MS) twins.push(r)
     const accounts: LedgerData['accounts'] = []
     for (const {instance, account, list} of this.accounts.values()) {
       const horizon = (this.newest.get(instance) ?? 0) - RATE_LIMIT_WINDOW_MS

@@ -7,7 +7,7 @@
  * and lasts `blockMinutes` (0: until deleted). Failures that led to a block are
  * forgotten, so after it ends a fresh burst is needed to block again.
  */
-import {blockKey, compareIps, isLoopback, overlapsLoopback, type NetworkList} from '../net/ip.js'
+import {blockKey, compareIps, ipv4Key, isLoopback, overlapsLoopback, type NetworkList} from '../net/ip.js'
 import type {LoginEvent} from '../parser/types.js'
 import type {Entry, StoreData} from '../store/schema.js'
 import {AttemptLedger, detached, SKEW_MS} from './attempts.js'
@@ -125,17 +125,49 @@ interface AddressFacts {
   key: string
   /** The entry it counted against last, and on which instance (entries stay in byKey once made). */
   instance: string | null
-  entry: Entry | null
+  state: EntryState | null
+  /** A failure from it reached the windows (counted, not a duplicate): see countedAddresses. */
+  counted: boolean
+}
+
+/**
+ * An entry, with a cheap signature of each of its user names (in the order
+ * of entry.users): a new line's name is compared with the names only where
+ * the signatures agree, instead of with all ten, each a string elsewhere in
+ * memory.
+ */
+interface EntryState {
+  entry: Entry
+  sigs: number[]
+}
+
+/** Length, first and last character of a user name: equal names have equal signatures. */
+function userSig(user: string): number {
+  return user.length === 0 ? 0 : user.length * 4_294_967_296 + user.charCodeAt(0) * 65_536 + user.charCodeAt(user.length - 1)
+}
+
+function stateOf(entry: Entry): EntryState {
+  return {entry, sigs: entry.users.map(userSig)}
 }
 
 export class Decider {
   private readonly periodMs: number
   /** The entries, by instance then key: one lookup per failure, no key text built. */
-  private readonly byKey = new Map<string, Map<string, Entry>>()
-  /** neverBlockReason and blockKey per address: the whitelist is matched once per address, not per line. */
-  private readonly facts = new Map<string, AddressFacts>()
+  private readonly byKey = new Map<string, Map<string, EntryState>>()
+  /**
+   * neverBlockReason and blockKey per address: the whitelist is matched once
+   * per address, not per line. Plain IPv4 by its number: a string key costs
+   * a look at the string (often far away in memory) at every line.
+   */
+  private readonly facts = new Map<number | string, AddressFacts>()
   /** Which failures are new attempts: twin lines of the two logs, rate-limit refusals. */
   readonly ledger: AttemptLedger
+  /**
+   * Distinct addresses with a failure still counted after apply (a scan's
+   * statistics): apply leaves `counted` as it finds it once the ledger let
+   * the line through, so these are the addresses whose failure got that far.
+   */
+  countedAddresses = 0
 
   constructor(
     private readonly data: StoreData,
@@ -148,10 +180,10 @@ export class Decider {
     this.periodMs = settings.periodMinutes * 60_000
     const oneLog = (settings.instances ?? []).filter((i) => i.logs.length === 1 && !/[*?[\]{}]/.test(i.logs[0]?.path ?? '*')).map((i) => i.name)
     this.ledger = new AttemptLedger(data.ledger, new Set(oneLog))
-    for (const e of data.entries) this.entriesOf(e.instance).set(e.ip, e)
+    for (const e of data.entries) this.entriesOf(e.instance).set(e.ip, stateOf(e))
   }
 
-  private entriesOf(instance: string): Map<string, Entry> {
+  private entriesOf(instance: string): Map<string, EntryState> {
     let m = this.byKey.get(instance)
     if (m === undefined) {
       m = new Map()
@@ -163,7 +195,7 @@ export class Decider {
   apply(event: SourcedEvent): Decision {
     const {settings, periodMs} = this
     if (event.outcome === 'success' && settings.resetOnSuccess === true && event.ip !== null && event.doubt === undefined) {
-      const entry = this.byKey.get(event.instance)?.get(this.factsOf(event.ip).key)
+      const entry = this.byKey.get(event.instance)?.get(this.factsOf(event.ip).key)?.entry
       const earlier = entry?.failures.filter((t) => t <= event.time).length ?? 0
       if (entry !== undefined && earlier > 0 && !isBlockActive(entry, event.time)) {
         entry.failures = entry.failures.filter((t) => t > event.time)
@@ -175,33 +207,56 @@ export class Decider {
     if (!event.counted || event.ip === null) return {action: 'ignored', event, why: event.reason}
     const ip = event.ip
     const facts = this.factsOf(ip)
+    if (!facts.counted && event.outcome === 'failure') {
+      facts.counted = true
+      this.countedAddresses++
+    }
     const {never, key} = facts
     if (never !== null) return {action: 'never-block', event, why: `${ip} is never blocked: ${never}`}
-    let entry = facts.instance === event.instance ? facts.entry : null
-    if (entry === null) {
+    let state = facts.instance === event.instance ? facts.state : null
+    if (state === null) {
       const entries = this.entriesOf(event.instance)
-      entry = entries.get(key) ?? null
-      if (entry === null) {
-        entry = newEntry(key, event.instance, event.time, detached(event.user))
-        entries.set(key, entry)
-        this.data.entries.push(entry)
+      state = entries.get(key) ?? null
+      if (state === null) {
+        const made = newEntry(key, event.instance, event.time, detached(event.user))
+        state = {entry: made, sigs: []}
+        entries.set(key, state)
+        this.data.entries.push(made)
       }
       facts.instance = event.instance
-      facts.entry = entry
+      facts.state = state
     }
+    const entry = state.entry
     entry.attempts++
     entry.firstSeen = Math.min(entry.firstSeen, event.time)
     const users = entry.users
-    const seen = users.indexOf(event.user)
+    // users.indexOf(event.user), looking at a name only where the signature agrees.
+    if (state.sigs.length !== users.length) state.sigs = users.map(userSig)
+    const sigs = state.sigs
+    const sig = userSig(event.user)
+    let seen = -1
+    for (let i = 0; i < sigs.length; i++) {
+      if (sigs[i] === sig && users[i] === event.user) {
+        seen = i
+        break
+      }
+    }
     // The entry keeps its own copy of a name (not the log line it was cut from), once.
     const user = seen !== -1 ? (users[seen] as string) : event.user === entry.lastUser ? entry.lastUser : detached(event.user)
     if (event.time >= entry.lastSeen) {
       entry.lastSeen = event.time
       entry.lastUser = user
     }
-    if (seen !== -1) users.splice(seen, 1)
+    if (seen !== -1) {
+      users.splice(seen, 1)
+      sigs.splice(seen, 1)
+    }
     users.push(user)
-    if (users.length > MAX_USERS) users.shift()
+    sigs.push(sig)
+    if (users.length > MAX_USERS) {
+      users.shift()
+      sigs.shift()
+    }
     if (entry.blockedAt !== null && (entry.blockedUntil === null || entry.blockedUntil > event.time)) {
       return {action: 'already-blocked', event, key, why: `${key} is already blocked`}
     }
@@ -243,11 +298,12 @@ export class Decider {
    * (itself, or its IPv6 network: blockKey), worked out once per address.
    */
   private factsOf(ip: string): AddressFacts {
-    let f = this.facts.get(ip)
+    const id = ipv4Key(ip) ?? ip
+    let f = this.facts.get(id)
     if (f === undefined) {
-      // canonicalIp's strings hold their own characters (not the line's), and plain IPv4 comes back as one string.
-      f = {never: neverBlockReason(ip, this.whitelist), key: blockKey(ip, this.settings.ipv6Prefix ?? 128, this.whitelist), instance: null, entry: null}
-      this.facts.set(ip, f)
+      // canonicalIp's strings hold their own characters (not the line's).
+      f = {never: neverBlockReason(ip, this.whitelist), key: blockKey(ip, this.settings.ipv6Prefix ?? 128, this.whitelist), instance: null, state: null, counted: false}
+      this.facts.set(id, f)
     }
     return f
   }

@@ -17,12 +17,10 @@ export type Family = 4 | 6
  * IPv4 or IPv6 address. IPv6 is lower-case and compressed (RFC 5952), a zone
  * (`%eth0`) is dropped, and IPv4-mapped IPv6 (`::ffff:192.0.2.1`) becomes the
  * IPv4 address. The string returned holds its own characters, never a piece
- * of `text` (which would keep the whole log line alive), and plain IPv4 comes
- * back as the same string each time while it is remembered.
+ * of `text` (which would keep the whole log line alive).
  */
 export function canonicalIp(text: string): string | null {
-  const v4 = plainIpv4Value(text)
-  if (v4 !== -1) return internIpv4(text, v4)
+  if (plainIpv4Value(text) !== -1) return ownText(text)
   const known = canonical.get(text)
   if (known !== undefined) return known
   const result = computeCanonicalIp(text)
@@ -32,73 +30,55 @@ export function canonicalIp(text: string): string | null {
 }
 
 /**
- * Dotted decimal without leading zeros is already canonical IPv4: the common
- * case, answered without parsing.
+ * The value of plain dotted-decimal IPv4 (four parts of 0 to 255 without
+ * leading zeros: canonical IPv4 already, the common case, answered without
+ * parsing) as an unsigned 32-bit number, or -1 for any other text.
  */
-function isPlainIpv4(t: string): boolean {
+function plainIpv4Value(t: string): number {
   const n = t.length
-  if (n < 7 || n > 15) return false
+  if (n < 7 || n > 15) return -1
   let dots = 0
   let digits = 0
+  let part = 0
   let value = 0
   for (let i = 0; i < n; i++) {
     const c = t.charCodeAt(i)
     if (c === 46) {
-      if (digits === 0) return false
+      if (digits === 0) return -1
       dots++
       digits = 0
-      value = 0
-    } else if (c >= 48 && c <= 57) {
-      if (digits > 0 && value === 0) return false
-      value = value * 10 + (c - 48)
-      digits++
-      if (value > 255) return false
-    } else {
-      return false
-    }
-  }
-  return dots === 3 && digits > 0
-}
-
-/**
- * The value of plain dotted-decimal IPv4 (what isPlainIpv4 accepts: canonical
- * already) as an unsigned 32-bit number, or -1 for any other text.
- */
-function plainIpv4Value(t: string): number {
-  if (!isPlainIpv4(t)) return -1
-  let value = 0
-  let part = 0
-  for (let i = 0; i < t.length; i++) {
-    const c = t.charCodeAt(i)
-    if (c === 46) {
       value = value * 256 + part
       part = 0
-    } else {
+    } else if (c >= 48 && c <= 57) {
+      if (digits > 0 && part === 0) return -1
       part = part * 10 + (c - 48)
+      digits++
+      if (part > 255) return -1
+    } else {
+      return -1
     }
   }
-  return value * 256 + part
+  return dots === 3 && digits > 0 ? value * 256 + part : -1
 }
 
 /**
- * Plain IPv4 addresses seen lately, one slot per hash of the value: the same
- * address comes back as the same string, a copy of its own (not a piece of
- * the log line it was cut from, which it would keep alive). Maps keyed by
- * addresses (the decider's, the scan's) then find it by identity.
+ * A copy of plain IPv4 text that holds its own characters (not a piece of
+ * the log line it was cut from, which it would keep alive as long as an
+ * entry or a twin record keeps the address).
  */
-const V4_SLOTS = 1 << 16
-const v4Values = new Float64Array(V4_SLOTS)
-const v4Texts: (string | undefined)[] = new Array<string | undefined>(V4_SLOTS).fill(undefined)
-
-function internIpv4(text: string, value: number): string {
-  const slot = Math.imul(value, 0x9e3779b1) >>> 16
-  const known = v4Texts[slot]
-  if (known !== undefined && v4Values[slot] === value) return known
+function ownText(text: string): string {
   // Shorter strings are copies already; concatenating flattens, and the slice refers to that new string.
-  const own = text.length < 13 ? text : ` ${text}`.slice(1)
-  v4Values[slot] = value
-  v4Texts[slot] = own
-  return own
+  return text.length < 13 ? text : ` ${text}`.slice(1)
+}
+
+/**
+ * The number of a plain dotted-decimal IPv4 address (as canonicalIp writes
+ * IPv4) as a signed 32-bit integer (a small integer in V8: a map compares it
+ * without a look at memory), or null for any other text.
+ */
+export function ipv4Key(text: string): number | null {
+  const v = plainIpv4Value(text)
+  return v === -1 ? null : v | 0
 }
 
 /** Log lines repeat the same addresses: remember the answers for the last many. */

@@ -85,8 +85,20 @@ function reading(at: number, raw: string, ip: string | null, headers: [number, n
   return {at, raw, ip, headers, rest, trimmed: undefined, glued}
 }
 
+/** Where the last `). ` of a text is (the end of an F1 header group), for the last text asked about. */
+let groupText: string | undefined
+let groupEnd = -1
+
+function groupEndOf(text: string): number {
+  if (text !== groupText) {
+    groupText = text
+    groupEnd = lastIndexOf(text, '). ')
+  }
+  return groupEnd
+}
+
 /** The field that starts just after the ` from ` at `at`, or null when Roundcube could not have written it there. */
-function readField(text: string, at: number, shape: FieldShape, groupEnd: number): Reading | null {
+function readField(text: string, at: number, shape: FieldShape): Reading | null {
   const p = at + 6
   IP_CHARS.lastIndex = p
   const end = IP_CHARS.test(text) ? IP_CHARS.lastIndex : p
@@ -109,7 +121,10 @@ function readField(text: string, at: number, shape: FieldShape, groupEnd: number
     return ip === undefined ? null : reading(at, raw, ip, null, end + 1, undefined)
   }
   const g = groupAt(text, end)
-  if (g === -1 || groupEnd <= g) return null
+  if (g === -1) return null
+  // Looked for only when a reading has a group (most lines have none).
+  const groupEnd = groupEndOf(text)
+  if (groupEnd <= g) return null
   const raw = text.slice(p, end)
   const ip = fieldIp(raw)
   return ip === undefined ? null : reading(at, raw, ip, [g + 1, groupEnd], groupEnd + 3, g === end)
@@ -135,7 +150,6 @@ export function lastIndexOf(text: string, needle: string): number {
 export function readings(text: string, c: Constraints): {list: readonly Reading[]; tooMany: boolean} {
   // Most lines have one reading: the list is made when it comes, with room for it alone.
   let list: Reading[] = NONE
-  const groupEnd = c.shape === 'sentence' ? lastIndexOf(text, '). ') : -1
   // F1 with a lowercased user name: the first upper-case letter bounds where a reading can start.
   const firstUpper = c.shape === 'sentence' && (c.loginLc ?? 2) > 0 ? firstUpperFrom(text, 0) : Infinity
   // Every ` from ` at or after minAt, found left to right (overlapping ones too: ` from from `), then read
@@ -149,15 +163,15 @@ export function readings(text: string, c: Constraints): {list: readonly Reading[
     const at = froms === undefined ? first : (froms[k] as number)
     if (count - k > MAX_FROMS) return {list, tooMany: true}
     if (at > c.maxAt) continue
-    const r = readField(text, at, c.shape, groupEnd)
+    const r = readField(text, at, c.shape)
     if (r === null) continue
-    if (c.shape === 'sentence') {
-      // The IMAP server's text (LOGIN: …, AUTHENTICATE …: …, Could not connect …) starts with a capital.
-      if (!isUpper(text.charCodeAt(r.rest))) continue
-      if (!lowercaseUserPart(text, at, firstUpper, c.loginLc ?? 2)) continue
-    }
+    // The IMAP server's text (LOGIN: …, AUTHENTICATE …: …, Could not connect …) starts with a capital.
+    if (c.shape === 'sentence' && !isUpper(text.charCodeAt(r.rest))) continue
+    // The errors log: the user name ends before ` against HOST`.
+    const userEnd = c.shape === 'sentence' ? againstStart(text, at) : at
+    if (c.shape === 'sentence' && !lowercaseUserPart(text, userEnd, firstUpper, c.loginLc ?? 2)) continue
     // Roundcube trims the user name it logs (PHP's trim set): it neither starts nor ends with white space.
-    r.trimmed = trimmedUserPart(text, at, c.shape === 'sentence')
+    r.trimmed = trimmedUserPart(text, userEnd)
     if (list === NONE) list = [r]
     else list.push(r)
     if (list.length > MAX_READINGS) return {list, tooMany: true}
@@ -169,13 +183,18 @@ const NONE: Reading[] = []
 
 const TRIMMED = new Set([32, 9, 10, 13, 0, 11])
 
-/** Whether text[1, at) (before ` against HOST` in the errors log) can be a user name Roundcube trimmed. */
-function trimmedUserPart(text: string, at: number, against: boolean): boolean {
-  const end = against ? againstStart(text, at) : at
+/** Whether text[1, end) (the user part: before ` against HOST` in the errors log) can be a user name Roundcube trimmed. */
+function trimmedUserPart(text: string, end: number): boolean {
   if (end <= 1) return true
   if (TRIMMED.has(text.charCodeAt(1)) || TRIMMED.has(text.charCodeAt(end - 1))) return false
   // The same characters as syslog writes them: rsyslog's #011 #012 #013 #015 #000, PHP's \x09 \x0d …
-  return !(end - 1 >= 4 && ESCAPED_SPACE.test(text.slice(1, 5))) && !(end - 1 >= 4 && ESCAPED_SPACE.test(text.slice(end - 4, end)))
+  return !(end - 1 >= 4 && escapedSpaceAt(text, 1)) && !(end - 1 >= 4 && escapedSpaceAt(text, end - 4))
+}
+
+/** Whether the 4 characters at `i` are ESCAPED_SPACE (which starts with `#` or a backslash: looked at only then). */
+function escapedSpaceAt(text: string, i: number): boolean {
+  const c = text.charCodeAt(i)
+  return (c === 35 || c === 92) && ESCAPED_SPACE.test(text.slice(i, i + 4))
 }
 
 const ESCAPED_SPACE = /^(?:#0(?:00|11|12|13|15)|\\x0[09abdABD])$/
@@ -186,13 +205,12 @@ function firstUpperFrom(text: string, from: number): number {
 }
 
 /**
- * Whether text[0, at) can be an errors-log user name: lowercased by
+ * Whether text[0, userEnd) can be an errors-log user name: lowercased by
  * Roundcube (login_lc 2: all of it; 1: the domain after its last `@`),
  * followed by ` against HOST` (1.4+), the host coming from the configuration.
  */
-function lowercaseUserPart(text: string, at: number, firstUpper: number, loginLc: 0 | 1 | 2): boolean {
+function lowercaseUserPart(text: string, userEnd: number, firstUpper: number, loginLc: 0 | 1 | 2): boolean {
   if (loginLc === 0) return true
-  const userEnd = againstStart(text, at)
   if (loginLc === 2) return firstUpper >= userEnd
   const atSign = text.lastIndexOf('@', userEnd - 1)
   return atSign === -1 || firstUpperFrom(text, atSign) >= userEnd

@@ -98,13 +98,17 @@ function attribute(
   outcome: 'failure' | 'success',
   text: string,
   found: {list: readonly Reading[]; tooMany: boolean},
-  user: (r: Reading) => string,
-  countable: (r: Reading) => Countable,
+  /** The user name a reading gives (a plain function of the text: no closure per line). */
+  userOf: (text: string, r: Reading) => string,
+  /** Whether the line counts: the same for all readings, or as the chosen reading says (with `extra`, F1's METHOD). */
+  countable: Countable | ((text: string, r: Reading, extra: string) => Countable),
   options: ParseOptions,
   errorCode: number | null = null,
   /** userlogins: readings starting after this index would make the user name longer than Roundcube writes one. */
   cutAt = Infinity,
+  extra = '',
 ): GrammarResult | null {
+  const user = (r: Reading): string => userOf(text, r)
   const chosen = found.list[0]
   if (chosen === undefined) return null
   if (found.tooMany) {
@@ -117,7 +121,8 @@ function attribute(
   let settled = ''
   let style: 'glued' | 'spaced' | undefined
   if (found.list.length === 1) {
-    first = senderOf(text, chosen, options)
+    // No trusted proxy in front: the sender is REMOTE_ADDR (the common case, without a Sender made).
+    first = chosen.ip !== null && options.trustedProxies.size === 0 ? {ip: chosen.ip, note: ''} : senderOf(text, chosen, options)
     // One reading: the field is Roundcube's own, and so is the way its header group is written.
     if (chosen.glued !== undefined) style = chosen.glued ? 'glued' : 'spaced'
   } else {
@@ -167,7 +172,7 @@ function attribute(
       return r
     }
   }
-  const {counted, reason} = countable(chosen)
+  const {counted, reason} = typeof countable === 'function' ? countable(text, chosen, extra) : countable
   if (first.ip === null) {
     const r = result(grammar, outcome, null, user(chosen), errorCode, false, first.note)
     if (first.proxy !== undefined) {
@@ -242,6 +247,50 @@ function f1TailOf(text: string): {index: number; method: string} | null {
   return tail
 }
 
+/** The user name of a reading: what stands between the space put in front and its ` from `. */
+function userBeforeFrom(text: string, r: Reading): string {
+  return text.slice(1, r.at)
+}
+
+function f3User(text: string, r: Reading): string {
+  return text.slice(1, r.at).replace(F3_ID, '')
+}
+
+function f1User(text: string, r: Reading): string {
+  return withoutAgainst(text.slice(1, r.at))
+}
+
+const SUCCESS: Countable = {counted: false, reason: 'successful login'}
+const PLUGIN_COUNTED: Countable = {counted: true, reason: 'failed login (plugin line)'}
+const F1_COUNTED: Countable = {counted: true, reason: 'IMAP login failed'}
+const F1_NOT_A_GUESS_TEXT: Countable = {counted: false, reason: 'IMAP connection or configuration error, not a password guess'}
+const F1_REAUTH = new Map<string, Countable>()
+
+function f1Countable(text: string, r: Reading, method: string): Countable {
+  if (notAGuess(text, r.rest)) return F1_NOT_A_GUESS_TEXT
+  if (method === 'POST') return F1_COUNTED
+  let c = F1_REAUTH.get(method)
+  if (c === undefined) {
+    c = {counted: false, reason: `not a login (${method} request): session re-authentication`}
+    // METHOD is [A-Z]+ from the line: remember a few.
+    if (F1_REAUTH.size < 64) F1_REAUTH.set(method, c)
+  }
+  return c
+}
+
+/** F2's verdict for an error code (the same object for a code seen before). */
+const F2_BY_CODE = new Map<string, Countable>()
+
+function f2Countable(code: number, counts: boolean): Countable {
+  const key = `${counts ? '+' : '-'}${code}`
+  let c = F2_BY_CODE.get(key)
+  if (c === undefined) {
+    c = counts ? {counted: true, reason: `failed login (error ${code})`} : {counted: false, reason: code === -2 ? 'storage error (error -2), not a password guess' : `error ${code} is not counted`}
+    if (F2_BY_CODE.size < 64) F2_BY_CODE.set(key, c)
+  }
+  return c
+}
+
 /** F2 — userlogins: `Failed login for USER from ADDR in session SID (error: N)`. */
 const failedLogin: Grammar = {
   id: 'F2',
@@ -257,10 +306,7 @@ const failedLogin: Grammar = {
     const cut = options.userNameCut ?? 256
     const cutAt = cut > 0 ? userNameEnd(head, 1, cut) : Infinity
     const code = Number(m.code)
-    const countable: Countable = options.countErrors.has(code)
-      ? {counted: true, reason: `failed login (error ${code})`}
-      : {counted: false, reason: code === -2 ? 'storage error (error -2), not a password guess' : `error ${code} is not counted`}
-    return attribute('F2', 'failure', head, found, (r) => head.slice(1, r.at), () => countable, options, code, cutAt)
+    return attribute('F2', 'failure', head, found, userBeforeFrom, f2Countable(code, options.countErrors.has(code)), options, code, cutAt)
   },
 }
 
@@ -275,15 +321,7 @@ const successfulLogin: Grammar = {
     // The fixed tail starts in the message, not in the space put in front.
     if (head === null || head === '') return null
     const c: Constraints = {shape: 'session', minAt: Math.max(1, lastLineStart(head) - 1), maxAt: Infinity}
-    return attribute(
-      'F3',
-      'success',
-      head,
-      readings(head, c),
-      (r) => head.slice(1, r.at).replace(F3_ID, ''),
-      () => ({counted: false, reason: 'successful login'}),
-      options,
-    )
+    return attribute('F3', 'success', head, readings(head, c), f3User, SUCCESS, options)
   },
 }
 
@@ -307,20 +345,7 @@ const imapLoginFailed: Grammar = {
     if (tail === null || tail.index === 0) return null
     const head = text.slice(0, tail.index)
     const c: Constraints = {shape: 'sentence', minAt: Math.max(1, lastLineStart(head) - 1), maxAt: Infinity, loginLc: options.loginLc ?? 2}
-    const method = tail.method
-    return attribute(
-      'F1',
-      'failure',
-      head,
-      readings(head, c),
-      (r) => withoutAgainst(head.slice(1, r.at)),
-      (r) => {
-        if (notAGuess(head, r.rest)) return {counted: false, reason: 'IMAP connection or configuration error, not a password guess'}
-        if (method !== 'POST') return {counted: false, reason: `not a login (${method} request): session re-authentication`}
-        return {counted: true, reason: 'IMAP login failed'}
-      },
-      options,
-    )
+    return attribute('F1', 'failure', head, readings(head, c), f1User, f1Countable, options, null, Infinity, tail.method)
   },
 }
 
@@ -348,7 +373,7 @@ const pluginFailed: Grammar = {
       return result('F4', 'failure', null, user, null, false, 'the plugin wrote a list of addresses (its X-Forwarded-For): not believed')
     }
     const reading: Reading = {at, raw, ip, headers: null, rest: head.length}
-    return attribute('F4', 'failure', head, {list: [reading], tooMany: false}, () => user, () => ({counted: true, reason: 'failed login (plugin line)'}), options)
+    return attribute('F4', 'failure', head, {list: [reading], tooMany: false}, userBeforeFrom, PLUGIN_COUNTED, options)
   },
 }
 

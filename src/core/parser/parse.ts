@@ -255,13 +255,12 @@ export class LineParser {
       this.skipped++
       return null
     }
-    const rest = first.body.slice(g.prefix)
     let event: LoginEvent | null
     if (more.length === 0) {
       // The prefix ends with a space: the grammar's text, cut out of the line rather than copied.
       event = this.finishEvent(g.grammar.parse(first.body.slice(g.prefix - 1), this.options), env, first.session)
     } else {
-      event = this.joined(g.grammar, rest, more, env, first.session, ends)
+      event = this.joined(g.grammar, first.body.slice(g.prefix), more, env, first.session, ends)
     }
     if (event !== null && g.grammar.id === 'F4' && first.session !== null && event.counted) {
       // The plugin's 1.3 writes through Roundcube's logger (hence the prefix) and puts the request's
