@@ -121,11 +121,15 @@ export class AttemptLedger {
 
   /**
    * The closest unmatched line of the other shape that can be this one's
-   * twin (a row of the twin store, -1: none); of two equally close, the one
-   * of the earlier bucket, then the one that came first.
+   * twin (a row of the twin store, -1: none): for a line counted against
+   * `ip`, a line of that address or an ambiguous one naming it; for an
+   * ambiguous line, a line of one of its `senders`. Of two equally close,
+   * the one of the earlier bucket, then the one that came first.
    */
-  private findTwin(event: SourcedEvent, fits: (ip: string | null, senders: readonly string[] | undefined) => boolean): number {
-    return this.twins.find(event.instance, event.session ?? '', event.grammar, event.time, DUPLICATE_WINDOW_MS, fits)
+  private findTwin(event: SourcedEvent, ip: string | null, senders: readonly string[]): number {
+    const grammar = event.grammar as 'F1' | 'F2'
+    const session = event.session ?? ''
+    return ip !== null ? this.twins.findFor(event.instance, session, grammar, event.time, DUPLICATE_WINDOW_MS, ip) : this.twins.findForSenders(event.instance, session, grammar, event.time, DUPLICATE_WINDOW_MS, senders)
   }
 
   /**
@@ -145,7 +149,7 @@ export class AttemptLedger {
       if (event.grammar === 'F2' && event.errorCode !== 4) {
         for (const r of event.readings ?? []) this.addAccount(event.instance, detached(accountOf(r.user)), r.ip, event.time)
       }
-      const twin = this.findTwin(event, (ip) => ip !== null && senders.includes(ip))
+      const twin = this.findTwin(event, null, senders)
       if (twin !== -1) {
         this.twins.consume(twin)
         if (this.twins.countedOf(twin)) return this.duplicate(event, `the ${this.twins.grammarOf(twin)} line of the same attempt names ${this.twins.ipOf(twin) ?? ''}: counted once, there`)
@@ -158,7 +162,7 @@ export class AttemptLedger {
     const ip = event.ip
     if (event.grammar === 'F2' && event.errorCode !== 4) this.addAccount(event.instance, detached(accountOf(event.user)), ip, event.time)
     if (twinShape) {
-      const twin = this.findTwin(event, (rip, senders) => rip === ip || (rip === null && (senders ?? []).includes(ip)))
+      const twin = this.findTwin(event, ip, [])
       if (twin !== -1) {
         this.twins.consume(twin)
         if (this.twins.countedOf(twin)) {

@@ -63,6 +63,8 @@ export interface Decision {
 export {DUPLICATE_WINDOW_MS, SKEW_MS} from './attempts.js'
 /** User names kept per address (for the admin's digest). */
 const MAX_USERS = 10
+/** Distinct user names the decider shares between entries, at most (then it starts over). */
+const MAX_NAMES = 4096
 
 export function isBlockActive(entry: Entry, now: number): boolean {
   return entry.blockedAt !== null && (entry.blockedUntil === null || entry.blockedUntil > now)
@@ -168,6 +170,7 @@ export class Decider {
    * the line through, so these are the addresses whose failure got that far.
    */
   countedAddresses = 0
+  private readonly names = new Map<string, string>()
 
   constructor(
     private readonly data: StoreData,
@@ -218,7 +221,7 @@ export class Decider {
       const entries = this.entriesOf(event.instance)
       state = entries.get(key) ?? null
       if (state === null) {
-        const made = newEntry(key, event.instance, event.time, detached(event.user))
+        const made = newEntry(key, event.instance, event.time, this.nameOf(event.user))
         state = {entry: made, sigs: []}
         entries.set(key, state)
         this.data.entries.push(made)
@@ -242,7 +245,7 @@ export class Decider {
       }
     }
     // The entry keeps its own copy of a name (not the log line it was cut from), once.
-    const user = seen !== -1 ? (users[seen] as string) : event.user === entry.lastUser ? entry.lastUser : detached(event.user)
+    const user = seen !== -1 ? (users[seen] as string) : event.user === entry.lastUser ? entry.lastUser : this.nameOf(event.user)
     if (event.time >= entry.lastSeen) {
       entry.lastSeen = event.time
       entry.lastUser = user
@@ -291,6 +294,20 @@ export class Decider {
       blockedAt: trigger,
       blockedUntil: entry.blockedUntil,
     }
+  }
+
+  /**
+   * The entries' copy of a user name: one string for a name many entries
+   * hold (attackers try the same few names from many addresses), so a new
+   * line's name is not a new string kept for the rest of the read.
+   */
+  private nameOf(user: string): string {
+    const known = this.names.get(user)
+    if (known !== undefined) return known
+    const own = detached(user)
+    if (this.names.size >= MAX_NAMES) this.names.clear()
+    this.names.set(own, own)
+    return own
   }
 
   /**
