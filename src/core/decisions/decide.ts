@@ -94,7 +94,17 @@ function findWindow(times: number[], k: number, periodMs: number): number {
 function insertSorted(times: number[], t: number): void {
   let i = times.length
   while (i > 0 && (times[i - 1] ?? 0) > t) i--
-  times.splice(i, 0, t)
+  if (i === times.length) times.push(t)
+  else times.splice(i, 0, t)
+}
+
+/** Drops the times before `from` at the start of a sorted list, in place (see placeLast). */
+function dropBefore(times: number[], from: number): void {
+  let k = 0
+  while (k < times.length && (times[k] as number) < from) k++
+  if (k === 0) return
+  for (let i = k; i < times.length; i++) times[i - k] = times[i] as number
+  times.length -= k
 }
 
 /**
@@ -143,9 +153,24 @@ interface EntryState {
   sigs: number[]
 }
 
-/** Length, first and last character of a user name: equal names have equal signatures. */
+/** Length, first and last character of a user name (a small integer): equal names have equal signatures. */
 function userSig(user: string): number {
-  return user.length === 0 ? 0 : user.length * 4_294_967_296 + user.charCodeAt(0) * 65_536 + user.charCodeAt(user.length - 1)
+  return user.length === 0 ? 0 : ((user.length & 0x3ff) << 20) | ((user.charCodeAt(0) ^ (user.charCodeAt(user.length - 1) << 4)) & 0xfffff)
+}
+
+/**
+ * A list of at most MAX_USERS names after a line's name: without the one at
+ * `seen` (-1: none), with `value` last, the first one dropped when it would
+ * hold more (as splice, push and shift would leave it), in place: shift and
+ * splice trim an array's storage in V8, and the next push allocates it anew.
+ */
+function placeLast<T>(list: T[], seen: number, value: T): void {
+  if (seen === -1 && list.length < MAX_USERS) {
+    list.push(value)
+    return
+  }
+  for (let i = seen === -1 ? 0 : seen; i < list.length - 1; i++) list[i] = list[i + 1] as T
+  list[list.length - 1] = value
 }
 
 function stateOf(entry: Entry): EntryState {
@@ -250,13 +275,17 @@ export class Decider {
       entry.lastSeen = event.time
       entry.lastUser = user
     }
-    if (seen !== -1) {
-      users.splice(seen, 1)
-      sigs.splice(seen, 1)
-    }
-    users.push(user)
-    sigs.push(sig)
-    if (users.length > MAX_USERS) {
+    if (users.length <= MAX_USERS) {
+      placeLast(users, seen, user)
+      placeLast(sigs, seen, sig)
+    } else {
+      // More names than are kept (a database written otherwise): as always, one name goes per line.
+      if (seen !== -1) {
+        users.splice(seen, 1)
+        sigs.splice(seen, 1)
+      }
+      users.push(user)
+      sigs.push(sig)
       users.shift()
       sigs.shift()
     }
@@ -266,7 +295,7 @@ export class Decider {
     insertSorted(entry.failures, event.time)
     const newest = entry.failures[entry.failures.length - 1] ?? event.time
     const keepFrom = newest - periodMs - SKEW_MS
-    while ((entry.failures[0] ?? Infinity) < keepFrom) entry.failures.shift()
+    dropBefore(entry.failures, keepFrom)
     const start = findWindow(entry.failures, settings.maxAttempts, periodMs)
     if (start === -1) {
       return {

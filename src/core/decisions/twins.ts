@@ -64,9 +64,17 @@ function ipv4Text(v: number): string {
 
 /** An open-addressing table from packed sessions to rows: no object per entry. */
 class SessionTable {
-  private keys = new Float64Array(16).fill(-1)
-  private rows = new Int32Array(16)
+  private keys: Float64Array
+  private rows: Int32Array
   private used = 0
+
+  /** Room for `expected` sessions without growing. */
+  constructor(expected = 8) {
+    let size = 16
+    while (size < expected * 2) size *= 2
+    this.keys = new Float64Array(size).fill(-1)
+    this.rows = new Int32Array(size)
+  }
 
   private slotOf(key: number): number {
     const mask = this.keys.length - 1
@@ -172,10 +180,10 @@ export class TwinStore {
     this.capacity = capacity
   }
 
-  private headsOf(instance: string): Heads {
+  private headsOf(instance: string, expected?: number): Heads {
     let h = this.heads.get(instance)
     if (h === undefined) {
-      h = {packed: new SessionTable(), text: new Map()}
+      h = {packed: new SessionTable(expected), text: new Map()}
       this.heads.set(instance, h)
     }
     return h
@@ -365,7 +373,7 @@ export class TwinStore {
     this.size = to
     this.heads = new Map()
     for (let row = 0; row < to; row++) {
-      const heads = this.headsOf(this.instance[row] as string)
+      const heads = this.headsOf(this.instance[row] as string, to)
       const packed = this.session[row] as number
       const text = this.sessionText[row] as string
       this.prev[row] = this.headOf(heads, text, packed)
