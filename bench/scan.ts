@@ -5,6 +5,10 @@
  * generate-log.ts for the mix), and on one a quarter of that size, each the
  * median of BENCH_SCAN_RUNS (3) runs:
  *   (a) `grep -c 'Login failed' FILE`, spawned, wall time;
+ *   (f) `fail2ban-regex FILE /etc/fail2ban/filter.d/roundcube-auth.conf`
+ *       (fail2ban's own Roundcube filter), spawned, wall time, one run
+ *       (BENCH_F2B_RUNS), when fail2ban-regex and the filter are installed
+ *       ("not installed" otherwise): what a fail2ban user compares with;
  *   (b) rcguard's core: scanFile() from src/core/run/pipeline.ts over the whole file
  *       as on a cron run's first read, in a child Node process (this file
  *       with --child), timed inside the child, with its peak RSS. A first
@@ -17,14 +21,18 @@
  *       without --json (--json streams every recognised line, so it parses
  *       all of them). A CLI run that fails (say, out of heap) is reported
  *       with its time and peak RSS at failure, and not repeated.
- * Then throughput (MB/s, lines/s), the rcguard/grep throughput ratio, peak
- * RSS at both sizes (is memory flat in the file size?), and the top five
- * self-time functions of one (b) run under `node --cpu-prof`.
+ *   (o) with BENCH_SCAN_BASELINE=REV (a git revision, e.g. main's): (b) and
+ *       (r) of that revision's code (its tree extracted to a temporary
+ *       directory, its own bench/scan.ts child), in the same run: the
+ *       figures before and after a change side by side.
+ * Then throughput (MB/s, lines/s), the ratios to grep and to fail2ban-regex,
+ * peak RSS at both sizes (is memory flat in the file size?), and the top
+ * self-time functions of one (b) and one (r) run under `node --cpu-prof`.
  *
  * Generated logs are kept in $TMPDIR/rcguard-bench-scan and reused.
  */
 import {spawnSync} from 'node:child_process'
-import {existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync} from 'node:fs'
+import {existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join, relative, resolve} from 'node:path'
 import {fileURLToPath} from 'node:url'
@@ -135,6 +143,31 @@ function run(cmd: string, args: string[], opts: {capture: boolean; dir: string; 
 }
 
 const RUNS = Number(process.env.BENCH_SCAN_RUNS ?? 3)
+const F2B_RUNS = Number(process.env.BENCH_F2B_RUNS ?? 1)
+const F2B = '/usr/bin/fail2ban-regex'
+const F2B_FILTER = '/etc/fail2ban/filter.d/roundcube-auth.conf'
+
+/** fail2ban-regex with fail2ban's Roundcube filter, when both are installed: wall time and its matched count. */
+function fail2banRegex(file: string, dir: string): {ms: number; matched: string} | null {
+  if (!existsSync(F2B) || !existsSync(F2B_FILTER)) return null
+  const runs: Run[] = []
+  for (let i = 0; i < F2B_RUNS; i++) runs.push(run(F2B, [file, F2B_FILTER], {capture: true, dir}))
+  const matched = /Lines: .*?(\d+) matched/.exec(runs[0]?.stdout ?? '')?.[1] ?? '?'
+  return {ms: median(runs.map((r) => r.wallMs)), matched}
+}
+
+/** The core child of another revision (BENCH_SCAN_BASELINE), extracted once per bench run. */
+function baselineTree(rev: string, dir: string): string {
+  const tree = join(dir, `baseline-${rev.replace(/[^\w.-]/g, '_')}`)
+  if (existsSync(tree)) return tree
+  mkdirSync(tree)
+  const archive = spawnSync('git', ['-C', ROOT, 'archive', '--format=tar', rev], {maxBuffer: 512 * 1024 * 1024})
+  if (archive.status !== 0) throw new Error(`git archive ${rev}: ${archive.stderr.toString()}`)
+  const untar = spawnSync('tar', ['-x', '-C', tree], {input: archive.stdout})
+  if (untar.status !== 0) throw new Error(`tar: ${untar.stderr.toString()}`)
+  symlinkSync(join(ROOT, 'node_modules'), join(tree, 'node_modules'))
+  return tree
+}
 
 function repeat(fn: () => Run): Run[] {
   return Array.from({length: RUNS}, fn)
@@ -160,6 +193,10 @@ interface CliFigures {
 interface Figures {
   size: {path: string; bytes: number; lines: number}
   grep: {ms: number; count: string}
+  /** null: fail2ban-regex or its Roundcube filter is not installed. */
+  f2b: {ms: number; matched: string} | null
+  /** The same core runs with BENCH_SCAN_BASELINE's code, when set. */
+  baseline: {rev: string; coreMs: number; replayMs: number; replayRssKB: number} | null
   core: {ms: number; wallMs: number; rssKB: number; heapUsedKB: number; report: ChildReport}
   /** The same with --replay: every line parsed and decided (no first-read shortcut). */
   replay: {ms: number; rssKB: number; report: ChildReport}
@@ -181,6 +218,22 @@ function cliRuns(args: string[], dir: string): CliFigures {
 
 function measure(size: {path: string; bytes: number; lines: number}, dir: string): Figures {
   const grep = repeat(() => run('grep', ['-c', 'Login failed', size.path], {capture: true, dir}))
+  const f2b = fail2banRegex(size.path, dir)
+  const rev = process.env.BENCH_SCAN_BASELINE
+  let baseline: Figures['baseline'] = null
+  if (rev !== undefined && rev !== '') {
+    const self = join(baselineTree(rev, dir), 'bench', 'scan.ts')
+    const old = (replay: boolean) =>
+      repeat(() => run('node', ['--import', 'tsx', self, '--child', size.path, dir, ...(replay ? ['--replay'] : [])], {capture: true, dir}))
+    const core = old(false).map((r) => JSON.parse(r.stdout) as ChildReport)
+    const replayRuns = old(true)
+    baseline = {
+      rev,
+      coreMs: median(core.map((r) => r.scanMs)),
+      replayMs: median(replayRuns.map((r) => (JSON.parse(r.stdout) as ChildReport).scanMs)),
+      replayRssKB: median(replayRuns.map((r) => r.rssKB ?? 0)),
+    }
+  }
   const core = repeat(() => run('node', ['--import', 'tsx', SELF, '--child', size.path, dir], {capture: true, dir}))
   const reports = core.map((r) => JSON.parse(r.stdout) as ChildReport)
   const replayRuns = repeat(() => run('node', ['--import', 'tsx', SELF, '--child', size.path, dir, '--replay'], {capture: true, dir}))
@@ -196,6 +249,8 @@ function measure(size: {path: string; bytes: number; lines: number}, dir: string
   return {
     size,
     grep: {ms: median(grep.map((r) => r.wallMs)), count: (grep[0]?.stdout ?? '').trim()},
+    f2b,
+    baseline,
     core: {
       ms: median(reports.map((r) => r.scanMs)),
       wallMs: median(core.map((r) => r.wallMs)),
@@ -231,13 +286,16 @@ interface CpuProfile {
  * times and process.hrtime are both CLOCK_MONOTONIC); all samples if none
  * fall in that window.
  */
-function profileHint(file: string, dir: string, top: number): string {
+function profileHint(file: string, dir: string, top: number, replay = false): string {
   const profDir = join(dir, 'prof')
   rmSync(profDir, {recursive: true, force: true})
   mkdirSync(profDir)
-  const r = run('node', ['--cpu-prof', '--cpu-prof-dir', profDir, '--import', 'tsx', SELF, '--child', file, dir], {capture: true, dir})
+  const r = run('node', ['--cpu-prof', '--cpu-prof-dir', profDir, '--import', 'tsx', SELF, '--child', file, dir, ...(replay ? ['--replay'] : [])], {capture: true, dir})
   const child = JSON.parse(r.stdout) as ChildReport
-  const name = readdirSync(profDir).find((f) => f.endsWith('.cpuprofile'))
+  // The main thread's profile is the largest (tsx's loader thread writes one too).
+  const name = readdirSync(profDir)
+    .filter((f) => f.endsWith('.cpuprofile'))
+    .sort((a, b) => statSync(join(profDir, b)).size - statSync(join(profDir, a)).size)[0]
   if (name === undefined) return 'no .cpuprofile written'
   const prof = JSON.parse(readFileSync(join(profDir, name), 'utf8')) as CpuProfile
   const byId = new Map(prof.nodes.map((n) => [n.id, n]))
@@ -285,15 +343,27 @@ function report(f: Figures): void {
   const c = f.core.report
   console.log(`${f.size.path}: ${(bytes / 1e6).toFixed(1)} MB, ${num(lines)} lines`)
   console.log(`  grep -c 'Login failed': ${f.grep.count}; rcguard: ${num(c.events)} events, ${num(c.failures)} failed logins, ${num(c.counted)} counted on this first read from ${num(c.addresses)} address(es), ${num(c.blocked)} newly blocked`)
+  // Throughput ratios: grep's (and fail2ban-regex's) time over this row's, i.e. this row's throughput over theirs.
   const row = (label: string, ms: number, withRatio: boolean) =>
     console.log(
-      `  ${label.padEnd(46)} ${(ms / 1000).toFixed(3).padStart(7)} s ${mb(bytes, ms).toFixed(1).padStart(7)} MB/s ${num(lps(lines, ms)).padStart(11)} lines/s${withRatio ? `   rcguard/grep ${(f.grep.ms / ms).toFixed(3)}` : ''}`,
+      `  ${label.padEnd(46)} ${(ms / 1000).toFixed(3).padStart(7)} s ${mb(bytes, ms).toFixed(1).padStart(7)} MB/s ${num(lps(lines, ms)).padStart(11)} lines/s${
+        withRatio ? `   rcguard/grep ${(f.grep.ms / ms).toFixed(3)}${f.f2b === null ? '' : `   rcguard/fail2ban-regex ${(f.f2b.ms / ms).toFixed(2)}`}` : ''
+      }`,
     )
   row("(a) grep -c 'Login failed'", f.grep.ms, false)
+  if (f.f2b === null) console.log(`  ${'(f) fail2ban-regex, roundcube-auth filter'.padEnd(46)} not installed (${F2B}, ${F2B_FILTER})`)
+  else row(`(f) fail2ban-regex roundcube-auth: ${f.f2b.matched} matched`, f.f2b.ms, false)
+  const vsF2b = (ms: number) => (f.f2b === null ? '' : `; ${(f.f2b.ms / ms).toFixed(1)}x fail2ban-regex's throughput`)
   row('(b) core scanFile, time inside the child', f.core.ms, true)
   row('    (b) child wall time, with node+tsx start', f.core.wallMs, true)
   row('(r) core scanFile --replay: every line decided', f.replay.ms, true)
-  console.log(`      (r) ${num(f.replay.report.failures)} failed logins, ${num(f.replay.report.counted)} counted, peak RSS ${fmtMiB(f.replay.rssKB)}`)
+  console.log(`      (r) ${num(f.replay.report.failures)} failed logins, ${num(f.replay.report.counted)} counted, peak RSS ${fmtMiB(f.replay.rssKB)}${vsF2b(f.replay.ms)}`)
+  if (f.baseline !== null) {
+    const o = f.baseline
+    row(`(o) ${o.rev}: core scanFile`, o.coreMs, true)
+    row(`(o) ${o.rev}: core scanFile --replay`, o.replayMs, true)
+    console.log(`      (o) --replay peak RSS ${fmtMiB(o.replayRssKB)}; this code is ${(o.replayMs / f.replay.ms).toFixed(2)}x as fast on --replay${f.f2b === null ? '' : `, ${o.rev} ${(f.f2b.ms / o.replayMs).toFixed(1)}x fail2ban-regex`}`)
+  }
   const cli = (label: string, c: CliFigures) => {
     if (c.failure === null) row(label, c.ms, true)
     else console.log(`  ${label.padEnd(46)} FAILED after ${(c.ms / 1000).toFixed(1)} s: ${c.failure}`)
@@ -333,6 +403,7 @@ async function main(): Promise<void> {
     console.log(`  (c) CLI --json:           ${grow(fb.cliJson.rssKB, fq.cliJson.rssKB)}${note(fb.cliJson, fq.cliJson)}`)
     console.log(`  (c) CLI without --json:   ${grow(fb.cliPlain.rssKB, fq.cliPlain.rssKB)}${note(fb.cliPlain, fq.cliPlain)}`)
     console.log(`profile of one (b) run on ${num(big.lines)} lines, top self time ${profileHint(big.path, dir, 5)}`)
+    console.log(`profile of one (r) run on ${num(big.lines)} lines, top self time ${profileHint(big.path, dir, 8, true)}`)
   } finally {
     rmSync(dir, {recursive: true, force: true})
   }

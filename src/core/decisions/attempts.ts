@@ -23,6 +23,7 @@
  */
 import type {LedgerData, TwinRecord} from '../store/schema.js'
 import type {SourcedEvent} from './decide.js'
+import {TwinStore} from './twins.js'
 
 /** Two log lines of one attempt (F1 in errors, F2 in userlogins) are at most this far apart. */
 export const DUPLICATE_WINDOW_MS = 5_000
@@ -35,14 +36,23 @@ const TWIN_KEEP_MS = 2 * DUPLICATE_WINDOW_MS
 /** At most this many records of each kind are kept between runs (the newest). */
 const MAX_KEPT = 100_000
 
+/**
+ * A copy of `s` that holds only its own characters. In V8 a string cut out of
+ * another (slice, a regular expression's capture) keeps the whole of that one
+ * alive: what outlives the log line it came from (an entry's user names, a
+ * twin record's session) is kept as a copy, so a long read holds the names,
+ * not the lines. (Addresses need none: canonicalIp's strings are their own.)
+ */
+export function detached(s: string): string {
+  // Shorter strings are always copies; concatenating flattens, and the slice then refers to the new flat string.
+  return s.length < 13 ? s : ` ${s}`.slice(1)
+}
+
 export interface AttemptVerdict {
   action: 'duplicate' | 'ignored'
   why: string
 }
 
-function bucket(time: number): number {
-  return Math.floor(time / DUPLICATE_WINDOW_MS)
-}
 
 /** The account a user name logs into, as login_rate_limit counts it. */
 export function accountOf(user: string): string {
@@ -50,7 +60,7 @@ export function accountOf(user: string): string {
 }
 
 export class AttemptLedger {
-  private readonly twins = new Map<string, TwinRecord[]>()
+  private readonly twins = new TwinStore(DUPLICATE_WINDOW_MS)
   private readonly accounts = new Map<string, {instance: string; account: string; list: {ip: string; time: number}[]; prune: number}>()
   private readonly newest = new Map<string, number>()
 
@@ -66,34 +76,25 @@ export class AttemptLedger {
     data: LedgerData,
     private readonly oneLog: ReadonlySet<string> = new Set(),
   ) {
-    for (const r of data.twins) this.addTwin(r)
+    for (const r of data.twins) {
+      this.twins.add(r.instance, r.session, r.grammar, r.time, r.ip, r.senders, r.counted, r)
+      this.seen(r.instance, r.time)
+    }
     for (const a of data.accounts) this.addAccount(a.instance, a.account, a.ip, a.time)
   }
 
   /** Keeps memory bounded on a long read: drops what no later line of the read can need. */
   private prune(): void {
-    for (const [key, rec] of this.accounts) {
+    this.accounts.forEach((rec, key) => {
       const horizon = (this.newest.get(rec.instance) ?? 0) - RATE_LIMIT_WINDOW_MS - SKEW_MS
       if (rec.list.every((a) => a.time < horizon)) this.accounts.delete(key)
-    }
-    for (const [key, list] of this.twins) {
-      const r = list[0]
-      if (r === undefined || !this.oneLog.has(r.instance)) continue
-      const horizon = (this.newest.get(r.instance) ?? 0) - DUPLICATE_WINDOW_MS - SKEW_MS
-      if (list.every((t) => t.time < horizon)) this.twins.delete(key)
-    }
+    })
+    this.twins.prune((instance) => (this.oneLog.has(instance) ? (this.newest.get(instance) ?? 0) - DUPLICATE_WINDOW_MS - SKEW_MS : undefined))
   }
 
-  private twinKey(instance: string, session: string, b: number): string {
-    return `${instance}\u0000${session}\u0000${b}`
-  }
-
-  private addTwin(r: TwinRecord): void {
-    const key = this.twinKey(r.instance, r.session, bucket(r.time))
-    const list = this.twins.get(key)
-    if (list === undefined) this.twins.set(key, [r])
-    else list.push(r)
-    this.seen(r.instance, r.time)
+  private addTwin(instance: string, session: string, grammar: 'F1' | 'F2', time: number, ip: string | null, senders: string[] | undefined, counted: boolean): void {
+    this.twins.add(instance, session, grammar, time, ip, senders, counted)
+    this.seen(instance, time)
   }
 
   private addAccount(instance: string, account: string, ip: string, time: number): void {
@@ -118,27 +119,17 @@ export class AttemptLedger {
     if (time > (this.newest.get(instance) ?? -Infinity)) this.newest.set(instance, time)
   }
 
-  /** The closest unmatched line of the other shape that can be this one's twin. */
-  private findTwin(event: SourcedEvent, fits: (r: TwinRecord) => boolean): TwinRecord | undefined {
+  /**
+   * The closest unmatched line of the other shape that can be this one's
+   * twin (a row of the twin store, -1: none): for a line counted against
+   * `ip`, a line of that address or an ambiguous one naming it; for an
+   * ambiguous line, a line of one of its `senders`. Of two equally close,
+   * the one of the earlier bucket, then the one that came first.
+   */
+  private findTwin(event: SourcedEvent, ip: string | null, senders: readonly string[]): number {
+    const grammar = event.grammar as 'F1' | 'F2'
     const session = event.session ?? ''
-    const b = bucket(event.time)
-    let best: TwinRecord | undefined
-    for (let k = b - 1; k <= b + 1; k++) {
-      for (const r of this.twins.get(this.twinKey(event.instance, session, k)) ?? []) {
-        if (r.grammar === event.grammar || Math.abs(r.time - event.time) > DUPLICATE_WINDOW_MS || !fits(r)) continue
-        if (best === undefined || Math.abs(r.time - event.time) < Math.abs(best.time - event.time)) best = r
-      }
-    }
-    return best
-  }
-
-  private consume(r: TwinRecord): void {
-    const key = this.twinKey(r.instance, r.session, bucket(r.time))
-    const list = this.twins.get(key)
-    if (list === undefined) return
-    const i = list.indexOf(r)
-    if (i !== -1) list.splice(i, 1)
-    if (list.length === 0) this.twins.delete(key)
+    return ip !== null ? this.twins.findFor(event.instance, session, grammar, event.time, DUPLICATE_WINDOW_MS, ip) : this.twins.findForSenders(event.instance, session, grammar, event.time, DUPLICATE_WINDOW_MS, senders)
   }
 
   /**
@@ -156,31 +147,31 @@ export class AttemptLedger {
       // Who may have failed on the account: every sender the line could be from (a refusal that follows
       // counts for none of them, nor for anyone else).
       if (event.grammar === 'F2' && event.errorCode !== 4) {
-        for (const r of event.readings ?? []) this.addAccount(event.instance, accountOf(r.user), r.ip, event.time)
+        for (const r of event.readings ?? []) this.addAccount(event.instance, detached(accountOf(r.user)), r.ip, event.time)
       }
-      const twin = this.findTwin(event, (r) => r.ip !== null && senders.includes(r.ip))
-      if (twin !== undefined) {
-        this.consume(twin)
-        if (twin.counted) return this.duplicate(event, `the ${twin.grammar} line of the same attempt names ${twin.ip ?? ''}: counted once, there`)
+      const twin = this.findTwin(event, null, senders)
+      if (twin !== -1) {
+        this.twins.consume(twin)
+        if (this.twins.countedOf(twin)) return this.duplicate(event, `the ${this.twins.grammarOf(twin)} line of the same attempt names ${this.twins.ipOf(twin) ?? ''}: counted once, there`)
       } else {
-        this.addTwin({instance: event.instance, session: event.session ?? '', grammar: event.grammar as 'F1' | 'F2', time: event.time, ip: null, senders, counted: false})
+        this.addTwin(event.instance, detached(event.session ?? ''), event.grammar as 'F1' | 'F2', event.time, null, senders, false)
       }
       return null
     }
     if (!event.counted || event.ip === null) return null
     const ip = event.ip
-    if (event.grammar === 'F2' && event.errorCode !== 4) this.addAccount(event.instance, accountOf(event.user), ip, event.time)
+    if (event.grammar === 'F2' && event.errorCode !== 4) this.addAccount(event.instance, detached(accountOf(event.user)), ip, event.time)
     if (twinShape) {
-      const twin = this.findTwin(event, (r) => r.ip === ip || (r.ip === null && (r.senders ?? []).includes(ip)))
-      if (twin !== undefined) {
-        this.consume(twin)
-        if (twin.counted) {
+      const twin = this.findTwin(event, ip, [])
+      if (twin !== -1) {
+        this.twins.consume(twin)
+        if (this.twins.countedOf(twin)) {
           const session = event.session === null ? '' : ` of session ${event.session}`
-          return this.duplicate(event, `same attempt as the ${twin.grammar} line${session}: counted once`)
+          return this.duplicate(event, `same attempt as the ${this.twins.grammarOf(twin)} line${session}: counted once`)
         }
-        event.reason = `${event.reason} (its ${twin.grammar} twin was ambiguous alone)`
+        event.reason = `${event.reason} (its ${this.twins.grammarOf(twin)} twin was ambiguous alone)`
       } else {
-        this.addTwin({instance: event.instance, session: event.session ?? '', grammar: event.grammar as 'F1' | 'F2', time: event.time, ip, counted: true})
+        this.addTwin(event.instance, detached(event.session ?? ''), event.grammar as 'F1' | 'F2', event.time, ip, undefined, true)
       }
     }
     if (event.grammar === 'F2' && event.errorCode === 4) return this.rateLimited(event, ip)
@@ -219,9 +210,7 @@ export class AttemptLedger {
    */
   save(): LedgerData {
     const twins: TwinRecord[] = []
-    for (const list of this.twins.values()) {
-      for (const r of list) if (r.time >= (this.newest.get(r.instance) ?? 0) - TWIN_KEEP_MS) twins.push(r)
-    }
+    for (const r of this.twins.records()) if (r.time >= (this.newest.get(r.instance) ?? 0) - TWIN_KEEP_MS) twins.push(r)
     const accounts: LedgerData['accounts'] = []
     for (const {instance, account, list} of this.accounts.values()) {
       const horizon = (this.newest.get(instance) ?? 0) - RATE_LIMIT_WINDOW_MS

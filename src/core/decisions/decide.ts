@@ -7,11 +7,11 @@
  * and lasts `blockMinutes` (0: until deleted). Failures that led to a block are
  * forgotten, so after it ends a fresh burst is needed to block again.
  */
-import {blockKey, isLoopback, overlapsLoopback, sortIps, type NetworkList} from '../net/ip.js'
+import {blockKey, ipv4Key, isLoopback, overlapsLoopback, sortIps, type NetworkList} from '../net/ip.js'
 import type {LoginEvent} from '../parser/types.js'
 import type {Entry, StoreData} from '../store/schema.js'
-import {AttemptLedger, SKEW_MS} from './attempts.js'
-import {addUser, cutUser} from '../store/bounds.js'
+import {AttemptLedger, detached, SKEW_MS} from './attempts.js'
+import {cutUser, MAX_USERS} from '../store/bounds.js'
 
 export interface DecisionSettings {
   /** The instances and their logs (the attempt ledger drops sooner what a single log cannot need). */
@@ -62,6 +62,8 @@ export interface Decision {
 }
 
 export {DUPLICATE_WINDOW_MS, SKEW_MS} from './attempts.js'
+/** Distinct user names the decider shares between entries, at most (then it starts over). */
+const MAX_NAMES = 4096
 
 export function isBlockActive(entry: Entry, now: number): boolean {
   return entry.blockedAt !== null && (entry.blockedUntil === null || entry.blockedUntil > now)
@@ -74,10 +76,6 @@ export function neverBlockReason(ip: string, whitelist: NetworkList): string | n
   const w = network ? whitelist.overlapping(ip) : whitelist.match(ip)
   if (w !== undefined) return w.label ?? `whitelisted (${w.text})`
   return null
-}
-
-function entryKey(instance: string, ip: string): string {
-  return `${instance}\u0000${ip}`
 }
 
 function minutes(n: number): string {
@@ -95,7 +93,17 @@ function findWindow(times: number[], k: number, periodMs: number): number {
 function insertSorted(times: number[], t: number): void {
   let i = times.length
   while (i > 0 && (times[i - 1] ?? 0) > t) i--
-  times.splice(i, 0, t)
+  if (i === times.length) times.push(t)
+  else times.splice(i, 0, t)
+}
+
+/** Drops the times before `from` at the start of a sorted list, in place (see placeLast). */
+function dropBefore(times: number[], from: number): void {
+  let k = 0
+  while (k < times.length && (times[k] as number) < from) k++
+  if (k === 0) return
+  for (let i = k; i < times.length; i++) times[i - k] = times[i] as number
+  times.length -= k
 }
 
 /**
@@ -122,16 +130,72 @@ export function newEntry(ip: string, instance: string, time: number, user = ''):
   }
 }
 
+/** What the decider knows of one address: why it is never blocked (null: it may be), and the entry key it counts against. */
+interface AddressFacts {
+  never: string | null
+  key: string
+  /** The entry it counted against last, and on which instance (entries stay in byKey once made). */
+  instance: string | null
+  state: EntryState | null
+  /** A failure from it reached the windows (counted, not a duplicate): see countedAddresses. */
+  counted: boolean
+}
+
+/**
+ * An entry, with a cheap signature of each of its user names (in the order
+ * of entry.users): a new line's name is compared with the names only where
+ * the signatures agree, instead of with all ten, each a string elsewhere in
+ * memory.
+ */
+interface EntryState {
+  entry: Entry
+  sigs: number[]
+}
+
+/** Length, first and last character of a user name (a small integer): equal names have equal signatures. */
+function userSig(user: string): number {
+  return user.length === 0 ? 0 : ((user.length & 0x3ff) << 20) | ((user.charCodeAt(0) ^ (user.charCodeAt(user.length - 1) << 4)) & 0xfffff)
+}
+
+/**
+ * A list of at most MAX_USERS names after a line's name: without the one at
+ * `seen` (-1: none), with `value` last, the first one dropped when it would
+ * hold more (as splice, push and shift would leave it), in place: shift and
+ * splice trim an array's storage in V8, and the next push allocates it anew.
+ */
+function placeLast<T>(list: T[], seen: number, value: T): void {
+  if (seen === -1 && list.length < MAX_USERS) {
+    list.push(value)
+    return
+  }
+  for (let i = seen === -1 ? 0 : seen; i < list.length - 1; i++) list[i] = list[i + 1] as T
+  list[list.length - 1] = value
+}
+
+function stateOf(entry: Entry): EntryState {
+  return {entry, sigs: entry.users.map(userSig)}
+}
+
 export class Decider {
   private readonly periodMs: number
-  /** The entries by instance and key, made at the first event (a run that reads no new line needs none). */
-  private index: Map<string, Entry> | null = null
-  /** neverBlockReason per address: the whitelist is matched once per address, not per line. */
-  private readonly never = new Map<string, string | null>()
+  /** The entries, by instance then key: one lookup per failure, no key text built. */
+  private readonly byKey = new Map<string, Map<string, EntryState>>()
+  private indexed = false
+  /**
+   * neverBlockReason and blockKey per address: the whitelist is matched once
+   * per address, not per line. Plain IPv4 by its number: a string key costs
+   * a look at the string (often far away in memory) at every line.
+   */
+  private readonly facts = new Map<number | string, AddressFacts>()
   /** Which failures are new attempts: twin lines of the two logs, rate-limit refusals. */
   readonly ledger: AttemptLedger
-  /** The entry each address counts against (blockKey), likewise once per address. */
-  private readonly keys = new Map<string, string>()
+  /**
+   * Distinct addresses with a failure still counted after apply (a scan's
+   * statistics): apply leaves `counted` as it finds it once the ledger let
+   * the line through, so these are the addresses whose failure got that far.
+   */
+  countedAddresses = 0
+  private readonly names = new Map<string, string>()
 
   constructor(
     private readonly data: StoreData,
@@ -146,11 +210,27 @@ export class Decider {
     this.ledger = new AttemptLedger(data.ledger, new Set(oneLog))
   }
 
+  /** The entries by instance and key, made at the first event (a run that reads no new line needs none). */
+  private index(): void {
+    if (this.indexed) return
+    this.indexed = true
+    for (const e of this.data.entries) this.entriesOf(e.instance).set(e.ip, stateOf(e))
+  }
+
+  private entriesOf(instance: string): Map<string, EntryState> {
+    let m = this.byKey.get(instance)
+    if (m === undefined) {
+      m = new Map()
+      this.byKey.set(instance, m)
+    }
+    return m
+  }
+
   apply(event: SourcedEvent): Decision {
     const {settings, periodMs} = this
-    const byKey = this.byKey()
+    this.index()
     if (event.outcome === 'success' && settings.resetOnSuccess === true && event.ip !== null && event.doubt === undefined) {
-      const entry = byKey.get(entryKey(event.instance, this.keyOf(event.ip)))
+      const entry = this.byKey.get(event.instance)?.get(this.factsOf(event.ip).key)?.entry
       const earlier = entry?.failures.filter((t) => t <= event.time).length ?? 0
       if (entry !== undefined && earlier > 0 && !isBlockActive(entry, event.time)) {
         entry.failures = entry.failures.filter((t) => t > event.time)
@@ -161,36 +241,70 @@ export class Decider {
     if (verdict !== null) return {action: verdict.action, event, why: verdict.why}
     if (!event.counted || event.ip === null) return {action: 'ignored', event, why: event.reason}
     const ip = event.ip
-    let never = this.never.get(ip)
-    if (never === undefined) {
-      never = neverBlockReason(ip, this.whitelist)
-      this.never.set(ip, never)
+    const facts = this.factsOf(ip)
+    if (!facts.counted && event.outcome === 'failure') {
+      facts.counted = true
+      this.countedAddresses++
     }
+    const {never, key} = facts
     if (never !== null) return {action: 'never-block', event, why: `${ip} is never blocked: ${never}`}
-    const key = this.keyOf(ip)
-    const mapKey = entryKey(event.instance, key)
-    let entry = byKey.get(mapKey)
     // Stored cut (store/bounds.ts): the digest shows no more of it, and the attacker chooses its length.
-    const user = cutUser(event.user)
-    if (entry === undefined) {
-      entry = newEntry(key, event.instance, event.time, user)
-      byKey.set(mapKey, entry)
-      this.data.entries.push(entry)
+    const name = cutUser(event.user)
+    let state = facts.instance === event.instance ? facts.state : null
+    if (state === null) {
+      const entries = this.entriesOf(event.instance)
+      state = entries.get(key) ?? null
+      if (state === null) {
+        const made = newEntry(key, event.instance, event.time, this.nameOf(name))
+        state = {entry: made, sigs: []}
+        entries.set(key, state)
+        this.data.entries.push(made)
+      }
+      facts.instance = event.instance
+      facts.state = state
     }
+    const entry = state.entry
     entry.attempts++
     entry.firstSeen = Math.min(entry.firstSeen, event.time)
+    const users = entry.users
+    // users.indexOf(name), looking at a name only where the signature agrees.
+    if (state.sigs.length !== users.length) state.sigs = users.map(userSig)
+    const sigs = state.sigs
+    const sig = userSig(name)
+    let seen = -1
+    for (let i = 0; i < sigs.length; i++) {
+      if (sigs[i] === sig && users[i] === name) {
+        seen = i
+        break
+      }
+    }
+    // The entry keeps its own copy of a name (not the log line it was cut from), once.
+    const user = seen !== -1 ? (users[seen] as string) : name === entry.lastUser ? entry.lastUser : this.nameOf(name)
     if (event.time >= entry.lastSeen) {
       entry.lastSeen = event.time
       entry.lastUser = user
     }
-    addUser(entry.users, user)
+    if (users.length <= MAX_USERS) {
+      placeLast(users, seen, user)
+      placeLast(sigs, seen, sig)
+    } else {
+      // More names than are kept (a database written otherwise): as always, one name goes per line.
+      if (seen !== -1) {
+        users.splice(seen, 1)
+        sigs.splice(seen, 1)
+      }
+      users.push(user)
+      sigs.push(sig)
+      users.shift()
+      sigs.shift()
+    }
     if (entry.blockedAt !== null && (entry.blockedUntil === null || entry.blockedUntil > event.time)) {
       return {action: 'already-blocked', event, key, why: `${key} is already blocked`}
     }
     insertSorted(entry.failures, event.time)
     const newest = entry.failures[entry.failures.length - 1] ?? event.time
     const keepFrom = newest - periodMs - SKEW_MS
-    while ((entry.failures[0] ?? Infinity) < keepFrom) entry.failures.shift()
+    dropBefore(entry.failures, keepFrom)
     const start = findWindow(entry.failures, settings.maxAttempts, periodMs)
     if (start === -1) {
       return {
@@ -220,22 +334,33 @@ export class Decider {
     }
   }
 
-  private byKey(): Map<string, Entry> {
-    if (this.index === null) {
-      this.index = new Map()
-      for (const e of this.data.entries) this.index.set(entryKey(e.instance, e.ip), e)
-    }
-    return this.index
+  /**
+   * The entries' copy of a user name: one string for a name many entries
+   * hold (attackers try the same few names from many addresses), so a new
+   * line's name is not a new string kept for the rest of the read.
+   */
+  private nameOf(user: string): string {
+    const known = this.names.get(user)
+    if (known !== undefined) return known
+    const own = detached(user)
+    if (this.names.size >= MAX_NAMES) this.names.clear()
+    this.names.set(own, own)
+    return own
   }
 
-  /** The entry an address counts against: itself, or its IPv6 network (blockKey), once per address. */
-  private keyOf(ip: string): string {
-    let key = this.keys.get(ip)
-    if (key === undefined) {
-      key = blockKey(ip, this.settings.ipv6Prefix ?? 128, this.whitelist)
-      this.keys.set(ip, key)
+  /**
+   * Whether an address is never blocked, and the entry it counts against
+   * (itself, or its IPv6 network: blockKey), worked out once per address.
+   */
+  private factsOf(ip: string): AddressFacts {
+    const id = ipv4Key(ip) ?? ip
+    let f = this.facts.get(id)
+    if (f === undefined) {
+      // canonicalIp's strings hold their own characters (not the line's).
+      f = {never: neverBlockReason(ip, this.whitelist), key: blockKey(ip, this.settings.ipv6Prefix ?? 128, this.whitelist), instance: null, state: null, counted: false}
+      this.facts.set(id, f)
     }
-    return key
+    return f
   }
 }
 
@@ -267,13 +392,6 @@ export function expireBlocks(data: StoreData, now: number): Entry[] {
   return expired
 }
 
-/**
- * Drops entries that can no longer lead to a block: not blocked, never blocked
- * before, and no failure recent enough to be part of a window. An entry kept
- * only for its block history (escalation) is kept compactly: its failures
- * have left every window and its user names served the digest of that block,
- * so both go; its address, instance, counts, times and comment stay.
- */
 /** Returns how many entries were removed or compacted (0: the data is as it was). */
 export function pruneEntries(data: StoreData, settings: DecisionSettings, now: number): number {
   let compacted = 0

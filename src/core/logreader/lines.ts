@@ -6,8 +6,16 @@
 import {createHash} from 'node:crypto'
 import {MAX_LINE_BYTES} from '../parser/parse.js'
 
-/** One line: its text, its 1-based number, the file it is in, and the byte offset where it starts there. */
-export type LineHandler = (text: string, lineNo: number, file: string, offset: number) => void
+/**
+ * One line: its text, its 1-based number, the file it is in, and the byte
+ * offset where it starts there. A handler may also say, from a line's bytes
+ * (start to end, without LF and trailing CR), that it needs not see it: the
+ * line is then counted, and neither decoded nor handed over.
+ */
+export interface LineHandler {
+  (text: string, lineNo: number, file: string, offset: number): void
+  skip?: (bytes: Buffer, start: number, end: number) => boolean
+}
 
 /** How many of a file's first bytes its fingerprint covers (fewer when the file is shorter). */
 export const FINGERPRINT_BYTES = 256
@@ -44,10 +52,24 @@ export class LineSplitter {
   ) {}
 
   push(chunk: Buffer): void {
-    const dataStart = this.seen - this.carry.length
+    let dataStart = this.seen - this.carry.length
     this.seen += chunk.length
-    const data = this.carry.length > 0 ? Buffer.concat([this.carry, chunk]) : chunk
+    let data = chunk
     let from = 0
+    if (this.carry.length > 0 && !this.skipping) {
+      // The line the last chunk ended in: only it is joined (not the whole chunk copied after it).
+      const nl = chunk.indexOf(0x0a)
+      if (nl === -1 || this.carry.length + nl > MAX_LINE_BYTES) {
+        data = Buffer.concat([this.carry, chunk])
+      } else {
+        const line = Buffer.concat([this.carry, chunk.subarray(0, nl)])
+        this.deliver(line, 0, line.length, this.base + dataStart)
+        from = nl + 1
+        dataStart += this.carry.length
+        this.consumed = dataStart + from
+        this.carry = EMPTY
+      }
+    }
     if (this.skipping) {
       const nl = data.indexOf(0x0a)
       if (nl === -1) {
@@ -92,6 +114,7 @@ export class LineSplitter {
     }
     this.count(false)
     const stop = end > from && data[end - 1] === 0x0d ? end - 1 : end
+    if (this.onLine.skip?.(data, from, stop) === true) return
     this.onLine(data.toString('utf8', from, stop), this.lineNo, this.file, offset)
   }
 

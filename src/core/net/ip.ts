@@ -16,45 +16,74 @@ export type Family = 4 | 6
  * Canonical form of one address, or null when the text is not exactly one
  * IPv4 or IPv6 address. IPv6 is lower-case and compressed (RFC 5952), a zone
  * (`%eth0`) is dropped, and IPv4-mapped IPv6 (`::ffff:192.0.2.1`) becomes the
- * IPv4 address.
+ * IPv4 address. The string returned holds its own characters, never a piece
+ * of `text` (which would keep the whole log line alive).
  */
 export function canonicalIp(text: string): string | null {
-  if (isPlainIpv4(text)) return text
+  if (plainIpv4Value(text) !== -1) return ownText(text)
   const known = canonical.get(text)
   if (known !== undefined) return known
   const result = computeCanonicalIp(text)
   if (canonical.size >= CANONICAL_CACHE) canonical.clear()
-  canonical.set(text, result)
+  canonical.set(text.length < 13 ? text : ` ${text}`.slice(1), result)
   return result
 }
 
 /**
- * Dotted decimal without leading zeros is already canonical IPv4: the common
- * case, answered without parsing.
+ * The value of plain dotted-decimal IPv4 (four parts of 0 to 255 without
+ * leading zeros: canonical IPv4 already, the common case, answered without
+ * parsing) as an unsigned 32-bit number, or -1 for any other text.
  */
-function isPlainIpv4(t: string): boolean {
+function plainIpv4Value(t: string): number {
   const n = t.length
-  if (n < 7 || n > 15) return false
+  if (n < 7 || n > 15) return -1
   let dots = 0
   let digits = 0
+  let part = 0
   let value = 0
   for (let i = 0; i < n; i++) {
     const c = t.charCodeAt(i)
     if (c === 46) {
-      if (digits === 0) return false
+      if (digits === 0) return -1
       dots++
       digits = 0
-      value = 0
+      value = value * 256 + part
+      part = 0
     } else if (c >= 48 && c <= 57) {
-      if (digits > 0 && value === 0) return false
-      value = value * 10 + (c - 48)
+      if (digits > 0 && part === 0) return -1
+      part = part * 10 + (c - 48)
       digits++
-      if (value > 255) return false
+      if (part > 255) return -1
     } else {
-      return false
+      return -1
     }
   }
-  return dots === 3 && digits > 0
+  return dots === 3 && digits > 0 ? value * 256 + part : -1
+}
+
+/**
+ * A copy of plain IPv4 text that holds its own characters (not a piece of
+ * the log line it was cut from, which it would keep alive as long as an
+ * entry or a twin record keeps the address).
+ */
+function ownText(text: string): string {
+  // Shorter strings are copies already; concatenating flattens, and the slice refers to that new string.
+  return text.length < 13 ? text : ` ${text}`.slice(1)
+}
+
+/**
+ * The number of a plain dotted-decimal IPv4 address (as canonicalIp writes
+ * IPv4) as a signed 32-bit integer (a small integer in V8: a map compares it
+ * without a look at memory), or null for any other text.
+ */
+export function ipv4Key(text: string): number | null {
+  const v = plainIpv4Value(text)
+  return v === -1 ? null : v | 0
+}
+
+/** Whether text is a plain dotted-decimal IPv4 address, as canonicalIp writes IPv4. */
+function isPlainIpv4(t: string): boolean {
+  return plainIpv4Value(t) !== -1
 }
 
 /** A plain IPv4 address (isPlainIpv4) as a number. */
@@ -193,6 +222,14 @@ export function cidrContains(cidr: Cidr, ip: string): boolean {
   return addr.match(cidr.network, cidr.prefix)
 }
 
+/** The last address NetworkList.match parsed: an address is often matched against two lists in a row (loopback, whitelist). */
+let lastParsed: {text: string; addr: ipaddr.IPv4 | ipaddr.IPv6} | undefined
+
+function parsedAddress(canonical: string): ipaddr.IPv4 | ipaddr.IPv6 {
+  if (lastParsed?.text !== canonical) lastParsed = {text: canonical, addr: ipaddr.parse(canonical)}
+  return lastParsed.addr
+}
+
 /** A list of networks with a membership test. */
 export class NetworkList {
   private readonly cidrs: Cidr[]
@@ -241,7 +278,7 @@ export class NetworkList {
     // The address is parsed once, not once per network (cidrContains): lists are checked for every entry.
     const c = canonicalIp(ip)
     if (c === null) return undefined
-    const addr = ipaddr.parse(c)
+    const addr = parsedAddress(c)
     const kind = addr.kind()
     return this.cidrs.find((n) => n.network.kind() === kind && addr.match(n.network, n.prefix))
   }

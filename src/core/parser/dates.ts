@@ -67,12 +67,71 @@ function instant(f: Fields, zone: string | undefined): number | null {
 const DMY = /^(\d{1,2})-([A-Z][a-z]{2})-(\d{4}) (\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,6}))?(?: ([+-])(\d{2}):?(\d{2})| ([A-Za-z][\w/+-]*))?$/
 const YMD = /^(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2}):(\d{2})(?:[.,](\d{1,9}))?(?: ?(?:([+-])(\d{2}):?(\d{2})|(Z))| ([A-Za-z][\w/+-]*))?$/
 
+function digitAt(t: string, i: number): number {
+  const c = t.charCodeAt(i) - 48
+  return c >= 0 && c <= 9 ? c : -1
+}
+
+function twoDigits(t: string, i: number): number {
+  const a = digitAt(t, i)
+  const b = digitAt(t, i + 1)
+  return a === -1 || b === -1 ? -1 : a * 10 + b
+}
+
+/**
+ * PHP's default `d-M-Y H:i:s O` (`25-Nov-2026 13:00:00 +0000`, with or
+ * without the offset, `+00:00` too), read by hand: what DMY makes of it, or
+ * undefined for any other text (which the expressions then read).
+ */
+function phpDefaultDate(t: string, zone: string | undefined): number | null | undefined {
+  const n = t.length
+  const d0 = digitAt(t, 0)
+  if (d0 === -1) return undefined
+  const d1 = digitAt(t, 1)
+  const i = d1 === -1 ? 1 : 2
+  const day = d1 === -1 ? d0 : d0 * 10 + d1
+  // -Mon-YYYY HH:MM:SS
+  if (n < i + 18 || t.charCodeAt(i) !== 45 || t.charCodeAt(i + 4) !== 45 || t.charCodeAt(i + 9) !== 32 || t.charCodeAt(i + 12) !== 58 || t.charCodeAt(i + 15) !== 58) return undefined
+  const m0 = t.charCodeAt(i + 1)
+  const m1 = t.charCodeAt(i + 2)
+  const m2 = t.charCodeAt(i + 3)
+  if (!(m0 >= 65 && m0 <= 90 && m1 >= 97 && m1 <= 122 && m2 >= 97 && m2 <= 122)) return undefined
+  const y0 = twoDigits(t, i + 5)
+  const y1 = twoDigits(t, i + 7)
+  const hour = twoDigits(t, i + 10)
+  const minute = twoDigits(t, i + 13)
+  const second = twoDigits(t, i + 16)
+  if (y0 === -1 || y1 === -1 || hour === -1 || minute === -1 || second === -1) return undefined
+  let offset: number | undefined
+  const rest = i + 18
+  if (n === rest + 6 || n === rest + 7) {
+    // ` +HHMM` or ` +HH:MM`
+    const sign = t.charCodeAt(rest + 1)
+    const colon = n === rest + 7
+    const hh = twoDigits(t, rest + 2)
+    const mm = twoDigits(t, colon ? rest + 5 : rest + 4)
+    if (t.charCodeAt(rest) !== 32 || (sign !== 43 && sign !== 45) || (colon && t.charCodeAt(rest + 4) !== 58) || hh === -1 || mm === -1) return undefined
+    offset = sign === 45 ? -(hh * 60 + mm) : hh * 60 + mm
+  } else if (n !== rest) {
+    return undefined
+  }
+  const month = MONTHS[t.slice(i + 1, i + 4).toLowerCase()]
+  if (month === undefined) return null
+  return instant({year: y0 * 100 + y1, month, day, hour, minute, second, ms: 0, offset, zone: undefined}, zone)
+}
+
 /**
  * The shapes recognised without a configured format: PHP's default
  * `d-M-Y H:i:s O` (with or without microseconds, or with a zone name as PHP's
  * own error_log writes), and ISO-like `Y-m-d H:i:s[.u] [O|P|Z|zone]`.
  */
 export function parseAutoDate(text: string, zone?: string): number | null {
+  const quick = phpDefaultDate(text, zone)
+  return quick !== undefined ? quick : autoDateByExpressions(text, zone)
+}
+
+/** parseAutoDate by the regular expressions alone (what phpDefaultDate must agree with). */
+export function autoDateByExpressions(text: string, zone?: string): number | null {
   let m = DMY.exec(text)
   if (m !== null) {
     const month = MONTHS[(m[2] ?? '').toLowerCase()]

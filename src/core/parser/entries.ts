@@ -57,18 +57,71 @@ const MAX_OPEN_RECORDS = 512
 /** The session id at the end of a userlogins piece. */
 const SESSION_TAIL = / in session ([A-Za-z0-9,-]+)(?: \(error: -?\d{1,9}\))?$/
 
+const FOR = Buffer.from(' for ')
+
+/** Where ` for ` occurs in a buffer's lines, asked line after line: one scan per buffer, not one per line. */
+class ForScan {
+  private buf: Buffer | undefined
+  private from = 0
+  /** The first occurrence at or after `from`; -1: none up to the buffer's end; -2: not looked for. */
+  private at = -2
+
+  /** Whether bytes start to end hold ` for `. */
+  has(buf: Buffer, start: number, end: number): boolean {
+    if (buf !== this.buf || start < this.from) {
+      this.buf = buf
+      this.at = -2
+    }
+    this.from = start
+    if (this.at !== -1 && this.at < start) this.at = buf.indexOf(FOR, start)
+    return this.at !== -1 && this.at + FOR.length <= end
+  }
+}
+
 export class EntryParser {
   private readonly open = new Map<string, Group>()
   /** syslog-style logs: the entries still open for their pieces, oldest first. */
   private readonly records: Group[] = []
   /** Without session prefixes: events held back until no later split entry can claim them as its pieces. */
   private readonly held: {line: SourcedLine; at: number}[] = []
+  /**
+   * Characters read (the `at` of entries): how far apart an entry and the
+   * lines before it are, for a log without session prefixes. Once the log is
+   * known to write them (which it then stays), positions only order entries,
+   * and a line passed over from its bytes (skippable) adds its bytes.
+   */
   private pos = 0
+  private readonly forScan = new ForScan()
 
   constructor(readonly parser: LineParser) {}
 
   get state(): LogParseState {
     return this.parser.state
+  }
+
+  /**
+   * Whether feed would pass over a line unread, told from its bytes (then it
+   * needs not be decoded; the caller counts it and does not feed it). That is
+   * the state in which feed itself looks at nothing but the line's login
+   * text: no entry open, nothing held, the log known to write session
+   * prefixes. mayBeLoginLine's texts all hold ` for ` and are ASCII, which
+   * is in the bytes exactly where it is in the decoded line (UTF-8 uses no
+   * ASCII byte inside another character, and the decoder never swallows
+   * one); a line that starts with `{` (a journal record, whose MESSAGE may
+   * be bytes) is left to feed.
+   */
+  skippable(bytes: Buffer, start: number, end: number): boolean {
+    if (this.open.size !== 0 || this.records.length !== 0 || this.held.length !== 0 || !this.parser.prefixRequired()) return false
+    if (bytes[start] === 0x7b || this.forScan.has(bytes, start, end)) return false
+    this.pos += end - start + 1
+    return true
+  }
+
+  /** A log reader's line handler (onLine), which also says from a line's bytes that it needs not see it (skippable). */
+  skipping(
+    onLine: (text: string, lineNo: number, file: string, offset: number) => void,
+  ): ((text: string, lineNo: number, file: string, offset: number) => void) & {skip: (bytes: Buffer, start: number, end: number) => boolean} {
+    return Object.assign(onLine, {skip: (bytes: Buffer, start: number, end: number) => this.skippable(bytes, start, end)})
   }
 
   feed(text: string, lineNo: number, file: string, emit: (line: SourcedLine) => void, offset = -1): void {
@@ -87,9 +140,9 @@ export class EntryParser {
     }
     const stream = c.env?.stream ?? ''
     if (c.start) {
-      this.finishStream(stream, emit)
       // Only login entries are kept; any other entry just ends the one before.
-      if (grammarOf(c.body) !== null) this.open.set(stream, newGroup(c, lineNo, file, text, at, offset))
+      const next = grammarOf(c.body) !== null ? newGroup(c, lineNo, file, text, at, offset) : undefined
+      this.finishStream(stream, emit, next)
       return
     }
     const g = this.open.get(stream)
@@ -186,11 +239,13 @@ export class EntryParser {
     owner.text = `${owner.text}\n${text}`.slice(0, 4096)
   }
 
-  private finishStream(stream: string, emit: (line: SourcedLine) => void): void {
+  /** Emits the open entry of a stream, and opens `next` there. */
+  private finishStream(stream: string, emit: (line: SourcedLine) => void, next: Group | undefined): void {
     const g = this.open.get(stream)
-    if (g === undefined) return
-    this.open.delete(stream)
-    this.emitGroup(g, emit)
+    // Replaced in place rather than deleted and set again: a Map that empties shrinks, and grows at the next set.
+    if (next !== undefined) this.open.set(stream, next)
+    else if (g !== undefined) this.open.delete(stream)
+    if (g !== undefined) this.emitGroup(g, emit)
   }
 
   private emitGroup(g: Group, emit: (line: SourcedLine) => void): void {

@@ -41,6 +41,8 @@ export interface EnvelopeContext {
 }
 
 export interface Enveloped {
+  /** Which envelope it is. */
+  id: EnvelopeId
   time: number
   body: string
   /**
@@ -115,18 +117,24 @@ const PHP = /^\[([^\]]{1,64})\] (?:errors|userlogins): /
 const SYSLOG = /^([A-Z][a-z]{2}) ([ \d]?\d) (\d{2}):(\d{2}):(\d{2}) (\S+) ([^\s:[]+)(?:\[(\d+)\])?: /
 const RFC3339 = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:Z|[+-]\d{2}:?\d{2})) (\S+) ([^\s:[]+)(?:\[(\d+)\])?: /
 
+/** The longest date text FILE takes: `[^\]]{1,64}`. */
+const FILE_DATE_MAX = 64
+
 const file: Envelope = {
   id: 'file',
+  // FILE (/^\[([^\]]{1,64})\]: /) without a regular expression: the first `]` must close a date of 1 to 64 characters.
   match(line, ctx) {
-    const m = FILE.exec(line)
-    if (m === null) return null
-    const text = m[1] ?? ''
-    // Consecutive lines mostly share their second: parse each date text once.
-    if (ctx.lastDate?.text === text) return {time: ctx.lastDate.time, body: line.slice(m[0].length)}
+    if (line.charCodeAt(0) !== 91) return null
+    const close = line.indexOf(']', 1)
+    if (close < 2 || close > FILE_DATE_MAX + 1 || line.charCodeAt(close + 1) !== 58 || line.charCodeAt(close + 2) !== 32) return null
+    // Consecutive lines mostly share their second: parse each date text once (compared in place, not cut out).
+    const last = ctx.lastDate
+    if (last !== undefined && last.text.length === close - 1 && line.startsWith(last.text, 1)) return {id: 'file', time: last.time, body: line.slice(close + 3)}
+    const text = line.slice(1, close)
     const time = ctx.dateParser !== undefined ? ctx.dateParser(text) : parseAutoDate(text, ctx.timezone)
-    if (time !== null) ctx.lastDate = {text, time}
     if (time === null) return null
-    return {time, body: line.slice(m[0].length)}
+    ctx.lastDate = {text, time}
+    return {id: 'file', time, body: line.slice(close + 3)}
   },
 }
 
@@ -137,7 +145,7 @@ const stdout: Envelope = {
     const inner = fpm === null ? line : (fpm[1] ?? '')
     const m = STDOUT.exec(inner)
     if (m === null) return null
-    return {time: ctx.now, body: inner.slice(m[0].length)}
+    return {id: 'stdout', time: ctx.now, body: inner.slice(m[0].length)}
   },
 }
 
@@ -148,7 +156,7 @@ const php: Envelope = {
     if (m === null) return null
     const time = parseAutoDate(m[1] ?? '', ctx.timezone)
     if (time === null) return null
-    return {time, body: line.slice(m[0].length)}
+    return {id: 'php', time, body: line.slice(m[0].length)}
   },
 }
 
@@ -168,7 +176,7 @@ const syslog: Envelope = {
     let time = wallTimeToUtc(year, month, ...fields, 0, ctx.timezone)
     if (time > ctx.now + YEAR_SLACK_MS) time = wallTimeToUtc(year - 1, month, ...fields, 0, ctx.timezone)
     if (!Number.isFinite(time)) return null
-    return {time, body: line.slice(m[0].length), ...(m[8] === undefined ? {} : {stream: m[8]})}
+    return {id: 'syslog', time, body: line.slice(m[0].length), ...(m[8] === undefined ? {} : {stream: m[8]})}
   },
 }
 
@@ -179,7 +187,7 @@ const rfc3339: Envelope = {
     if (m === null || m[3] !== ctx.ident) return null
     const time = parseAutoDate(m[1] ?? '', ctx.timezone)
     if (time === null) return null
-    return {time, body: line.slice(m[0].length), ...(m[4] === undefined ? {} : {stream: m[4]}), ...((m[1] ?? '').includes('.') ? {precise: true} : {})}
+    return {id: 'rfc3339', time, body: line.slice(m[0].length), ...(m[4] === undefined ? {} : {stream: m[4]}), ...((m[1] ?? '').includes('.') ? {precise: true} : {})}
   },
 }
 
@@ -229,6 +237,7 @@ const journalJson: Envelope = {
     const untrusted = journalDistrust(rec, journalTrustOrDefault(ctx.journalTrust))
     const pid = rec._PID
     return {
+      id: 'journal-json',
       time: Math.floor(us / 1000),
       precise: true,
       body: body.replace(/\n+$/, ''),

@@ -8,7 +8,8 @@
  * address.ts: a line counts against a sender only when every reading that
  * Roundcube could have written names that sender.
  */
-import {readings, type Constraints, type Reading} from './address.js'
+import {lastIndexOf, readings, type Constraints, type Reading} from './address.js'
+import {f1Tail, f2Tail, f3Tail, withoutAgainst} from './tails.js'
 import {clientBehindProxy, type ProxyList} from './proxy.js'
 import {canonicalIp} from '../net/ip.js'
 import type {GrammarId, LoginEvent} from './types.js'
@@ -36,8 +37,12 @@ export interface Grammar {
   prefixes: readonly string[]
   /** How one physical line that ends an entry of this shape ends (the tail Roundcube writes). */
   tail: RegExp
-  /** Parses the message after the prefix; null when it is not this shape after all. */
-  parse(rest: string, options: ParseOptions): GrammarResult | null
+  /**
+   * Parses the message after the prefix, given with one space in front (the
+   * prefix's last character: an empty user name still has its ` from `);
+   * null when it is not this shape after all.
+   */
+  parse(text: string, options: ParseOptions): GrammarResult | null
 }
 
 interface Countable {
@@ -92,14 +97,18 @@ function attribute(
   grammar: GrammarId,
   outcome: 'failure' | 'success',
   text: string,
-  found: {list: Reading[]; tooMany: boolean},
-  user: (r: Reading) => string,
-  countable: (r: Reading) => Countable,
+  found: {list: readonly Reading[]; tooMany: boolean},
+  /** The user name a reading gives (a plain function of the text: no closure per line). */
+  userOf: (text: string, r: Reading) => string,
+  /** Whether the line counts: the same for all readings, or as the chosen reading says (with `extra`, F1's METHOD). */
+  countable: Countable | ((text: string, r: Reading, extra: string) => Countable),
   options: ParseOptions,
   errorCode: number | null = null,
   /** userlogins: readings starting after this index would make the user name longer than Roundcube writes one. */
   cutAt = Infinity,
+  extra = '',
 ): GrammarResult | null {
+  const user = (r: Reading): string => userOf(text, r)
   const chosen = found.list[0]
   if (chosen === undefined) return null
   if (found.tooMany) {
@@ -112,7 +121,8 @@ function attribute(
   let settled = ''
   let style: 'glued' | 'spaced' | undefined
   if (found.list.length === 1) {
-    first = senderOf(text, chosen, options)
+    // No trusted proxy in front: the sender is REMOTE_ADDR (the common case, without a Sender made).
+    first = chosen.ip !== null && options.trustedProxies.size === 0 ? {ip: chosen.ip, note: ''} : senderOf(text, chosen, options)
     // One reading: the field is Roundcube's own, and so is the way its header group is written.
     if (chosen.glued !== undefined) style = chosen.glued ? 'glued' : 'spaced'
   } else {
@@ -162,7 +172,7 @@ function attribute(
       return r
     }
   }
-  const {counted, reason} = countable(chosen)
+  const {counted, reason} = typeof countable === 'function' ? countable(text, chosen, extra) : countable
   if (first.ip === null) {
     const r = result(grammar, outcome, null, user(chosen), errorCode, false, first.note)
     if (first.proxy !== undefined) {
@@ -205,16 +215,81 @@ function userNameEnd(text: string, start: number, cut: number): number {
  * at the earliest: the texts get a space in front, and an empty user name is logged with two spaces.)
  */
 function lastLineStart(text: string): number {
-  return text.lastIndexOf('\n') + 1
+  return lastIndexOf(text, '\n') + 1
 }
 
-const F2_TAIL = /^(.*) in session ([A-Za-z0-9,-]*|no-session) \(error: (-?\d{1,9})\)$/s
-const F3_TAIL = /^(.*) in session ([A-Za-z0-9,-]*|no-session)$/s
 const F3_ID = / \(ID: \d+\)$/
-const F1_TAIL = / in (\S+) on line (\d+) \(([A-Z]+) (\S*)\)$/
-const F1_SERVER_PREFIX = /^(?:LOGIN|AUTHENTICATE [A-Z0-9_-]+): /
-const F1_NOT_A_GUESS = /^(?:Could not connect|Unable to negotiate TLS|Empty host|Configuration error|Login disabled)/
-const F1_AGAINST = / against \S+$/
+/** F1's server text, as /^(?:LOGIN|AUTHENTICATE [A-Z0-9_-]+): / where it starts (sticky: read in place, not cut out). */
+const F1_SERVER_PREFIX = /(?:LOGIN|AUTHENTICATE [A-Z0-9_-]+): /y
+/** The server text after that prefix, as /^(?:Could not connect|…)/ where it starts. */
+const F1_NOT_A_GUESS = /(?:Could not connect|Unable to negotiate TLS|Empty host|Configuration error|Login disabled)/y
+
+/** Whether F1's server text, which starts at `at`, says the IMAP login never got to the password. */
+function notAGuess(head: string, at: number): boolean {
+  F1_SERVER_PREFIX.lastIndex = at
+  const start = F1_SERVER_PREFIX.test(head) ? F1_SERVER_PREFIX.lastIndex : at
+  F1_NOT_A_GUESS.lastIndex = start
+  return F1_NOT_A_GUESS.test(head)
+}
+
+/**
+ * The tail Roundcube wrote on the last F1 line read (most lines of a log end
+ * alike: the same file, line and request). f1Tail reads nothing left of the
+ * tail, so a text that ends with the same tail has it at the same distance
+ * from its end.
+ */
+let lastF1: {tail: string; method: string} | null = null
+
+function f1TailOf(text: string): {index: number; method: string} | null {
+  if (lastF1 !== null && text.endsWith(lastF1.tail)) return {index: text.length - lastF1.tail.length, method: lastF1.method}
+  const tail = f1Tail(text)
+  if (tail !== null) lastF1 = {tail: text.slice(tail.index), method: tail.method}
+  return tail
+}
+
+/** The user name of a reading: what stands between the space put in front and its ` from `. */
+function userBeforeFrom(text: string, r: Reading): string {
+  return text.slice(1, r.at)
+}
+
+function f3User(text: string, r: Reading): string {
+  return text.slice(1, r.at).replace(F3_ID, '')
+}
+
+function f1User(text: string, r: Reading): string {
+  return withoutAgainst(text.slice(1, r.at))
+}
+
+const SUCCESS: Countable = {counted: false, reason: 'successful login'}
+const PLUGIN_COUNTED: Countable = {counted: true, reason: 'failed login (plugin line)'}
+const F1_COUNTED: Countable = {counted: true, reason: 'IMAP login failed'}
+const F1_NOT_A_GUESS_TEXT: Countable = {counted: false, reason: 'IMAP connection or configuration error, not a password guess'}
+const F1_REAUTH = new Map<string, Countable>()
+
+function f1Countable(text: string, r: Reading, method: string): Countable {
+  if (notAGuess(text, r.rest)) return F1_NOT_A_GUESS_TEXT
+  if (method === 'POST') return F1_COUNTED
+  let c = F1_REAUTH.get(method)
+  if (c === undefined) {
+    c = {counted: false, reason: `not a login (${method} request): session re-authentication`}
+    // METHOD is [A-Z]+ from the line: remember a few.
+    if (F1_REAUTH.size < 64) F1_REAUTH.set(method, c)
+  }
+  return c
+}
+
+/** F2's verdict for an error code (the same object for a code seen before). */
+const F2_BY_CODE = new Map<string, Countable>()
+
+function f2Countable(code: number, counts: boolean): Countable {
+  const key = `${counts ? '+' : '-'}${code}`
+  let c = F2_BY_CODE.get(key)
+  if (c === undefined) {
+    c = counts ? {counted: true, reason: `failed login (error ${code})`} : {counted: false, reason: code === -2 ? 'storage error (error -2), not a password guess' : `error ${code} is not counted`}
+    if (F2_BY_CODE.size < 64) F2_BY_CODE.set(key, c)
+  }
+  return c
+}
 
 /** F2 — userlogins: `Failed login for USER from ADDR in session SID (error: N)`. */
 const failedLogin: Grammar = {
@@ -222,18 +297,16 @@ const failedLogin: Grammar = {
   description: 'userlogins: Failed login for USER from ADDR in session SID (error: N)',
   prefixes: ['Failed login for '],
   tail: / in session (?:[A-Za-z0-9,-]*|no-session) \(error: -?\d{1,9}\)$/,
-  parse(rest, options) {
-    const m = F2_TAIL.exec(rest)
-    if (m === null) return null
-    const head = ` ${m[1] ?? ''}`
+  parse(text, options) {
+    const m = f2Tail(text)
+    // The fixed tail starts in the message, not in the space put in front.
+    if (m === null || m.head === '') return null
+    const head = m.head
     const found = readings(head, {shape: 'session', minAt: Math.max(1, lastLineStart(head) - 1), maxAt: Infinity})
     const cut = options.userNameCut ?? 256
     const cutAt = cut > 0 ? userNameEnd(head, 1, cut) : Infinity
-    const code = Number(m[3])
-    const countable: Countable = options.countErrors.has(code)
-      ? {counted: true, reason: `failed login (error ${code})`}
-      : {counted: false, reason: code === -2 ? 'storage error (error -2), not a password guess' : `error ${code} is not counted`}
-    return attribute('F2', 'failure', head, found, (r) => head.slice(1, r.at), () => countable, options, code, cutAt)
+    const code = Number(m.code)
+    return attribute('F2', 'failure', head, found, userBeforeFrom, f2Countable(code, options.countErrors.has(code)), options, code, cutAt)
   },
 }
 
@@ -243,20 +316,12 @@ const successfulLogin: Grammar = {
   description: 'userlogins: Successful login for USER (ID: N) from ADDR in session SID',
   prefixes: ['Successful login for '],
   tail: / in session (?:[A-Za-z0-9,-]*|no-session)$/,
-  parse(rest, options) {
-    const m = F3_TAIL.exec(rest)
-    if (m === null) return null
-    const head = ` ${m[1] ?? ''}`
+  parse(text, options) {
+    const head = f3Tail(text)
+    // The fixed tail starts in the message, not in the space put in front.
+    if (head === null || head === '') return null
     const c: Constraints = {shape: 'session', minAt: Math.max(1, lastLineStart(head) - 1), maxAt: Infinity}
-    return attribute(
-      'F3',
-      'success',
-      head,
-      readings(head, c),
-      (r) => head.slice(1, r.at).replace(F3_ID, ''),
-      () => ({counted: false, reason: 'successful login'}),
-      options,
-    )
+    return attribute('F3', 'success', head, readings(head, c), f3User, SUCCESS, options)
   },
 }
 
@@ -274,26 +339,13 @@ const imapLoginFailed: Grammar = {
   description: 'errors: IMAP Error: Login failed for USER [against HOST] from ADDR. SERVER-TEXT in FILE on line N (METHOD URI)',
   prefixes: ['IMAP Error: Login failed for '],
   tail: / on line \d+ \([A-Z]+ \S*\)$/,
-  parse(rest, options) {
-    const tail = F1_TAIL.exec(rest)
-    if (tail === null) return null
-    const head = ` ${rest.slice(0, tail.index)}`
+  parse(text, options) {
+    const tail = f1TailOf(text)
+    // The fixed tail starts in the message, not in the space put in front.
+    if (tail === null || tail.index === 0) return null
+    const head = text.slice(0, tail.index)
     const c: Constraints = {shape: 'sentence', minAt: Math.max(1, lastLineStart(head) - 1), maxAt: Infinity, loginLc: options.loginLc ?? 2}
-    const method = tail[3] ?? ''
-    return attribute(
-      'F1',
-      'failure',
-      head,
-      readings(head, c),
-      (r) => head.slice(1, r.at).replace(F1_AGAINST, ''),
-      (r) => {
-        const server = head.slice(r.rest).replace(F1_SERVER_PREFIX, '')
-        if (F1_NOT_A_GUESS.test(server)) return {counted: false, reason: 'IMAP connection or configuration error, not a password guess'}
-        if (method !== 'POST') return {counted: false, reason: `not a login (${method} request): session re-authentication`}
-        return {counted: true, reason: 'IMAP login failed'}
-      },
-      options,
-    )
+    return attribute('F1', 'failure', head, readings(head, c), f1User, f1Countable, options, null, Infinity, tail.method)
   },
 }
 
@@ -308,9 +360,9 @@ const pluginFailed: Grammar = {
   description: 'plugin: FAILED login for USER from ADDR',
   prefixes: ['FAILED login for ', '[roundcube] FAILED login for '],
   tail: / from [\w.:%, -]*$/,
-  parse(rest, options) {
-    const head = ` ${rest}`
-    const at = head.lastIndexOf(' from ')
+  parse(text, options) {
+    const head = text
+    const at = lastIndexOf(head, ' from ')
     // Index 0 is the space put in front: an empty user name is logged with two spaces, ` from ` at 1.
     if (at < 1 || at < lastLineStart(head) - 1) return null
     const raw = head.slice(at + 6)
@@ -321,17 +373,19 @@ const pluginFailed: Grammar = {
       return result('F4', 'failure', null, user, null, false, 'the plugin wrote a list of addresses (its X-Forwarded-For): not believed')
     }
     const reading: Reading = {at, raw, ip, headers: null, rest: head.length}
-    return attribute('F4', 'failure', head, {list: [reading], tooMany: false}, () => user, () => ({counted: true, reason: 'failed login (plugin line)'}), options)
+    return attribute('F4', 'failure', head, {list: [reading], tooMany: false}, userBeforeFrom, PLUGIN_COUNTED, options)
   },
 }
 
 export const GRAMMARS: readonly Grammar[] = [imapLoginFailed, failedLogin, successfulLogin, pluginFailed]
 
-/** The grammar whose fixed start begins `body`, with the length of that start. */
-export function grammarOf(body: string): {grammar: Grammar; prefix: number} | null {
-  for (const grammar of GRAMMARS) {
-    const prefix = grammar.prefixes.find((p) => body.startsWith(p))
-    if (prefix !== undefined) return {grammar, prefix: prefix.length}
-  }
+/** Every fixed start, in the order of GRAMMARS and their prefixes, with its answer made once. */
+const STARTS: readonly {text: string; found: {grammar: Grammar; prefix: number}}[] = GRAMMARS.flatMap((grammar) =>
+  grammar.prefixes.map((text) => ({text, found: {grammar, prefix: text.length}})),
+)
+
+/** The grammar whose fixed start begins `body`, with the length of that start (a shared object: read it, do not change it). */
+export function grammarOf(body: string): {readonly grammar: Grammar; readonly prefix: number} | null {
+  for (const s of STARTS) if (body.startsWith(s.text)) return s.found
   return null
 }

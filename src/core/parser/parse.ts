@@ -24,7 +24,7 @@
  * physical lines into entries.
  */
 import {compilePhpDateFormat} from './dates.js'
-import {ENVELOPE_IDS, ENVELOPES, RECORD_ENVELOPES, type EnvelopeContext, type EnvelopeId, type JournalTrust} from './envelopes.js'
+import {ENVELOPE_IDS, ENVELOPES, RECORD_ENVELOPES, type EnvelopeContext, type Enveloped, type EnvelopeId, type JournalTrust} from './envelopes.js'
 import {grammarOf, result, type Grammar, type ParseOptions} from './grammars.js'
 import {ProxyList} from './proxy.js'
 import type {LoginEvent} from './types.js'
@@ -69,7 +69,20 @@ export interface LogParseState {
 
 export const DEFAULT_PARSE_OPTIONS: ParseOptions = {countErrors: new Set([0, 1, 4]), trustedProxies: new ProxyList([])}
 
-const SESSION_PREFIX = /^<([A-Za-z0-9,-]{1,64})> /
+/**
+ * Where the message after a `<session> ` prefix starts (SESSION_PREFIX:
+ * /^<([A-Za-z0-9,-]{1,64})> /, read without a regular expression), or -1.
+ */
+export function sessionPrefixEnd(body: string): number {
+  if (body.charCodeAt(0) !== 60) return -1
+  const stop = Math.min(body.length, 65)
+  let i = 1
+  for (; i < stop; i++) {
+    const c = body.charCodeAt(i)
+    if (!((c >= 97 && c <= 122) || (c >= 65 && c <= 90) || (c >= 48 && c <= 57) || c === 44 || c === 45)) break
+  }
+  return i > 1 && body.charCodeAt(i) === 62 && body.charCodeAt(i + 1) === 32 ? i + 2 : -1
+}
 /** 9999-12-31T23:59:59.999Z: later "times" come from a broken record, not a clock. */
 const LATEST_TIME = 253_402_300_799_999
 /** Physical lines (or records) one entry may span: a 1024-byte user name of line feeds, and some. */
@@ -107,12 +120,10 @@ export function mayBeLoginLine(line: string): boolean {
   return line.includes('ogin failed for ') || line.includes('ailed login for ') || line.includes('uccessful login for ') || line.includes('FAILED login for ')
 }
 
+const UPPER = /[A-Z]/
+
 function hasUpper(text: string): boolean {
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i)
-    if (c >= 65 && c <= 90) return true
-  }
-  return false
+  return UPPER.test(text)
 }
 
 /** A parsed login entry with where it stands. */
@@ -126,7 +137,7 @@ export interface SourcedLine {
 /** One physical line as the parser sees it. */
 export interface Classified {
   /** The envelope, or null (a continuation, or another program's record). */
-  env: {time: number; body: string; id: EnvelopeId; stream?: string; untrusted?: string; precise?: boolean} | null
+  env: Enveloped | null
   session: string | null
   /** The message after envelope and session prefix. */
   body: string
@@ -170,7 +181,7 @@ export class LineParser {
     const known = this.format.format === 'auto' ? this.state.envelope : undefined
     if (known !== undefined) {
       const r = ENVELOPES[known].match(line, this.ctx)
-      if (r !== null) return {...r, id: known}
+      if (r !== null) return r
     }
     for (const id of this.order) {
       if (id === known) continue
@@ -178,9 +189,9 @@ export class LineParser {
       if (r === null) continue
       // A log keeps its envelope. Once it writes session prefixes, only a prefixed line (which no
       // user name can forge) may show that the envelope changed; anything else is client text.
-      if (known !== undefined && this.prefixRequired() && !SESSION_PREFIX.test(r.body)) return null
+      if (known !== undefined && this.prefixRequired() && sessionPrefixEnd(r.body) === -1) return null
       if (learn && this.format.format === 'auto') this.state.envelope = id
-      return {...r, id}
+      return r
     }
     return null
   }
@@ -215,10 +226,10 @@ export class LineParser {
     if (env === null) return {env, session: null, body: line, start: false, foreign: this.recordLog}
     let body = env.body
     let session: string | null = null
-    const sp = SESSION_PREFIX.exec(body)
-    if (sp !== null) {
-      session = sp[1] ?? null
-      body = body.slice(sp[0].length)
+    const sp = sessionPrefixEnd(body)
+    if (sp !== -1) {
+      session = body.slice(1, sp - 2)
+      body = body.slice(sp)
       // A prefix cannot come from a user name (Roundcube strips tags): the log writes them.
       if (this.format.sessionPrefix === 'auto') this.state.prefixed = true
     }
@@ -244,12 +255,12 @@ export class LineParser {
       this.skipped++
       return null
     }
-    const rest = first.body.slice(g.prefix)
     let event: LoginEvent | null
     if (more.length === 0) {
-      event = this.finishEvent(g.grammar.parse(rest, this.options), env, first.session)
+      // The prefix ends with a space: the grammar's text, cut out of the line rather than copied.
+      event = this.finishEvent(g.grammar.parse(first.body.slice(g.prefix - 1), this.options), env, first.session)
     } else {
-      event = this.joined(g.grammar, rest, more, env, first.session, ends)
+      event = this.joined(g.grammar, first.body.slice(g.prefix), more, env, first.session, ends)
     }
     if (event !== null && g.grammar.id === 'F4' && first.session !== null && event.counted) {
       // The plugin's 1.3 writes through Roundcube's logger (hence the prefix) and puts the request's
@@ -295,7 +306,7 @@ export class LineParser {
       // naming this session. Every end it could have must name the same sender.
       const candidates = [...ends].filter((i) => i <= end && grammar.tail.test(pieces[i] ?? '') && sameSession(pieces[i] ?? '', session)).slice(-8)
       // An end without an address (REMOTE_ADDR empty, which no web request has) names nobody to prefer.
-      const named = candidates.map((i) => ({i, ip: grammar.parse(pieces.slice(0, i + 1).join('\n'), this.options)?.ip ?? null})).filter((c) => c.ip !== null)
+      const named = candidates.map((i) => ({i, ip: grammar.parse(` ${pieces.slice(0, i + 1).join('\n')}`, this.options)?.ip ?? null})).filter((c) => c.ip !== null)
       const senders = new Set(named.map((c) => c.ip))
       if (senders.size === 1) end = (named.at(-1) as {i: number}).i
       if (senders.size > 1) {
@@ -308,7 +319,7 @@ export class LineParser {
     }
     const text = pieces.slice(0, end + 1).join('\n')
     const note = `the user name holds ${end === 1 ? 'a newline' : `${end} newlines`}: read as one entry of ${end + 1} lines`
-    const event = this.finishEvent(grammar.parse(text, this.options), env, session)
+    const event = this.finishEvent(grammar.parse(` ${text}`, this.options), env, session)
     if (event === null) {
       const r = result(grammar.id, 'failure', null, rest, null, false, `${note}, whose end is no login line: not counted`)
       r.doubt = 'forged'
@@ -349,7 +360,7 @@ export class LineParser {
   forgedPiece(c: Classified): LoginEvent | null {
     const g = grammarOf(c.body)
     if (g === null || c.env === null) return null
-    const parsed = g.grammar.parse(c.body.slice(g.prefix), this.options)
+    const parsed = g.grammar.parse(c.body.slice(g.prefix - 1), this.options)
     if (parsed === null) return null
     return this.finishEvent(
       {

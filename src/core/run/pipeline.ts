@@ -121,7 +121,6 @@ async function scanInto(ctx: GuardContext, data: StoreData, options: ScanOptions
     warnings: [],
     stats: {failures: 0, counted: 0, addresses: 0},
   }
-  const addresses = new Set<string>()
   const positions: Record<string, StoredPosition> = {}
   const proxies = proxyList(config.trustedProxies)
   const before = new Set(data.entries.filter((e) => isBlockActive(e, now)).map((e) => `${e.instance} ${e.ip}`))
@@ -169,10 +168,7 @@ async function scanInto(ctx: GuardContext, data: StoreData, options: ScanOptions
           const decision = decider.apply(sourced)
           if (sourced.outcome === 'failure') {
             result.stats.failures++
-            if (sourced.counted && sourced.ip !== null) {
-              result.stats.counted++
-              addresses.add(sourced.ip)
-            }
+            if (sourced.counted && sourced.ip !== null) result.stats.counted++
           }
           if (options.onEvent !== undefined) options.onEvent(sourced, decision)
           if (options.collect === true) {
@@ -192,13 +188,14 @@ async function scanInto(ctx: GuardContext, data: StoreData, options: ScanOptions
         const report = await readNewLines(
           file,
           saved,
-          (text, lineNo, from, offset) => {
+          // Lines the parser would pass over unread are not decoded (nothing is open then: a new file can wait).
+          entries.skipping((text, lineNo, from, offset) => {
             if (from !== current) {
               entries.finish(handle)
               current = from
             }
             entries.feed(text, lineNo, from, handle, offset)
-          },
+          }),
           {
             seek,
             progress: options.progress === undefined ? undefined : (done, total) => options.progress?.(file, done, total),
@@ -223,7 +220,7 @@ async function scanInto(ctx: GuardContext, data: StoreData, options: ScanOptions
     }
   }
   data.ledger = decider.ledger.save()
-  result.stats.addresses = addresses.size
+  result.stats.addresses = decider.countedAddresses
   result.newlyBlocked = data.entries
     .filter((e) => isBlockActive(e, now) && !before.has(`${e.instance} ${e.ip}`))
     .map(blockInfo)
