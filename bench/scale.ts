@@ -1,5 +1,5 @@
 /**
- * npm run bench, part 4: every command at 10,000 / 100,000 / 1,000,000
+ * npm run bench, part 5: every command at 10,000 / 100,000 / 1,000,000
  * database entries. Prints figures, asserts nothing.
  *
  * For each size a database of the mix in generate-db.ts is generated in the
