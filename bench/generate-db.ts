@@ -29,6 +29,7 @@ import {closeSync, openSync, renameSync, writeSync} from 'node:fs'
 import {resolve} from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {canonicalIp} from '../src/core/net/ip.js'
+import {prng} from './generate-log.js'
 
 /** Bump when the output changes, so cached databases are not reused. */
 export const DB_GENERATOR_VERSION = 1
@@ -51,18 +52,6 @@ export interface GeneratedDb {
   blocked: number
   watching: number
   history: number
-}
-
-/** mulberry32: small, fast, good enough for test data. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
 }
 
 const ALPHABET = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 .-_@\'"<>;=()%'

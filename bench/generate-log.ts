@@ -47,8 +47,8 @@ export interface GenerateResult {
 /** Bump when the output changes, so cached logs are not reused. */
 export const GENERATOR_VERSION = 1
 
-/** mulberry32: small, fast, good enough for test data. */
-function prng(seed: number): () => number {
+/** mulberry32: small, fast, good enough for test data (generate-db.ts uses it too). */
+export function prng(seed: number): () => number {
   let a = seed >>> 0
   return () => {
     a = (a + 0x6d2b79f5) >>> 0

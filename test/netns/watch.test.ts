@@ -5,11 +5,11 @@
  * address still connects; then its block ends on time (block --minutes 1)
  * and it connects again. For every backend, in namespaces of the test's own.
  */
-import {test} from 'node:test'
+import {test, type TestContext} from 'node:test'
 import assert from 'node:assert/strict'
 import {writeFileSync} from 'node:fs'
 import {connect as reach, linkPair, listen} from '../helpers/packets.js'
-import {appendLines, cli, f2, netns, requireRoot, setup} from '../helpers/env.js'
+import {appendLines, cli, f2, netns, requireRoot, setup, type Setup} from '../helpers/env.js'
 import {sleep, Watcher} from '../helpers/watcher.js'
 
 const SERVER_4 = '192.0.2.1'
@@ -18,22 +18,28 @@ const OTHER_4 = '192.0.2.77'
 const SERVER_6 = '2001:db8:7::1'
 const GUARDED = 8443
 
+/** A server namespace running watch over `backend`, a listener on the guarded port, and a client namespace with two addresses. */
+async function guarded(t: TestContext, backend: 'iptables' | 'ipset' | 'nftables'): Promise<{s: Setup; w: Watcher; server: string; connect: (local: string) => Promise<string>}> {
+  const server = await netns(t)
+  const client = await netns(t)
+  await linkPair(`rcw${server.name.slice(-6)}`, {ns: server.name, v4: SERVER_4, v6: SERVER_6}, {ns: client.name, v4: [ATTACKER_4, OTHER_4], v6: []})
+  listen(t, server.name, [GUARDED])
+  const connect = (local: string): Promise<string> => reach(client.name, SERVER_4, GUARDED, local)
+  for (let i = 0; i < 50 && (await connect(OTHER_4)) !== 'open'; i++) await sleep(100)
+  const s = setup(t)
+  writeFileSync(s.config, JSON.stringify({database: s.db, instances: [{name: 'master', logs: [s.log], ports: [GUARDED]}], firewall: {backend}}))
+  const w = new Watcher(s.config, {netns: server.name})
+  t.after(async () => {
+    if (w.alive) await w.stop()
+  })
+  await w.waitFor(/^rcguard watch: following/)
+  return {s, w, server: server.name, connect}
+}
+
 for (const backend of ['iptables', 'ipset', 'nftables'] as const) {
   test(`${backend}: watch refuses a one-attempt-a-second client within maxAttempts + 2 attempts, others connect`, async (t) => {
     if (!requireRoot(t)) return
-    const server = await netns(t)
-    const client = await netns(t)
-    await linkPair(`rcw${server.name.slice(-6)}`, {ns: server.name, v4: SERVER_4, v6: SERVER_6}, {ns: client.name, v4: [ATTACKER_4, OTHER_4], v6: []})
-    listen(t, server.name, [GUARDED])
-    const connect = (local: string): Promise<string> => reach(client.name, SERVER_4, GUARDED, local)
-    for (let i = 0; i < 50 && (await connect(OTHER_4)) !== 'open'; i++) await sleep(100)
-    const s = setup(t)
-    writeFileSync(s.config, JSON.stringify({database: s.db, instances: [{name: 'master', logs: [s.log], ports: [GUARDED]}], firewall: {backend}}))
-    const w = new Watcher(s.config, {netns: server.name})
-    t.after(async () => {
-      if (w.alive) await w.stop()
-    })
-    await w.waitFor(/^rcguard watch: following/)
+    const {s, w, connect} = await guarded(t, backend)
     let attempts = 0
     // Each attempt: a connection, then Roundcube's line for its failed login.
     while (attempts < 12 && (await connect(ATTACKER_4)) === 'open') {
@@ -52,20 +58,8 @@ for (const backend of ['iptables', 'ipset', 'nftables'] as const) {
 
 test('nftables: a block made by hand for one minute ends on time under watch, and the address connects again', async (t) => {
   if (!requireRoot(t)) return
-  const server = await netns(t)
-  const client = await netns(t)
-  await linkPair(`rcx${server.name.slice(-6)}`, {ns: server.name, v4: SERVER_4, v6: SERVER_6}, {ns: client.name, v4: [ATTACKER_4, OTHER_4], v6: []})
-  listen(t, server.name, [GUARDED])
-  const connect = (local: string): Promise<string> => reach(client.name, SERVER_4, GUARDED, local)
-  for (let i = 0; i < 50 && (await connect(OTHER_4)) !== 'open'; i++) await sleep(100)
-  const s = setup(t)
-  writeFileSync(s.config, JSON.stringify({database: s.db, instances: [{name: 'master', logs: [s.log], ports: [GUARDED]}], firewall: {backend: 'nftables'}}))
-  const w = new Watcher(s.config, {netns: server.name})
-  t.after(async () => {
-    if (w.alive) await w.stop()
-  })
-  await w.waitFor(/^rcguard watch: following/)
-  const b = await cli(['block', ATTACKER_4, '--minutes', '1', '--config', s.config], {netns: server.name})
+  const {s, w, connect, server} = await guarded(t, 'nftables')
+  const b = await cli(['block', ATTACKER_4, '--minutes', '1', '--config', s.config], {netns: server})
   assert.equal(b.exitCode, 0, b.stderr)
   const ends = Date.now() + 60_000
   assert.equal(await connect(ATTACKER_4), 'timeout')
