@@ -9,6 +9,7 @@ import assert from 'node:assert/strict'
 import {mkdirSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {cli, tempDir, T0} from '../helpers/env.js'
+import {assertListOrder} from '../helpers/list-order.js'
 
 interface Row {
   ip: string
@@ -55,17 +56,6 @@ function database(t: {after: (fn: () => void) => void}, n: number, instances = [
   return {config, ips}
 }
 
-/** Blocked first, then watching; within each, last seen newest first. */
-function assertOrder(rows: Row[]): void {
-  const rank: Record<string, number> = {blocked: 0, watching: 1, whitelisted: 2}
-  for (let i = 1; i < rows.length; i++) {
-    const a = rows[i - 1] as Row
-    const b = rows[i] as Row
-    const d = (rank[a.state] ?? 9) - (rank[b.state] ?? 9)
-    assert.ok(d < 0 || (d === 0 && (a.lastSeen ?? '') >= (b.lastSeen ?? '')), `row ${i}: ${JSON.stringify(a)} before ${JSON.stringify(b)}`)
-  }
-}
-
 test('list at 150,000 entries: a summary and the first 50 rows; --limit 0 every row; --json every row, in order', async (t) => {
   const {config, ips} = database(t, N)
 
@@ -92,7 +82,7 @@ test('list at 150,000 entries: a summary and the first 50 rows; --limit 0 every 
   const doc = JSON.parse(json.stdout) as Row[]
   assert.equal(doc.length, N)
   assert.equal(doc.filter((r) => r.state === 'blocked').length, 50_000)
-  assertOrder(doc)
+  assertListOrder(doc)
   // The table's rows are the JSON's, in the same order.
   assert.deepEqual(
     rows.slice(0, 1000).map((l) => l.split(' ')[0]),

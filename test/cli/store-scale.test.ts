@@ -13,6 +13,7 @@ import {mkdirSync, readFileSync, statSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {cli, tempDir, T0} from '../helpers/env.js'
 import {generateDb, INSTANCES} from '../../bench/generate-db.js'
+import {assertListOrder} from '../helpers/list-order.js'
 
 const N = 210_000
 const NOW = T0.getTime()
@@ -59,14 +60,7 @@ test('210,000 entries of schema 3: the first hacks migrates and holds them to 20
   assert.equal(list.exitCode, 0, list.stderr)
   const rows = JSON.parse(list.stdout) as Row[]
   assert.equal(rows.length, 200_000 + 100, 'every entry left, then the whitelist')
-  // Blocked first, then watching, then whitelisted; within each, last seen newest first.
-  const rank: Record<string, number> = {blocked: 0, watching: 1, whitelisted: 2}
-  for (let i = 1; i < rows.length; i++) {
-    const a = rows[i - 1] as Row
-    const b = rows[i] as Row
-    const d = (rank[a.state] ?? 9) - (rank[b.state] ?? 9)
-    assert.ok(d < 0 || (d === 0 && (a.lastSeen ?? '') >= (b.lastSeen ?? '')), `row ${i}: ${JSON.stringify(a)} before ${JSON.stringify(b)}`)
-  }
+  assertListOrder(rows)
   const listed = new Map(rows.map((r) => [`${r.instance} ${r.ip}`, r]))
   const blocked = old.filter((e) => e.blockedAt !== null)
   for (const e of blocked) {
