@@ -13,6 +13,8 @@ import ipaddr from 'ipaddr.js'
 import {F1_AGAINST, F1_TAIL, F2_TAIL, F3_TAIL, f1Tail, f2Tail, f3Tail, isRegexSpace, withoutAgainst} from '../../src/core/parser/tails.js'
 import {autoDateByExpressions, parseAutoDate} from '../../src/core/parser/dates.js'
 import {canonicalIp, cidrContains, NetworkList, parseCidr, type Cidr} from '../../src/core/net/ip.js'
+import {ENVELOPES, FILE} from '../../src/core/parser/envelopes.js'
+import {SESSION_PREFIX, sessionPrefixEnd} from '../../src/core/parser/parse.js'
 import {lastIndexOf} from '../../src/core/parser/address.js'
 import {params} from '../helpers/property.js'
 
@@ -121,5 +123,32 @@ test('plain IPv4: canonicalIp gives one string per address, of its own; NetworkL
       for (const {cidrs, nets} of lists) assert.equal(nets.match(c)?.text, cidrs.find((n) => cidrContains(n, c))?.text, `${c} in ${cidrs.map((n) => n.text).join(' ')}`)
     }),
     params(0x1b4, 5_000),
+  )
+})
+
+test('the file envelope and the session prefix are read by hand as FILE and SESSION_PREFIX read them', () => {
+  const date = fc.oneof(fc.constantFrom('25-Nov-2026 13:00:00 +0000', '25-Nov-2026 13:00:01 +0000', '2026-11-25 08:44:43.062347 -0500', 'garbage', '', ']', 'x'.repeat(64), 'x'.repeat(65)),
+    // Dates of 63 to 66 characters that parse (an unknown zone name is read in the log's zone).
+    fc.integer({min: 42, max: 45}).map((n) => `25-Nov-2026 13:00:00 Z${'z'.repeat(n)}`),
+    fc.string({maxLength: 70}),
+  )
+  const sid = fc.oneof(fc.constantFrom('k3v9x2pq', '', 'a'.repeat(64), 'a'.repeat(65), 'k3-v,9', 'k3 v', 'é'), fc.stringMatching(/^[A-Za-z0-9,<> -]{0,70}$/))
+  const line = fc
+    .tuple(part('[', '', '[['), date, part(']: ', ']:', ']', ']  ', ': '), part('<', '', '<<'), sid, part('> ', '>', '>  ', ''), fc.string({maxLength: 12}))
+    .map(([a, d, b, c, s, e, rest]) => ({line: `${a}${d}${b}${c}${s}${e}${rest}`, body: `${c}${s}${e}${rest}`}))
+  fc.assert(
+    fc.property(line, ({line, body}) => {
+      const m = SESSION_PREFIX.exec(body)
+      assert.equal(sessionPrefixEnd(body), m === null ? -1 : m[0].length, JSON.stringify(body))
+      const f = FILE.exec(line)
+      // Two lines in a row: the second one may take its time from the one-entry date cache.
+      const ctx = {ident: 'roundcube', now: 0}
+      for (let k = 0; k < 2; k++) {
+        const got = ENVELOPES.file.match(line, ctx)
+        const time = f === null ? null : parseAutoDate(f[1] ?? '')
+        assert.deepEqual(got, f === null || time === null ? null : {id: 'file', time, body: line.slice(f[0].length)}, JSON.stringify(line))
+      }
+    }),
+    params(0xf11e, 10_000),
   )
 })

@@ -26,6 +26,7 @@ export function bucket(time: number, window: number): number {
 
 /** No row. */
 const NONE = -1
+const NO_SENDERS: readonly string[] = []
 
 /** [A-Za-z0-9,-]: the characters of a session prefix, as 1 to 64. */
 function sessionDigit(c: number): number {
@@ -235,11 +236,13 @@ export class TwinStore {
 
   /**
    * The closest live record of this instance and session, of the other
-   * grammar, at most `within` ms away, that `fits`: of two equally close, the
-   * one of the earlier bucket, then the one that came first. NONE when there
-   * is none. `fits` gets the row.
+   * grammar, at most `within` ms away, that fits: for a line counted against
+   * `ip` (with ipv4Key(ip) as `v4`), a record of that address or an
+   * ambiguous one naming it; for an ambiguous line (`ip` null), a record of
+   * one of its `senders`. Of two equally close, the one of the earlier
+   * bucket, then the one that came first. NONE when there is none.
    */
-  private find(instance: string, session: string, grammar: 'F1' | 'F2', time: number, within: number, fits: (row: number) => boolean): number {
+  private find(instance: string, session: string, grammar: 'F1' | 'F2', time: number, within: number, ip: string | null, v4: number | null, senders: readonly string[]): number {
     const heads = this.heads.get(instance)
     const packed = packSession(session)
     let row = heads === undefined ? NONE : this.headOf(heads, session, packed)
@@ -259,7 +262,12 @@ export class TwinStore {
       if (gap > within || gap > bestGap) continue
       const b = bucket(t, this.window)
       if (gap === bestGap && b > bestBucket) continue
-      if (!fits(row)) continue
+      if (ip !== null) {
+        if (!this.ipIs(row, ip, v4) && !(this.ipKind[row] === IP_NONE && (this.senders[row] ?? []).includes(ip))) continue
+      } else {
+        const rowIp = this.ipOf(row)
+        if (rowIp === null || !senders.includes(rowIp)) continue
+      }
       best = row
       bestGap = gap
       bestBucket = b
@@ -269,16 +277,12 @@ export class TwinStore {
 
   /** The twin of a line counted against `ip`: a record of that address, or an ambiguous one naming it. */
   findFor(instance: string, session: string, grammar: 'F1' | 'F2', time: number, within: number, ip: string): number {
-    const v4 = ipv4Key(ip)
-    return this.find(instance, session, grammar, time, within, (row) => this.ipIs(row, ip, v4) || (this.ipKind[row] === IP_NONE && (this.senders[row] ?? []).includes(ip)))
+    return this.find(instance, session, grammar, time, within, ip, ipv4Key(ip), NO_SENDERS)
   }
 
   /** The twin of an ambiguous line: a record of one of its senders. */
   findForSenders(instance: string, session: string, grammar: 'F1' | 'F2', time: number, within: number, senders: readonly string[]): number {
-    return this.find(instance, session, grammar, time, within, (row) => {
-      const ip = this.ipOf(row)
-      return ip !== null && senders.includes(ip)
-    })
+    return this.find(instance, session, grammar, time, within, null, null, senders)
   }
 
   grammarOf(row: number): 'F1' | 'F2' {

@@ -109,7 +109,8 @@ export interface Envelope {
   match(line: string, ctx: EnvelopeContext): Enveloped | null
 }
 
-const FILE = /^\[([^\]]{1,64})\]: /
+/** The file envelope, as read by hand in `file` below (test/core/hand-parsing.test.ts checks the two agree). */
+export const FILE = /^\[([^\]]{1,64})\]: /
 const STDOUT = /^(?:errors|userlogins): /
 // `s`: the message is attacker text and may hold a CR or U+2028/U+2029, which `.` would not match.
 const FPM = /^\[[^\]]*\] WARNING: \[pool [^\]]*\] child \d+ said into std(?:out|err): "(.*)"$/s

@@ -108,11 +108,10 @@ function attribute(
   cutAt = Infinity,
   extra = '',
 ): GrammarResult | null {
-  const user = (r: Reading): string => userOf(text, r)
   const chosen = found.list[0]
   if (chosen === undefined) return null
   if (found.tooMany) {
-    const r = result(grammar, outcome, chosen.ip, user(chosen), errorCode, false, 'ambiguous: the line holds too many address fields to read')
+    const r = result(grammar, outcome, chosen.ip, userOf(text, chosen), errorCode, false, 'ambiguous: the line holds too many address fields to read')
     r.doubt = 'ambiguous'
     r.senders = []
     return r
@@ -161,27 +160,27 @@ function attribute(
         grammar,
         outcome,
         first.ip ?? chosen.ip,
-        user(chosen),
+        userOf(text, chosen),
         errorCode,
         false,
         `ambiguous: the user name or a header imitates Roundcube's "from ADDR (…)": it could be from ${named.join(' or ') || 'nobody usable'}`,
       )
       r.doubt = 'ambiguous'
       r.senders = named
-      r.readings = pairs.flatMap((p) => (p.s.ip === null ? [] : [{user: user(p.r), ip: p.s.ip}])).slice(0, 8)
+      r.readings = pairs.flatMap((p) => (p.s.ip === null ? [] : [{user: userOf(text, p.r), ip: p.s.ip}])).slice(0, 8)
       return r
     }
   }
   const {counted, reason} = typeof countable === 'function' ? countable(text, chosen, extra) : countable
   if (first.ip === null) {
-    const r = result(grammar, outcome, null, user(chosen), errorCode, false, first.note)
+    const r = result(grammar, outcome, null, userOf(text, chosen), errorCode, false, first.note)
     if (first.proxy !== undefined) {
       r.doubt = 'proxy'
       r.proxy = first.proxy
     }
     return r
   }
-  const r = result(grammar, outcome, first.ip, user(chosen), errorCode, outcome === 'failure' && counted, `${first.note === '' ? reason : `${reason}, ${first.note}`}${settled}`)
+  const r = result(grammar, outcome, first.ip, userOf(text, chosen), errorCode, outcome === 'failure' && counted, `${first.note === '' ? reason : `${reason}, ${first.note}`}${settled}`)
   if (style !== undefined) r.groupStyle = style
   return r
 }

@@ -69,10 +69,10 @@ export interface LogParseState {
 
 export const DEFAULT_PARSE_OPTIONS: ParseOptions = {countErrors: new Set([0, 1, 4]), trustedProxies: new ProxyList([])}
 
-/**
- * Where the message after a `<session> ` prefix starts (SESSION_PREFIX:
- * /^<([A-Za-z0-9,-]{1,64})> /, read without a regular expression), or -1.
- */
+/** The session prefix, as sessionPrefixEnd reads it by hand (test/core/hand-parsing.test.ts checks the two agree). */
+export const SESSION_PREFIX = /^<([A-Za-z0-9,-]{1,64})> /
+
+/** Where the message after a `<session> ` prefix (SESSION_PREFIX) starts, or -1. */
 export function sessionPrefixEnd(body: string): number {
   if (body.charCodeAt(0) !== 60) return -1
   const stop = Math.min(body.length, 65)
