@@ -34,9 +34,13 @@ test('examples/rcguard-watch.service runs rcguard watch as a simple service, sto
   assert.equal(k.get('Install.WantedBy'), 'multi-user.target')
 })
 
-test('systemd-analyze verify finds nothing wrong with the unit (when systemd is installed)', async () => {
+test('systemd-analyze verify finds nothing wrong with the unit (when systemd is installed)', async (t) => {
   const which = await execa('sh', ['-c', 'command -v systemd-analyze'], {reject: false})
-  if (which.exitCode !== 0) return
+  if (which.exitCode !== 0) {
+    // Visible in the test report: on a machine without systemd only the static checks above ran.
+    t.skip('systemd-analyze is not installed')
+    return
+  }
   const r = await execa('systemd-analyze', ['verify', UNIT], {reject: false})
   const problems = `${String(r.stdout)}\n${String(r.stderr)}`
     .split('\n')
