@@ -1,6 +1,6 @@
 import {Flags} from '@oclif/core'
 import {BaseCommand} from '../base-command.js'
-import {list, type ListRow} from '../core/run/admin.js'
+import {list, type EntryState} from '../core/run/admin.js'
 import {DEFAULT_LIMIT, summaryLines, writeJsonArray, writeTable} from '../ui/list-output.js'
 
 export default class List extends BaseCommand<typeof List> {
@@ -23,21 +23,20 @@ export default class List extends BaseCommand<typeof List> {
 
   async run(): Promise<undefined> {
     const ctx = await this.loadContext()
-    const rows = await list(ctx, {state: this.flags.state as ListRow['state'][] | undefined, instance: this.flags.instance, ip: this.flags.ip})
     const limit = this.flags.limit ?? (this.jsonEnabled() ? 0 : DEFAULT_LIMIT)
-    const shown = limit === 0 || rows.length <= limit ? rows : rows.slice(0, limit)
+    const view = await list(ctx, {state: this.flags.state as EntryState[] | undefined, instance: this.flags.instance, ip: this.flags.ip}, limit)
     // Both forms are written as streams (ui/list-output.ts); oclif prints nothing more for an undefined result.
     if (this.jsonEnabled()) {
-      await writeJsonArray(process.stdout, shown)
+      await writeJsonArray(process.stdout, view.rows)
       return undefined
     }
-    if (rows.length === 0) {
+    if (view.total === 0) {
       this.log('no entries: nothing blocked, watched or whitelisted matches')
       return undefined
     }
-    for (const line of summaryLines(rows)) this.log(line)
-    await writeTable(process.stdout, shown, ctx.now())
-    if (shown.length < rows.length) this.log(`first ${shown.length} of ${rows.length} rows shown: --limit 0 shows all, --state, --instance or --ip narrow them`)
+    for (const line of summaryLines(view.counts)) this.log(line)
+    await writeTable(process.stdout, view.rows, ctx.now())
+    if (view.rows.length < view.total) this.log(`first ${view.rows.length} of ${view.total} rows shown: --limit 0 shows all, --state, --instance or --ip narrow them`)
     return undefined
   }
 }

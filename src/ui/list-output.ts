@@ -7,7 +7,7 @@
  * quadratic, and it overflowed the stack from about 125,000 rows).
  */
 import type {ChalkInstance} from 'chalk'
-import type {ListRow} from '../core/run/admin.js'
+import type {ListCounts, ListRow} from '../core/run/admin.js'
 import {escapeJson} from '../core/text/escape.js'
 import {relative, safe} from './format.js'
 
@@ -41,20 +41,11 @@ async function put(out: Output, text: string): Promise<void> {
  * `3 blocked, 1 watching, 0 whitelisted`, and with more than one instance a
  * line per instance (`master: 2 blocked, 1 watching`).
  */
-export function summaryLines(rows: ListRow[]): string[] {
-  const byState = new Map<ListRow['state'], number>(STATES.map((s) => [s, 0]))
-  const byInstance = new Map<string, Map<ListRow['state'], number>>()
-  for (const r of rows) {
-    byState.set(r.state, (byState.get(r.state) ?? 0) + 1)
-    if (r.instance === null) continue
-    let m = byInstance.get(r.instance)
-    if (m === undefined) byInstance.set(r.instance, (m = new Map()))
-    m.set(r.state, (m.get(r.state) ?? 0) + 1)
-  }
-  const out = [STATES.map((s) => `${byState.get(s) ?? 0} ${s}`).join(', ')]
-  if (byInstance.size > 1) {
-    for (const [name, m] of [...byInstance].sort(([a], [b]) => a.localeCompare(b))) {
-      out.push(`  ${name}: ${[...m].map(([s, n]) => `${n} ${s}`).join(', ')}`)
+export function summaryLines(counts: ListCounts): string[] {
+  const out = [STATES.map((s) => `${counts.states.get(s) ?? 0} ${s}`).join(', ')]
+  if (counts.instances.size > 1) {
+    for (const [name, m] of [...counts.instances].sort(([a], [b]) => a.localeCompare(b))) {
+      out.push(`  ${name}: ${STATES.filter((s) => m.has(s)).map((s) => `${m.get(s)} ${s}`).join(', ')}`)
     }
   }
   return out
@@ -80,7 +71,7 @@ function cells(r: ListRow, now: number): string[] {
  * coloured when chalk finds a colour terminal; written `CHUNK` rows at a time.
  * Every cell is escaped (core/text/escape.ts) before it is measured.
  */
-export async function writeTable(out: Output, rows: ListRow[], now: number): Promise<void> {
+export async function writeTable(out: Output, rows: Iterable<ListRow>, now: number): Promise<void> {
   chalk ??= (await import('chalk')).default
   const widths = HEAD.map((h) => h.length)
   // One pass to measure, one to write: the cells are made twice rather than kept, so memory stays one chunk.
@@ -98,10 +89,10 @@ export async function writeTable(out: Output, rows: ListRow[], now: number): Pro
       .trimEnd()
   const bold = chalk.level === 0 ? (s: string) => s : (s: string) => chalk.bold(s)
   let chunk = `${bold(line(HEAD))}\n`
-  for (let i = 0; i < rows.length; i++) {
-    const r = rows[i] as ListRow
+  let i = 0
+  for (const r of rows) {
     chunk += `${line(cells(r, now), r.state)}\n`
-    if ((i + 1) % CHUNK === 0) {
+    if (++i % CHUNK === 0) {
       await put(out, chunk)
       chunk = ''
     }
@@ -128,14 +119,15 @@ export function rowJson(r: ListRow): string {
 }
 
 /** The rows as one JSON array, an element per line, with JSON's own escapes for what a terminal could act on. */
-export async function writeJsonArray(out: Output, rows: ListRow[]): Promise<void> {
+export async function writeJsonArray(out: Output, rows: Iterable<ListRow>): Promise<void> {
   let chunk = '['
-  for (let i = 0; i < rows.length; i++) {
-    chunk += `${i === 0 ? '\n' : ',\n'}${rowJson(rows[i] as ListRow)}`
-    if ((i + 1) % CHUNK === 0) {
+  let i = 0
+  for (const r of rows) {
+    chunk += `${i === 0 ? '\n' : ',\n'}${rowJson(r)}`
+    if (++i % CHUNK === 0) {
       await put(out, chunk)
       chunk = ''
     }
   }
-  await put(out, `${chunk}${rows.length === 0 ? '' : '\n'}]\n`)
+  await put(out, `${chunk}${i === 0 ? '' : '\n'}]\n`)
 }

@@ -1,16 +1,18 @@
 /**
  * `list`'s rows from the database: every entry with its state, blocked first,
  * then watching, each by last seen (newest first), then by address; then the
- * admin's whitelist as it is kept. Linear but for one sort, whose keys
- * (state, last seen, the address's sort key) are made once per entry, not at
- * every comparison; times are written without a Date per value.
+ * admin's whitelist as it is kept. Linear in the entries but for the sort of
+ * the rows that can be shown (listView); times are written without a Date
+ * per value.
  */
 import {isBlockActive, neverBlockReason} from '../decisions/decide.js'
-import {ipSortKey, type NetworkList} from '../net/ip.js'
-import type {StoreData} from '../store/schema.js'
+import {cidrsOverlap, ipSortKey, parseCidr, type Cidr, type NetworkList} from '../net/ip.js'
+import type {Entry, StoreData} from '../store/schema.js'
 import {MAX_TIME} from '../store/values.js'
 
 export type EntryState = 'blocked' | 'watching' | 'whitelisted'
+
+const STATES: readonly EntryState[] = ['blocked', 'watching', 'whitelisted']
 
 export interface ListRow {
   ip: string
@@ -59,55 +61,123 @@ function iso(t: number | null): string | null {
   return t === null ? null : isoTime(t)
 }
 
-export function listRows(data: StoreData, whitelist: NetworkList, now: number): ListRow[] {
-  const rows: ListRow[] = []
-  const seen: number[] = []
-  for (const e of data.entries) {
-    if (neverBlockReason(e.ip, whitelist) !== null) continue
-    const blocked = isBlockActive(e, now)
-    seen.push(e.lastSeen)
-    rows.push({
-      ip: e.ip,
-      state: blocked ? 'blocked' : 'watching',
-      instance: e.instance,
-      attempts: blocked ? e.attempts : e.failures.length,
-      firstSeen: iso(e.firstSeen),
-      lastSeen: iso(e.lastSeen),
-      blockedAt: blocked ? iso(e.blockedAt) : null,
-      blockedUntil: blocked ? iso(e.blockedUntil) : null,
-      lastUser: e.lastUser,
-      blocks: e.blocks,
-      comment: e.comment,
-    })
+/** How many rows of each state a list has, in all and per instance (whitelist rows have no instance). */
+export interface ListCounts {
+  states: Map<EntryState, number>
+  instances: Map<string, Map<EntryState, number>>
+}
+
+export interface ListSelection {
+  /** Only these states (absent: all). */
+  state?: readonly EntryState[]
+  instance?: string
+  /** Only rows whose address or network overlaps this one. */
+  overlapping?: Cidr
+  /** At most this many rows (0: all). */
+  limit: number
+}
+
+export interface ListView {
+  counts: ListCounts
+  /** Rows that matched the selection, shown or not. */
+  total: number
+  /** The first `limit` of them in the documented order, made again at each iteration (each row costs a few strings). */
+  rows: Iterable<ListRow> & {length: number}
+}
+
+function count(counts: ListCounts, state: EntryState, instance: string | null): void {
+  counts.states.set(state, (counts.states.get(state) ?? 0) + 1)
+  if (instance === null) return
+  let m = counts.instances.get(instance)
+  if (m === undefined) counts.instances.set(instance, (m = new Map()))
+  m.set(state, (m.get(state) ?? 0) + 1)
+}
+
+function entryRow(e: Entry, blocked: boolean): ListRow {
+  return {
+    ip: e.ip,
+    state: blocked ? 'blocked' : 'watching',
+    instance: e.instance,
+    attempts: blocked ? e.attempts : e.failures.length,
+    firstSeen: iso(e.firstSeen),
+    lastSeen: iso(e.lastSeen),
+    blockedAt: blocked ? iso(e.blockedAt) : null,
+    blockedUntil: blocked ? iso(e.blockedUntil) : null,
+    lastUser: e.lastUser,
+    blocks: e.blocks,
+    comment: e.comment,
   }
-  // One number per row for state and last seen (blocked first, then newer first: below 2^50, exact in a double).
-  const rank = new Float64Array(rows.length)
-  for (let i = 0; i < rows.length; i++) rank[i] = (rows[i]?.state === 'blocked' ? 0 : 2 ** 49) + (MAX_TIME - (seen[i] ?? 0))
-  const keys = rows.map((r) => ipSortKey(r.ip))
-  const order = rows.map((_, i) => i)
+}
+
+function whitelistRow(cidr: string, comment: string | null): ListRow {
+  return {ip: cidr, state: 'whitelisted', instance: null, attempts: 0, firstSeen: null, lastSeen: null, blockedAt: null, blockedUntil: null, lastUser: null, blocks: 0, comment}
+}
+
+/**
+ * `list`'s view of the database: the counts of every row the selection
+ * matches, and its first `limit` rows. Every entry is looked at once (its
+ * state, the whitelist, the filter), but only the rows that can be among the
+ * first `limit` are sorted, and only the rows shown are made: the ranks
+ * (state, last seen) of the matching entries are sorted as numbers to find
+ * the limit's rank, then the entries at or before it are sorted by rank and
+ * address. So a 50-row list of 100,000 entries sorts about 50.
+ */
+export function listView(data: StoreData, whitelist: NetworkList, now: number, selection: ListSelection): ListView {
+  const {state, instance, overlapping} = selection
+  const counts: ListCounts = {states: new Map(STATES.map((s) => [s, 0])), instances: new Map()}
+  const wanted = (s: EntryState): boolean => state === undefined || state.includes(s)
+  const overlaps = (ip: string): boolean => {
+    if (overlapping === undefined) return true
+    const c = parseCidr(ip)
+    return c !== null && cidrsOverlap(c, overlapping)
+  }
+  const entries = data.entries
+  const matched: number[] = []
+  const ranks: number[] = []
+  for (let i = 0; i < entries.length; i++) {
+    const e = entries[i] as Entry
+    if (instance !== undefined && e.instance !== instance) continue
+    const blocked = isBlockActive(e, now)
+    if (!wanted(blocked ? 'blocked' : 'watching')) continue
+    if (neverBlockReason(e.ip, whitelist) !== null || !overlaps(e.ip)) continue
+    count(counts, blocked ? 'blocked' : 'watching', e.instance)
+    matched.push(i)
+    // One number for state and last seen (blocked first, then newer first: below 2^50, exact in a double).
+    ranks.push((blocked ? 0 : 2 ** 49) + (MAX_TIME - e.lastSeen))
+  }
+  const listed = instance === undefined && wanted('whitelisted') ? data.whitelist.filter((w) => overlaps(w.cidr)) : []
+  for (const _ of listed) count(counts, 'whitelisted', null)
+  const total = matched.length + listed.length
+  const limit = selection.limit === 0 ? total : selection.limit
+
+  // The candidates: entries whose rank is at or before the limit-th smallest.
+  let candidates = matched.map((_, k) => k)
+  if (matched.length > limit) {
+    const sorted = Float64Array.from(ranks).sort()
+    const last = sorted[limit - 1] as number
+    candidates = candidates.filter((k) => (ranks[k] as number) <= last)
+  }
+  const keys = new Map<number, string>()
+  for (const k of candidates) keys.set(k, ipSortKey((entries[matched[k] as number] as Entry).ip))
   // Then by address; equal rows keep the database's order.
-  order.sort((a, b) => {
-    const d = (rank[a] as number) - (rank[b] as number)
+  candidates.sort((a, b) => {
+    const d = (ranks[a] as number) - (ranks[b] as number)
     if (d !== 0) return d
-    const ka = keys[a] as string
-    const kb = keys[b] as string
+    const ka = keys.get(a) as string
+    const kb = keys.get(b) as string
     return ka < kb ? -1 : ka > kb ? 1 : a - b
   })
-  const out = order.map((i) => rows[i] as ListRow)
-  for (const w of data.whitelist) {
-    out.push({
-      ip: w.cidr,
-      state: 'whitelisted',
-      instance: null,
-      attempts: 0,
-      firstSeen: null,
-      lastSeen: null,
-      blockedAt: null,
-      blockedUntil: null,
-      lastUser: null,
-      blocks: 0,
-      comment: w.comment,
-    })
+  const chosen = candidates.slice(0, limit).map((k) => matched[k] as number)
+  const white = listed.slice(0, Math.max(0, limit - chosen.length))
+  const rows = {
+    length: chosen.length + white.length,
+    *[Symbol.iterator](): Generator<ListRow> {
+      for (const i of chosen) {
+        const e = entries[i] as Entry
+        yield entryRow(e, isBlockActive(e, now))
+      }
+      for (const w of white) yield whitelistRow(w.cidr, w.comment)
+    },
   }
-  return out
+  return {counts, total, rows}
 }

@@ -11,12 +11,12 @@ import type {Entry, StoreData} from '../store/schema.js'
 import {removeFromWhitelist, unblockEntries, type StillInForce} from '../admin/lift.js'
 import {parseOrHint} from '../admin/stored.js'
 import {removeInvalid, type RepairResult} from '../admin/repair.js'
-import {listRows, type EntryState, type ListRow} from '../admin/list.js'
+import {listView, type EntryState, type ListView} from '../admin/list.js'
 import type {InvalidRecord} from '../store/diagnose.js'
 import {type GuardContext, whitelistOf, keyOf, readData} from './context.js'
 import {syncFirewall, firewallFailed, removeEverywhere} from './desired.js'
 
-export type {EntryState, ListRow} from '../admin/list.js'
+export type {EntryState, ListCounts, ListRow, ListView} from '../admin/list.js'
 
 export interface ListFilter {
   state?: EntryState[]
@@ -25,28 +25,16 @@ export interface ListFilter {
   ip?: string
 }
 
-/** `list`: every entry with its state, blocked first, then by last seen; filtered. */
-export async function list(ctx: GuardContext, filter: ListFilter = {}): Promise<ListRow[]> {
-  let net: Cidr | null = null
+/** `list`: the counts of the entries the filter matches and the first `limit` of them (0: all), blocked first, then by last seen. */
+export async function list(ctx: GuardContext, filter: ListFilter = {}, limit = 0): Promise<ListView> {
+  let overlapping: Cidr | undefined
   if (filter.ip !== undefined) {
-    net = parseCidr(filter.ip)
+    const net = parseCidr(filter.ip)
     if (net === null) throw new UsageError(`not an IPv4/IPv6 address or CIDR network: ${filter.ip}`)
+    overlapping = net
   }
-  const rows = await listAll(ctx)
-  return rows.filter((r) => {
-    if (filter.state !== undefined && !filter.state.includes(r.state)) return false
-    if (filter.instance !== undefined && r.instance !== filter.instance) return false
-    if (net !== null) {
-      const c = parseCidr(r.ip)
-      if (c === null || !cidrsOverlap(c, net)) return false
-    }
-    return true
-  })
-}
-
-async function listAll(ctx: GuardContext): Promise<ListRow[]> {
   const data = await readData(ctx)
-  return listRows(data, whitelistOf(ctx.config, data), ctx.now())
+  return listView(data, whitelistOf(ctx.config, data), ctx.now(), {state: filter.state, instance: filter.instance, overlapping, limit})
 }
 
 export interface ChangeResult {
