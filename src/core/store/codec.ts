@@ -111,6 +111,7 @@ export function validateData(doc: unknown): z.ZodSafeParseResult<StoreData> {
 }
 
 const NON_ASCII = /[\u0080-\uffff]/g
+const HAS_NON_ASCII = /[\u0080-\uffff]/
 
 /**
  * JSON.stringify's text with every character past ASCII written as a \uXXXX
@@ -123,11 +124,16 @@ export function asciiJson(value: unknown): string {
 
 /** JSON text with every character past ASCII as a \uXXXX escape (such characters are only ever inside its strings). */
 function ascii(json: string): string {
-  NON_ASCII.lastIndex = 0
-  return NON_ASCII.test(json) ? json.replace(NON_ASCII, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`) : json
+  return HAS_NON_ASCII.test(json) ? json.replace(NON_ASCII, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`) : json
 }
 
-/** One entry as the file holds it: defaults left out (see the module comment). */
+/**
+ * One entry as the file holds it: defaults left out (see the module comment),
+ * in ASCII. Only its user names and comment can hold anything past ASCII, so
+ * only they are escaped, each a short string: a scan of every megabyte of
+ * the file flattened and scanned it whole (about a quarter slower at 100,000
+ * entries).
+ */
 export function encodeEntry(e: Entry): string {
   // An address and an instance name, once valid, hold nothing JSON escapes.
   let s = `{"ip":"${e.ip}","instance":"${e.instance}"`
@@ -135,13 +141,13 @@ export function encodeEntry(e: Entry): string {
   if (e.attempts !== 0) s += `,"attempts":${e.attempts}`
   s += `,"firstSeen":${e.firstSeen},"lastSeen":${e.lastSeen}`
   const lastOfUsers = e.users.length > 0 ? e.users[e.users.length - 1] : ''
-  if (e.lastUser !== lastOfUsers) s += `,"lastUser":${JSON.stringify(e.lastUser)}`
+  if (e.lastUser !== lastOfUsers) s += `,"lastUser":${asciiJson(e.lastUser)}`
   if (e.blockedAt !== null) s += `,"blockedAt":${e.blockedAt}`
   if (e.blockedUntil !== null) s += `,"blockedUntil":${e.blockedUntil}`
   if (e.blocks !== 0) s += `,"blocks":${e.blocks}`
   if (e.lastBlockEnd !== null) s += `,"lastBlockEnd":${e.lastBlockEnd}`
-  if (e.users.length > 0) s += `,"users":${JSON.stringify(e.users)}`
-  if (e.comment !== null) s += `,"comment":${JSON.stringify(e.comment)}`
+  if (e.users.length > 0) s += `,"users":${asciiJson(e.users)}`
+  if (e.comment !== null) s += `,"comment":${asciiJson(e.comment)}`
   return `${s}}`
 }
 
@@ -161,12 +167,11 @@ export function* encodeChunks(data: StoreData): Generator<string> {
   for (let i = 0; i < entries.length; i++) {
     piece += `${i === 0 ? '\n' : ',\n'}${encodeEntry(entries[i] as Entry)}`
     if (piece.length >= PIECE) {
-      // Escaped a piece at a time, not a string at a time: one scan of a megabyte.
-      yield ascii(piece)
+      yield piece
       piece = ''
     }
   }
   const {schemaVersion: _version, ...others} = rest
   const tail = JSON.stringify(others)
-  yield ascii(`${piece}${entries.length > 0 ? '\n' : ''}]${tail === '{}' ? '' : `,${tail.slice(1, -1)}`}}\n`)
+  yield `${piece}${entries.length > 0 ? '\n' : ''}]${tail === '{}' ? '' : `,${ascii(tail.slice(1, -1))}`}}\n`
 }
