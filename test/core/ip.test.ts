@@ -82,3 +82,38 @@ test('property: NetworkList matches an address as cidrContains does, IPv4 and IP
     {seed: 99, numRuns: 3000},
   )
 })
+
+test('property: parseCidr of plain IPv4, with or without a prefix, is what ipaddr.js makes of it', async () => {
+  const {default: ipaddr} = await import('ipaddr.js')
+  const octet = fc.nat({max: 255})
+  const prefixText = fc.oneof(fc.nat({max: 40}).map(String), fc.constantFrom('032', '08', '', '1a', '-1', '0000', ' 8'))
+  fc.assert(
+    fc.property(fc.tuple(octet, octet, octet, octet), fc.option(prefixText, {nil: undefined}), (o, prefix) => {
+      const text = prefix === undefined ? o.join('.') : `${o.join('.')}/${prefix}`
+      const got = parseCidr(text)
+      const valid = prefix === undefined || (/^\d{1,3}$/.test(prefix) && Number(prefix) <= 32)
+      if (!valid) return assert.equal(got, null, text)
+      const bits = prefix === undefined ? 32 : Number(prefix)
+      const expected = ipaddr.IPv4.networkAddressFromCIDR(`${o.join('.')}/${bits}`)
+      assert.equal(got?.text, `${expected.toString()}/${bits}`, text)
+      assert.equal(got?.family, 4)
+      assert.equal(got?.prefix, bits)
+      assert.deepEqual(got?.network.toByteArray(), expected.toByteArray())
+    }),
+    {numRuns: 3000},
+  )
+})
+
+test('property: a long IPv4 list (searched by its index) matches as cidrContains does, first in the list\'s order', () => {
+  // A narrow space, so that addresses fall inside, between and beside overlapping networks.
+  const address = fc.tuple(fc.nat({max: 3}), fc.nat({max: 255})).map(([c, d]) => `10.0.${c}.${d}`)
+  const network = fc.tuple(address, fc.integer({min: 20, max: 32})).map(([a, p]) => parseCidr(`${a}/${p}`))
+  fc.assert(
+    fc.property(fc.array(network, {minLength: 5, maxLength: 40}), fc.array(address, {minLength: 1, maxLength: 20}), (nets, ips) => {
+      const valid = nets.filter((n) => n !== null)
+      const list = new NetworkList(valid)
+      for (const ip of ips) assert.equal(list.match(ip)?.text, valid.find((n) => cidrContains(n, ip))?.text, `${ip} in ${valid.map((n) => n.text).join(' ')}`)
+    }),
+    {seed: 7, numRuns: 2000},
+  )
+})

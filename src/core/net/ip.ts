@@ -188,6 +188,8 @@ export interface Cidr {
  * are cleared: `192.0.2.7/24` becomes `192.0.2.0/24`. Returns null when invalid.
  */
 export function parseCidr(text: string): Cidr | null {
+  const fast = plainIpv4Cidr(text)
+  if (fast !== null) return fast
   const t = text.trim()
   const slash = t.indexOf('/')
   const addrText = slash === -1 ? t : t.slice(0, slash)
@@ -214,6 +216,34 @@ export function parseCidr(text: string): Cidr | null {
   return {text: `${network.toString()}/${prefix}`, family, prefix, network}
 }
 
+/**
+ * parseCidr of plain IPv4 (plainIpv4Value) with or without a prefix of one
+ * to three digits, without writing and parsing the text again: the common
+ * case, every entry of a large database; null for anything else, left to
+ * parseCidr's general path (test/core/ip.test.ts checks that the two agree).
+ */
+function plainIpv4Cidr(text: string): Cidr | null {
+  const slash = text.indexOf('/')
+  const value = plainIpv4Value(slash === -1 ? text : text.slice(0, slash))
+  if (value === -1) return null
+  let prefix = 32
+  if (slash !== -1) {
+    const p = text.length - slash - 1
+    if (p < 1 || p > 3) return null
+    prefix = 0
+    for (let i = slash + 1; i < text.length; i++) {
+      const c = text.charCodeAt(i)
+      if (c < 48 || c > 57) return null
+      prefix = prefix * 10 + (c - 48)
+    }
+    if (prefix > 32) return null
+  }
+  const size = 2 ** (32 - prefix)
+  const n = value - (value % size)
+  const network = new ipaddr.IPv4([Math.floor(n / 16_777_216), Math.floor(n / 65_536) % 256, Math.floor(n / 256) % 256, n % 256])
+  return {text: `${network.toString()}/${prefix}`, family: 4, prefix, network}
+}
+
 export function cidrContains(cidr: Cidr, ip: string): boolean {
   const c = canonicalIp(ip)
   if (c === null) return false
@@ -238,6 +268,9 @@ export class NetworkList {
   private readonly v4To: Float64Array
   /** The IPv6 networks' indexes, with their groups: an IPv6 address is matched on its groups, parsed once by hand. */
   private readonly v6: {index: number; parts: number[]; prefix: number}[] = []
+  /** The IPv4 networks' first addresses in ascending order, and the furthest last address of any network up to each. */
+  private readonly v4Starts: Float64Array
+  private readonly v4Reach: Float64Array
 
   constructor(entries: Iterable<string | Cidr | {cidr: string; label: string}>) {
     this.cidrs = []
@@ -257,6 +290,31 @@ export class NetworkList {
       this.v4From[i] = start
       this.v4To[i] = start + 2 ** (32 - c.prefix) - 1
     })
+    const v4 = this.cidrs.flatMap((c, i) => (c.family === 4 ? [i] : []))
+    v4.sort((a, b) => (this.v4From[a] as number) - (this.v4From[b] as number))
+    this.v4Starts = Float64Array.from(v4, (i) => this.v4From[i] as number)
+    let reach = -1
+    this.v4Reach = Float64Array.from(v4, (i) => (reach = Math.max(reach, this.v4To[i] as number)))
+  }
+
+  /**
+   * Whether some IPv4 network of the list holds address number n: a binary
+   * search for the last network starting at or before n, then whether any
+   * network up to it reaches n. Most addresses are in none, and are told so
+   * in a few steps however long the list (the whitelist of a large database).
+   */
+  private v4Covered(n: number): boolean {
+    let lo = 0
+    let hi = this.v4Starts.length - 1
+    let last = -1
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1
+      if ((this.v4Starts[mid] as number) <= n) {
+        last = mid
+        lo = mid + 1
+      } else hi = mid - 1
+    }
+    return last !== -1 && (this.v4Reach[last] as number) >= n
   }
 
   /** The first network that contains ip, or undefined. */
@@ -265,6 +323,8 @@ export class NetworkList {
     if (isPlainIpv4(ip)) {
       // Most addresses: a few comparisons of numbers per network, in the list's order.
       const n = ipv4Number(ip)
+      // Then the first in the list's order: its label is the reason given.
+      if (this.v4Starts.length > 4 && !this.v4Covered(n)) return undefined
       for (let i = 0; i < this.cidrs.length; i++) {
         if (n >= (this.v4From[i] as number) && n <= (this.v4To[i] as number)) return this.cidrs[i]
       }
