@@ -117,3 +117,35 @@ test('property: a long IPv4 list (searched by its index) matches as cidrContains
     {seed: 7, numRuns: 2000},
   )
 })
+
+test('property: IPv6 read by hand (canonicalIp, parseCidr, ipSortKey) is what ipaddr.js makes of it', async () => {
+  const {default: ipaddr} = await import('ipaddr.js')
+  const {isIP} = await import('node:net')
+  const {ipSortKey} = await import('../../src/core/net/ip.js')
+  // Groups of zeros in runs of every length, so that the run `::` stands for is chosen among equals.
+  const group = fc.oneof(fc.constant(0), fc.constant(0), fc.nat({max: 0xffff}), fc.constantFrom(0xffff, 1))
+  const spelled = fc.tuple(fc.array(group, {minLength: 8, maxLength: 8}), fc.boolean(), fc.boolean()).map(([g, upper, padded]) => {
+    const text = g.map((x) => (padded ? x.toString(16).padStart(4, '0') : x.toString(16))).join(':')
+    return upper ? text.toUpperCase() : text
+  })
+  const address = fc.oneof(spelled, fc.ipV6(), fc.constantFrom('::', '::1', '1::', '0:0:1::', '1:0:0:2:0:0:3:4', '::ffff:c000:201', '::ffff:192.0.2.1', '1:2:3:4:5:6:7::', '::2:3:4:5:6:7:8', '1::2::3', '12345::', ':1::2', '1::2:'))
+  fc.assert(
+    fc.property(address, fc.integer({min: 0, max: 128}), (text, prefix) => {
+      const reference = (): string | null => {
+        if (isIP(text) !== 6) return null
+        const a = ipaddr.IPv6.parse(text)
+        return a.isIPv4MappedAddress() ? a.toIPv4Address().toString() : a.toString()
+      }
+      const canonical = reference()
+      assert.equal(canonicalIp(text), canonical, text)
+      if (canonical === null || canonical.includes('.')) return
+      const net = parseCidr(`${text}/${prefix}`)
+      const expected = ipaddr.IPv6.networkAddressFromCIDR(`${canonical}/${prefix}`)
+      assert.equal(net?.text, `${expected.toString()}/${prefix}`, `${text}/${prefix}`)
+      assert.deepEqual(net?.network.toByteArray(), expected.toByteArray())
+      const bytes = ipaddr.parse(canonical).toByteArray().map((b) => b.toString(16).padStart(2, '0')).join('')
+      assert.equal(ipSortKey(canonical), `6:${bytes}:128`)
+    }),
+    {seed: 11, numRuns: 5000},
+  )
+})

@@ -150,6 +150,31 @@ function groupsMatch(a: readonly number[], b: readonly number[], prefix: number)
 const CANONICAL_CACHE = 65_536
 const canonical = new Map<string, string | null>()
 
+/**
+ * The RFC 5952 text of eight groups, as ipaddr.js writes an IPv6 address:
+ * lowercase hex without leading zeros, the first longest run of two or more
+ * zero groups as `::` (test/core/ip.test.ts checks the two agree).
+ */
+function rfc5952(groups: readonly number[]): string {
+  let best = -1
+  let bestLength = 1
+  for (let i = 0; i < 8; ) {
+    if (groups[i] !== 0) {
+      i++
+      continue
+    }
+    let j = i
+    while (j < 8 && groups[j] === 0) j++
+    if (j - i > bestLength) {
+      best = i
+      bestLength = j - i
+    }
+    i = j
+  }
+  const hex = (from: number, to: number): string => groups.slice(from, to).map((g) => g.toString(16)).join(':')
+  return best === -1 ? hex(0, 8) : `${hex(0, best)}::${hex(best + bestLength, 8)}`
+}
+
 function computeCanonicalIp(text: string): string | null {
   let t = text.trim()
   if (t.startsWith('[') && t.endsWith(']')) t = t.slice(1, -1)
@@ -159,6 +184,9 @@ function computeCanonicalIp(text: string): string | null {
     if (isIP(t.slice(0, zone)) !== 6 || !/^[\w.-]+$/.test(t.slice(zone + 1))) return null
     t = t.slice(0, zone)
   }
+  // IPv6 written in hex groups, the common form, by hand; the rest (embedded IPv4, IPv4-mapped) by ipaddr.js.
+  const groups = ipv6Groups(t)
+  if (groups !== null) return rfc5952(groups)
   const kind = isIP(t)
   if (kind === 0) return null
   if (kind === 4) return ipaddr.IPv4.parse(t).toString()
@@ -207,6 +235,15 @@ export function parseCidr(text: string): Cidr | null {
     if (family === 4 && isIP(addrText) === 6) {
       if (prefix < 96) return null
       prefix -= 96
+    }
+  }
+  if (family === 6) {
+    // The canonical text is in hex groups unless it embeds IPv4 (a form ipaddr.js is left to read).
+    const groups = ipv6Groups(ip)
+    if (groups !== null) {
+      let bits = prefix
+      for (let i = 0; i < 8; i++, bits -= 16) groups[i] = bits >= 16 ? (groups[i] as number) : bits <= 0 ? 0 : (groups[i] as number) & ((0xffff << (16 - bits)) & 0xffff)
+      return {text: `${rfc5952(groups)}/${prefix}`, family, prefix, network: new ipaddr.IPv6(groups)}
     }
   }
   const network =
@@ -383,7 +420,9 @@ export function ipSortKey(ip: string): string {
   const [addr = '', prefix] = ip.split('/')
   const family = familyOf(ip)
   let key = `${family}:`
-  for (const b of ipaddr.parse(addr).toByteArray()) key += b.toString(16).padStart(2, '0')
+  const groups = ipv6Groups(addr)
+  if (groups !== null) for (const g of groups) key += g.toString(16).padStart(4, '0')
+  else for (const b of ipaddr.parse(addr).toByteArray()) key += b.toString(16).padStart(2, '0')
   return `${key}:${String(prefix === undefined ? (family === 4 ? 32 : 128) : Number(prefix)).padStart(3, '0')}`
 }
 
