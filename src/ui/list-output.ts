@@ -100,8 +100,17 @@ export async function writeTable(out: Output, rows: Iterable<ListRow>, now: numb
   if (chunk !== '') await put(out, chunk)
 }
 
+/** Whether s is printable ASCII without `"` or `\\`: JSON text of its own once quoted, the common case. */
+function plain(s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i)
+    if (c < 0x20 || c > 0x7e || c === 0x22 || c === 0x5c) return false
+  }
+  return true
+}
+
 // Each string with JSON's own escapes for what a terminal could act on (escapeJson): the rest of a row is ASCII.
-const str = (s: string | null): string => (s === null ? 'null' : escapeJson(JSON.stringify(s)))
+const str = (s: string | null): string => (s === null ? 'null' : plain(s) ? `"${s}"` : escapeJson(JSON.stringify(s)))
 
 /**
  * escapeJson(JSON.stringify(row)), written out: the same text

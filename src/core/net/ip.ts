@@ -109,31 +109,45 @@ function ipv4Number(t: string): number {
  * treats as IPv4.
  */
 function ipv6Groups(t: string): number[] | null {
-  if (t.length < 2 || t.length > 39 || !/^[0-9a-fA-F:]+$/.test(t)) return null
-  const halves = t.split('::')
-  if (halves.length > 2) return null
-  const part = (text: string): number[] | null => {
-    if (text === '') return []
-    const out: number[] = []
-    for (const g of text.split(':')) {
-      if (g.length === 0 || g.length > 4) return null
-      out.push(Number.parseInt(g, 16))
-    }
-    return out
-  }
-  const head = part(halves[0] ?? '')
-  const tail = halves.length === 2 ? part(halves[1] ?? '') : []
-  if (head === null || tail === null) return null
-  let groups: number[]
-  if (halves.length === 1) {
-    if (head.length !== 8) return null
-    groups = head
+  const n = t.length
+  if (n < 2 || n > 39) return null
+  // At most one `::`; the groups before it and after it, each 1 to 4 hex digits between single colons.
+  const gap = t.indexOf('::')
+  if (gap !== -1 && t.indexOf('::', gap + 1) !== -1) return null
+  const groups: number[] = []
+  if (gap === -1) {
+    if (!hexGroups(t, 0, n, groups) || groups.length !== 8) return null
   } else {
-    if (head.length + tail.length > 7) return null
-    groups = [...head, ...new Array<number>(8 - head.length - tail.length).fill(0), ...tail]
+    if (!hexGroups(t, 0, gap, groups)) return null
+    const head = groups.length
+    if (!hexGroups(t, gap + 2, n, groups) || groups.length > 7) return null
+    groups.splice(head, 0, ...new Array<number>(8 - groups.length).fill(0))
   }
-  if (groups[5] === 0xffff && groups.slice(0, 5).every((g) => g === 0)) return null
+  if (groups[5] === 0xffff && groups[0] === 0 && groups[1] === 0 && groups[2] === 0 && groups[3] === 0 && groups[4] === 0) return null
   return groups
+}
+
+/** The colon-separated hex groups of t[from, to) appended to out (none for an empty range); false when any is not 1 to 4 hex digits. */
+function hexGroups(t: string, from: number, to: number, out: number[]): boolean {
+  if (from === to) return true
+  let value = 0
+  let digits = 0
+  for (let i = from; i < to; i++) {
+    const c = t.charCodeAt(i)
+    if (c === 58) {
+      if (digits === 0) return false
+      out.push(value)
+      value = 0
+      digits = 0
+      continue
+    }
+    const h = c >= 48 && c <= 57 ? c - 48 : c >= 97 && c <= 102 ? c - 87 : c >= 65 && c <= 70 ? c - 55 : -1
+    if (h === -1 || ++digits > 4) return false
+    value = value * 16 + h
+  }
+  if (digits === 0) return false
+  out.push(value)
+  return true
 }
 
 /** Whether the first `prefix` bits of two addresses' groups are equal. */
@@ -410,12 +424,13 @@ export function overlapsLoopback(net: string | Cidr): boolean {
  * A text that sorts as compareIps does (family, address bytes, prefix), for
  * sorting many addresses: parsed once each rather than at every comparison.
  */
+const HEX = Array.from({length: 256}, (_, b) => b.toString(16).padStart(2, '0'))
+
 export function ipSortKey(ip: string): string {
-  if (isPlainIpv4(ip)) {
+  const v4 = plainIpv4Value(ip)
+  if (v4 !== -1) {
     // The common case, without parsing: the four bytes in hex.
-    let key = '4:'
-    for (const part of ip.split('.')) key += Number(part).toString(16).padStart(2, '0')
-    return `${key}:032`
+    return `4:${HEX[Math.floor(v4 / 16_777_216)]}${HEX[Math.floor(v4 / 65_536) % 256]}${HEX[Math.floor(v4 / 256) % 256]}${HEX[v4 % 256]}:032`
   }
   const [addr = '', prefix] = ip.split('/')
   const family = familyOf(ip)
