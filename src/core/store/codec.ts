@@ -127,6 +127,15 @@ function ascii(json: string): string {
   return HAS_NON_ASCII.test(json) ? json.replace(NON_ASCII, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`) : json
 }
 
+/** A string as ASCII JSON text: quoted as it is when it is printable ASCII without `"` or `\\` (most user names), else asciiJson. */
+function stringJson(s: string): string {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i)
+    if (c < 0x20 || c > 0x7e || c === 0x22 || c === 0x5c) return asciiJson(s)
+  }
+  return `"${s}"`
+}
+
 /**
  * One entry as the file holds it: defaults left out (see the module comment),
  * in ASCII. Only its user names and comment can hold anything past ASCII, so
@@ -141,13 +150,13 @@ export function encodeEntry(e: Entry): string {
   if (e.attempts !== 0) s += `,"attempts":${e.attempts}`
   s += `,"firstSeen":${e.firstSeen},"lastSeen":${e.lastSeen}`
   const lastOfUsers = e.users.length > 0 ? e.users[e.users.length - 1] : ''
-  if (e.lastUser !== lastOfUsers) s += `,"lastUser":${asciiJson(e.lastUser)}`
+  if (e.lastUser !== lastOfUsers) s += `,"lastUser":${stringJson(e.lastUser)}`
   if (e.blockedAt !== null) s += `,"blockedAt":${e.blockedAt}`
   if (e.blockedUntil !== null) s += `,"blockedUntil":${e.blockedUntil}`
   if (e.blocks !== 0) s += `,"blocks":${e.blocks}`
   if (e.lastBlockEnd !== null) s += `,"lastBlockEnd":${e.lastBlockEnd}`
-  if (e.users.length > 0) s += `,"users":${asciiJson(e.users)}`
-  if (e.comment !== null) s += `,"comment":${asciiJson(e.comment)}`
+  if (e.users.length > 0) s += `,"users":[${e.users.map(stringJson).join(',')}]`
+  if (e.comment !== null) s += `,"comment":${stringJson(e.comment)}`
   return `${s}}`
 }
 
