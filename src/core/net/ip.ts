@@ -82,7 +82,7 @@ export function ipv4Key(text: string): number | null {
 }
 
 /** Whether text is a plain dotted-decimal IPv4 address, as canonicalIp writes IPv4. */
-function isPlainIpv4(t: string): boolean {
+export function isPlainIpv4(t: string): boolean {
   return plainIpv4Value(t) !== -1
 }
 

@@ -10,7 +10,7 @@
  * today's, so that a database stays readable across upgrades.
  */
 import {escapeText} from '../text/escape.js'
-import {canonicalIp, parseCidr} from '../net/ip.js'
+import {canonicalIp, isPlainIpv4, parseCidr} from '../net/ip.js'
 import {FINGERPRINT_BYTES} from '../logreader/lines.js'
 
 /** The latest time accepted: the end of year 9999. A later one is no date (`list` could not print it) and no block rcguard makes. */
@@ -30,6 +30,8 @@ export function quoted(text: string): string {
  * in the canonical form rcguard writes.
  */
 export function entryAddressProblem(text: string): string | null {
+  // Plain dotted-decimal IPv4 is canonical as it is: most entries, checked without a copy of the text.
+  if (isPlainIpv4(text)) return null
   if (!text.includes('/')) {
     const ip = canonicalIp(text)
     if (ip === text) return null
@@ -55,8 +57,14 @@ export function whitelistCidrProblem(text: string): string | null {
 /** Instance names as any configuration accepted them (it becomes part of firewall object names). */
 const INSTANCE = /^[A-Za-z0-9_-]{1,16}$/
 
+/** Instance names found valid: a database repeats the same few in every entry. */
+const validInstances = new Set<string>()
+
 export function instanceProblem(text: string): string | null {
-  return INSTANCE.test(text) ? null : `${quoted(text)} is not an instance name (1 to 16 letters, digits, "-" or "_")`
+  if (validInstances.has(text)) return null
+  if (!INSTANCE.test(text)) return `${quoted(text)} is not an instance name (1 to 16 letters, digits, "-" or "_")`
+  if (validInstances.size < 256) validInstances.add(text)
+  return null
 }
 
 /** A log's position is kept under its absolute path. */
