@@ -130,12 +130,13 @@ test('property: IPv6 read by hand (canonicalIp, parseCidr, ipSortKey) is what ip
     const text = g.map((x) => (padded ? x.toString(16).padStart(4, '0') : x.toString(16))).join(':')
     return upper ? text.toUpperCase() : text
   })
-  const address = fc.oneof(spelled, fc.ipV6(), fc.constantFrom('::', '::1', '1::', '0:0:1::', '1:0:0:2:0:0:3:4', '::ffff:c000:201', '::ffff:192.0.2.1', '1:2:3:4:5:6:7::', '::2:3:4:5:6:7:8', '1::2::3', '12345::', ':1::2', '1::2:', ':::', '1:::2', 'g::1', '::1:', '::1::', '1:2:3:4:5:6:7:8:9', '1:2:3:4:5:6:7', 'a:b', '1:2:3:4:5:6:7:8::', '::0:0:0:0:0:0:0:0', '00000::1', 'fFfF::'))
+  const address = fc.oneof(spelled, fc.ipV6(), fc.constantFrom('::', '::1', '1::', '0:0:1::', '1:0:0:2:0:0:3:4', '::ffff:c000:201', '::ffff:192.0.2.1', '::192.0.2.1', '::0.0.0.1', '1:2:3:4:5:6:7::', '::2:3:4:5:6:7:8', '1::2::3', '12345::', ':1::2', '1::2:', ':::', '1:::2', 'g::1', '::1:', '::1::', '1:2:3:4:5:6:7:8:9', '1:2:3:4:5:6:7', 'a:b', '1:2:3:4:5:6:7:8::', '::0:0:0:0:0:0:0:0', '00000::1', 'fFfF::'))
   fc.assert(
     fc.property(address, fc.integer({min: 0, max: 128}), (text, prefix) => {
       const reference = (): string | null => {
         if (isIP(text) !== 6) return null
-        const a = ipaddr.IPv6.parse(text)
+        // ipaddr.js reads the compatible form ::a.b.c.d as mapped: it means ::0:a.b.c.d.
+        const a = ipaddr.IPv6.parse(/^::\d+\.\d+\.\d+\.\d+$/.test(text) ? `::0:${text.slice(2)}` : text)
         return a.isIPv4MappedAddress() ? a.toIPv4Address().toString() : a.toString()
       }
       const canonical = reference()
@@ -150,4 +151,16 @@ test('property: IPv6 read by hand (canonicalIp, parseCidr, ipSortKey) is what ip
     }),
     {seed: 11, numRuns: 5000},
   )
+})
+
+test('IPv4-compatible IPv6 written with embedded IPv4 (::a.b.c.d) is the one address of its hex spelling, not IPv4', () => {
+  // ipaddr.js reads "::a.b.c.d" alone as IPv4-mapped: it became a.b.c.d while "::0:a.b.c.d" and "::102:304" stayed IPv6.
+  assert.equal(canonicalIp('::1.2.3.4'), '::102:304')
+  assert.equal(canonicalIp('::0:1.2.3.4'), '::102:304')
+  assert.equal(canonicalIp('::102:304'), '::102:304')
+  assert.equal(canonicalIp('::0.0.0.1'), '::1')
+  assert.ok(isLoopback(canonicalIp('::0.0.0.1') as string))
+  assert.equal(parseCidr('::1.2.3.4/120')?.text, '::102:300/120')
+  // Mapped IPv4 is still IPv4.
+  assert.equal(canonicalIp('::ffff:1.2.3.4'), '1.2.3.4')
 })

@@ -201,6 +201,12 @@ function computeCanonicalIp(text: string): string | null {
   // IPv6 written in hex groups, the common form, by hand; the rest (embedded IPv4, IPv4-mapped) by ipaddr.js.
   const groups = ipv6Groups(t)
   if (groups !== null) return rfc5952(groups)
+  // `::a.b.c.d` is IPv4-compatible IPv6 (::0:a.b.c.d), which ipaddr.js reads as IPv4-mapped (::ffff:a.b.c.d):
+  // written so, one address would have two canonical texts (a.b.c.d and ::0:a.b.c.d's hex spelling).
+  if (t.startsWith('::') && isIP(t.slice(2)) === 4) {
+    const [a = 0, b = 0, c = 0, d = 0] = t.slice(2).split('.').map(Number)
+    return rfc5952([0, 0, 0, 0, 0, 0, a * 256 + b, c * 256 + d])
+  }
   const kind = isIP(t)
   if (kind === 0) return null
   if (kind === 4) return ipaddr.IPv4.parse(t).toString()
