@@ -19,8 +19,10 @@
  *   (c) the full CLI: `node bin/run.js scan --dry-run --log FILE --config CFG
  *       --json` > /dev/null, wall time, with its peak RSS; and the same
  *       without --json (--json streams every recognised line, so it parses
- *       all of them). A CLI run that fails (say, out of heap) is reported
- *       with its time and peak RSS at failure, and not repeated.
+ *       all of them); and `--replay` without --json (every line parsed and
+ *       decided, as in (r), with the bundle's start-up and the report). A
+ *       CLI run that fails (say, out of heap) is reported with its time and
+ *       peak RSS at failure, and not repeated.
  *   (o) with BENCH_SCAN_BASELINE=REV (a git revision, e.g. main's): (b) and
  *       (r) of that revision's code (its tree extracted to a temporary
  *       directory, its own bench/scan.ts child), in the same run: the
@@ -202,6 +204,7 @@ interface Figures {
   replay: {ms: number; rssKB: number; report: ChildReport}
   cliJson: CliFigures
   cliPlain: CliFigures
+  cliReplay: CliFigures
 }
 
 /** The CLI, RUNS times; a failed run (e.g. out of memory) is reported once and not repeated. */
@@ -265,6 +268,7 @@ function measure(size: {path: string; bytes: number; lines: number}, dir: string
     },
     cliJson: cliRuns([...scanArgs, '--json'], dir),
     cliPlain: cliRuns(scanArgs, dir),
+    cliReplay: cliRuns([...scanArgs, '--replay'], dir),
   }
 }
 
@@ -370,9 +374,11 @@ function report(f: Figures): void {
   }
   cli('(c) CLI scan --dry-run --log --json', f.cliJson)
   cli('    (c) the same without --json', f.cliPlain)
+  cli('    (c) --replay, without --json', f.cliReplay)
+  if (f.cliReplay.failure === null) console.log(`      (c) --replay${vsF2b(f.cliReplay.ms)}`)
   const failed = (c: CliFigures) => (c.failure === null ? '' : ' at failure')
   console.log(
-    `  peak RSS: (b) ${fmtMiB(f.core.rssKB)} (heap in use after scanFile ${fmtMiB(f.core.heapUsedKB)}), (c) --json ${fmtMiB(f.cliJson.rssKB)}${failed(f.cliJson)}, (c) without --json ${fmtMiB(f.cliPlain.rssKB)}${failed(f.cliPlain)}`,
+    `  peak RSS: (b) ${fmtMiB(f.core.rssKB)} (heap in use after scanFile ${fmtMiB(f.core.heapUsedKB)}), (c) --json ${fmtMiB(f.cliJson.rssKB)}${failed(f.cliJson)}, (c) without --json ${fmtMiB(f.cliPlain.rssKB)}${failed(f.cliPlain)}, (c) --replay ${fmtMiB(f.cliReplay.rssKB)}${failed(f.cliReplay)}`,
   )
 }
 
@@ -402,6 +408,8 @@ async function main(): Promise<void> {
     const note = (a: CliFigures, b: CliFigures) => (a.failure !== null || b.failure !== null ? ' (a run failed: its peak at failure)' : '')
     console.log(`  (c) CLI --json:           ${grow(fb.cliJson.rssKB, fq.cliJson.rssKB)}${note(fb.cliJson, fq.cliJson)}`)
     console.log(`  (c) CLI without --json:   ${grow(fb.cliPlain.rssKB, fq.cliPlain.rssKB)}${note(fb.cliPlain, fq.cliPlain)}`)
+    console.log(`  (c) CLI --replay:         ${grow(fb.cliReplay.rssKB, fq.cliReplay.rssKB)}${note(fb.cliReplay, fq.cliReplay)}`)
+    console.log(`  (r) core --replay:        ${grow(fb.replay.rssKB, fq.replay.rssKB)}`)
     console.log(`profile of one (b) run on ${num(big.lines)} lines, top self time ${profileHint(big.path, dir, 5)}`)
     console.log(`profile of one (r) run on ${num(big.lines)} lines, top self time ${profileHint(big.path, dir, 8, true)}`)
   } finally {
