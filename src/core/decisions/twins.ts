@@ -320,7 +320,17 @@ export class TwinStore {
    * hold records on both sides of it: its older records stay when a newer
    * one of the same session is there.
    */
-  prune(horizon: (instance: string) => number | undefined): void {
+  prune(horizonOf: (instance: string) => number | undefined): void {
+    // Asked once per instance, not per row (twice per row, every few thousand lines).
+    let askedFor: string | undefined
+    let answer: number | undefined
+    const horizon = (instance: string): number | undefined => {
+      if (instance !== askedFor) {
+        askedFor = instance
+        answer = horizonOf(instance)
+      }
+      return answer
+    }
     const edgeLive = new Map<string, Set<string | number>>()
     for (let row = 0; row < this.size; row++) {
       if (this.live[row] === 0) continue
