@@ -108,7 +108,7 @@ test('property: the rows the Decider counts in leave the entries exactly as the 
     ip: fc.constantFrom(...ips.slice(0, 4), '2001:db8:1:2::/64'),
     instance: fc.constantFrom('a', 'b'),
     users: fc.array(fc.constantFrom(...names), {maxLength: 6}),
-    failures: fc.array(fc.integer({min: -20, max: 0}), {maxLength: 8}),
+    failures: fc.array(fc.integer({min: -20, max: 0}), {maxLength: 12}),
     block: fc.constantFrom('none', 'active', 'forever', 'over'),
     blocks: fc.integer({min: 0, max: 3}),
     attempts: fc.integer({min: 0, max: 50}),

@@ -154,7 +154,7 @@ function userSig(user: string): number {
  * its signature. The entries themselves (data.entries) are written from the
  * rows by flush(), at the end of a run of apply().
  */
-const ROW = 8
+const ROW = 16
 const ATTEMPTS = 0
 const FIRST_SEEN = 1
 const LAST_SEEN = 2
@@ -165,6 +165,11 @@ const BLOCKED_UNTIL = 4
 const BLOCKS = 5
 /** How many names the row's user columns hold; -1: more than MAX_USERS (a database written otherwise), kept in the entry's own list. */
 const NAMES = 6
+/** How many failure times the row holds, sorted, from FAIL0 on; -1: more than FAIL_SLOTS, kept in the row's list (`failures`). */
+const FAILS = 7
+const FAIL0 = 8
+const FAIL_SLOTS = ROW - FAIL0
+const IN_ROW: number[] = []
 
 const orNaN = (v: number | null): number => (v === null ? Number.NaN : v)
 const orNull = (v: number): number | null => (Number.isNaN(v) ? null : v)
@@ -195,6 +200,7 @@ export class Decider {
   private sigs = new Int32Array(MAX_USERS * 1024)
   private users: string[] = []
   private lastUser: string[] = []
+  /** The failure times of rows that hold more than FAIL_SLOTS (IN_ROW for the others). */
   private failures: number[][] = []
   private entryOf: Entry[] = []
   /** Rows changed since the last flush (each once). */
@@ -254,7 +260,8 @@ export class Decider {
     hot[h + BLOCKS] = entry.blocks
     this.entryOf.push(entry)
     this.lastUser.push(entry.lastUser)
-    this.failures.push(entry.failures)
+    this.failures.push(IN_ROW)
+    this.setFailures(row, entry.failures)
     for (let i = 0; i < MAX_USERS; i++) this.users.push('')
     this.namesFrom(row, entry.users)
     return row
@@ -274,6 +281,26 @@ export class Decider {
     }
     for (let i = list.length; i < MAX_USERS; i++) this.users[u + i] = ''
     this.hot[row * ROW + NAMES] = list.length
+  }
+
+  /** The row's failure times as a list (a new one when they are in the row). */
+  private failuresOf(row: number): number[] {
+    const h = row * ROW
+    const n = this.hot[h + FAILS] as number
+    return n === -1 ? (this.failures[row] as number[]) : Array.from(this.hot.subarray(h + FAIL0, h + FAIL0 + n))
+  }
+
+  /** Makes `list` (sorted) the row's failure times: in the row when they fit, else the list itself. */
+  private setFailures(row: number, list: number[]): void {
+    const h = row * ROW
+    if (list.length > FAIL_SLOTS) {
+      this.failures[row] = list
+      this.hot[h + FAILS] = -1
+      return
+    }
+    this.failures[row] = IN_ROW
+    for (let i = 0; i < list.length; i++) this.hot[h + FAIL0 + i] = list[i] as number
+    this.hot[h + FAILS] = list.length
   }
 
   private touch(row: number): void {
@@ -299,7 +326,7 @@ export class Decider {
       e.blockedUntil = orNull(hot[h + BLOCKED_UNTIL] as number)
       e.blocks = hot[h + BLOCKS] as number
       e.lastUser = this.lastUser[row] as string
-      e.failures = this.failures[row] as number[]
+      e.failures = this.failuresOf(row)
       const n = hot[h + NAMES] as number
       if (n !== -1) e.users = this.users.slice(row * MAX_USERS, row * MAX_USERS + n)
       this.dirty[row] = 0
@@ -318,10 +345,10 @@ export class Decider {
     this.index()
     if (event.outcome === 'success' && settings.resetOnSuccess === true && event.ip !== null && event.doubt === undefined) {
       const row = this.byKey.get(event.instance)?.get(this.factsOf(event.ip).key)
-      const failures = row === undefined ? [] : (this.failures[row] as number[])
+      const failures = row === undefined ? [] : this.failuresOf(row)
       const earlier = failures.filter((t) => t <= event.time).length
       if (row !== undefined && earlier > 0 && !this.blockActive(row, event.time)) {
-        this.failures[row] = failures.filter((t) => t > event.time)
+        this.setFailures(row, failures.filter((t) => t > event.time))
         this.touch(row)
         return {action: 'reset', event, why: `${(this.entryOf[row] as Entry).ip}: successful login, ${earlier} earlier failure(s) forgotten (resetOnSuccess)`}
       }
@@ -409,22 +436,60 @@ export class Decider {
     if (!Number.isNaN(hot[h + BLOCKED_AT]) && (Number.isNaN(hot[h + BLOCKED_UNTIL]) || (hot[h + BLOCKED_UNTIL] as number) > event.time)) {
       return {action: 'already-blocked', event, key, why: `${key} is already blocked`}
     }
-    const failures = this.failures[row] as number[]
-    insertSorted(failures, event.time)
-    const newest = failures[failures.length - 1] ?? event.time
-    const keepFrom = newest - periodMs - SKEW_MS
-    dropBefore(failures, keepFrom)
-    const start = findWindow(failures, settings.maxAttempts, periodMs)
+    const k = settings.maxAttempts
+    let held: number
+    let start: number
+    let trigger: number
+    if ((hot[h + FAILS] as number) === FAIL_SLOTS) {
+      // Full: the times move to a list of their own.
+      this.failures[row] = Array.from(hot.subarray(h + FAIL0, h + ROW))
+      hot[h + FAILS] = -1
+    }
+    const fails = hot[h + FAILS] as number
+    if (fails !== -1) {
+      // The same steps as insertSorted, dropBefore and findWindow below, on the times in the row.
+      const base = h + FAIL0
+      const t = event.time
+      let i = fails
+      for (; i > 0 && (hot[base + i - 1] as number) > t; i--) hot[base + i] = hot[base + i - 1] as number
+      hot[base + i] = t
+      let m = fails + 1
+      const keepFrom = (hot[base + m - 1] as number) - periodMs - SKEW_MS
+      let drop = 0
+      while (drop < m && (hot[base + drop] as number) < keepFrom) drop++
+      if (drop > 0) {
+        for (let j = drop; j < m; j++) hot[base + j - drop] = hot[base + j] as number
+        m -= drop
+      }
+      hot[h + FAILS] = m
+      start = -1
+      for (let j = 0; j + k - 1 < m; j++) {
+        if ((hot[base + j + k - 1] as number) - (hot[base + j] as number) <= periodMs) {
+          start = j
+          break
+        }
+      }
+      held = m
+      trigger = start === -1 ? event.time : (hot[base + start + k - 1] as number)
+    } else {
+      const failures = this.failures[row] as number[]
+      insertSorted(failures, event.time)
+      const newest = failures[failures.length - 1] ?? event.time
+      const keepFrom = newest - periodMs - SKEW_MS
+      dropBefore(failures, keepFrom)
+      start = findWindow(failures, k, periodMs)
+      held = failures.length
+      trigger = failures[start + k - 1] ?? event.time
+    }
     if (start === -1) {
       return {
         action: 'counted',
         event,
         key,
         // Built only when asked for (--verbose): most lines are counted and most runs do not ask.
-        why: this.explain ? `${key}: ${failures.length} of ${settings.maxAttempts} failures within ${minutes(settings.periodMinutes)}` : '',
+        why: this.explain ? `${key}: ${held} of ${settings.maxAttempts} failures within ${minutes(settings.periodMinutes)}` : '',
       }
     }
-    const trigger = failures[start + settings.maxAttempts - 1] ?? event.time
     const blocks = hot[h + BLOCKS] as number
     const lengthMin = blockLength(settings, blocks)
     const blockedUntil = lengthMin === 0 ? null : trigger + lengthMin * 60_000
@@ -432,7 +497,7 @@ export class Decider {
     hot[h + BLOCKED_UNTIL] = orNaN(blockedUntil)
     const repeat = blocks > 0 && lengthMin !== settings.blockMinutes ? ` (block ${blocks + 1} of this address: escalated)` : ''
     hot[h + BLOCKS] = blocks + 1
-    this.failures[row] = []
+    this.setFailures(row, [])
     const length = lengthMin === 0 ? 'until deleted' : `for ${minutes(lengthMin)}${repeat}`
     const stale = blockedUntil !== null && blockedUntil <= this.now ? ' (already over: the lines are old)' : ''
     return {
