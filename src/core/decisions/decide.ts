@@ -176,7 +176,12 @@ const orNull = (v: number): number | null => (Number.isNaN(v) ? null : v)
 
 export class Decider {
   private readonly periodMs: number
-  /** The entries' rows, by instance then key: one lookup per failure, no key text built. */
+  /**
+   * The entries' rows, by instance then key: one lookup per failure, no key
+   * text built. A stored entry gets its row when first counted against (-1 -
+   * its index in data.entries until then): a run touches few of a large
+   * database's entries.
+   */
   private readonly byKey = new Map<string, Map<string, number>>()
   private indexed = false
   /**
@@ -224,7 +229,18 @@ export class Decider {
   private index(): void {
     if (this.indexed) return
     this.indexed = true
-    for (const e of this.data.entries) this.rowsOf(e.instance).set(e.ip, this.addRow(e))
+    this.data.entries.forEach((e, i) => this.rowsOf(e.instance).set(e.ip, -1 - i))
+  }
+
+  /** The row of the entry of an instance and key (made from the stored entry at its first use), or -1: there is none. */
+  private rowOf(instance: string, key: string): number {
+    const rows = this.byKey.get(instance)
+    const v = rows?.get(key)
+    if (v === undefined) return -1
+    if (v >= 0) return v
+    const row = this.addRow(this.data.entries[-1 - v] as Entry)
+    rows?.set(key, row)
+    return row
   }
 
   private rowsOf(instance: string): Map<string, number> {
@@ -344,10 +360,10 @@ export class Decider {
     const {settings, periodMs} = this
     this.index()
     if (event.outcome === 'success' && settings.resetOnSuccess === true && event.ip !== null && event.doubt === undefined) {
-      const row = this.byKey.get(event.instance)?.get(this.factsOf(event.ip).key)
-      const failures = row === undefined ? [] : this.failuresOf(row)
+      const row = this.rowOf(event.instance, this.factsOf(event.ip).key)
+      const failures = row === -1 ? [] : this.failuresOf(row)
       const earlier = failures.filter((t) => t <= event.time).length
-      if (row !== undefined && earlier > 0 && !this.blockActive(row, event.time)) {
+      if (row !== -1 && earlier > 0 && !this.blockActive(row, event.time)) {
         this.setFailures(row, failures.filter((t) => t > event.time))
         this.touch(row)
         return {action: 'reset', event, why: `${(this.entryOf[row] as Entry).ip}: successful login, ${earlier} earlier failure(s) forgotten (resetOnSuccess)`}
@@ -368,13 +384,12 @@ export class Decider {
     const name = cutUser(event.user)
     let row = facts.instance === event.instance ? facts.row : -1
     if (row === -1) {
-      const rows = this.rowsOf(event.instance)
-      row = rows.get(key) ?? -1
+      row = this.rowOf(event.instance, key)
       if (row === -1) {
         const made = newEntry(key, event.instance, event.time, this.nameOf(name))
         this.data.entries.push(made)
         row = this.addRow(made)
-        rows.set(key, row)
+        this.rowsOf(event.instance).set(key, row)
       }
       facts.instance = event.instance
       facts.row = row
