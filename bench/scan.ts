@@ -25,8 +25,9 @@
  *       peak RSS at failure, and not repeated.
  *   (o) with BENCH_SCAN_BASELINE=REV (a git revision, e.g. main's): (b) and
  *       (r) of that revision's code (its tree extracted to a temporary
- *       directory, its own bench/scan.ts child), in the same run: the
- *       figures before and after a change side by side.
+ *       directory, its own bench/scan.ts child), in the same run, each of
+ *       its runs just before one of this code's: the figures before and
+ *       after a change side by side.
  * Then throughput (MB/s, lines/s), the ratios to grep and to fail2ban-regex,
  * peak RSS at both sizes (is memory flat in the file size?), and the top
  * self-time functions of one (b) and one (r) run under `node --cpu-prof`.
@@ -223,23 +224,31 @@ function measure(size: {path: string; bytes: number; lines: number}, dir: string
   const grep = repeat(() => run('grep', ['-c', 'Login failed', size.path], {capture: true, dir}))
   const f2b = fail2banRegex(size.path, dir)
   const rev = process.env.BENCH_SCAN_BASELINE
-  let baseline: Figures['baseline'] = null
-  if (rev !== undefined && rev !== '') {
-    const self = join(baselineTree(rev, dir), 'bench', 'scan.ts')
-    const old = (replay: boolean) =>
-      repeat(() => run('node', ['--import', 'tsx', self, '--child', size.path, dir, ...(replay ? ['--replay'] : [])], {capture: true, dir}))
-    const core = old(false).map((r) => JSON.parse(r.stdout) as ChildReport)
-    const replayRuns = old(true)
-    baseline = {
-      rev,
-      coreMs: median(core.map((r) => r.scanMs)),
-      replayMs: median(replayRuns.map((r) => (JSON.parse(r.stdout) as ChildReport).scanMs)),
-      replayRssKB: median(replayRuns.map((r) => r.rssKB ?? 0)),
+  const baselineSelf = rev === undefined || rev === '' ? null : join(baselineTree(rev, dir), 'bench', 'scan.ts')
+  const child = (self: string, replay: boolean): Run =>
+    run('node', ['--import', 'tsx', self, '--child', size.path, dir, ...(replay ? ['--replay'] : [])], {capture: true, dir})
+  // With a baseline, its runs and this code's take turns: on a shared machine the load changes over minutes,
+  // and runs of one code all before the other's would compare two loads as much as two codes.
+  const oldCore: Run[] = []
+  const oldReplay: Run[] = []
+  const core: Run[] = []
+  const replayRuns: Run[] = []
+  for (const replay of [false, true]) {
+    for (let i = 0; i < RUNS; i++) {
+      if (baselineSelf !== null) (replay ? oldReplay : oldCore).push(child(baselineSelf, replay))
+      ;(replay ? replayRuns : core).push(child(SELF, replay))
     }
   }
-  const core = repeat(() => run('node', ['--import', 'tsx', SELF, '--child', size.path, dir], {capture: true, dir}))
+  let baseline: Figures['baseline'] = null
+  if (baselineSelf !== null && rev !== undefined) {
+    baseline = {
+      rev,
+      coreMs: median(oldCore.map((r) => (JSON.parse(r.stdout) as ChildReport).scanMs)),
+      replayMs: median(oldReplay.map((r) => (JSON.parse(r.stdout) as ChildReport).scanMs)),
+      replayRssKB: median(oldReplay.map((r) => r.rssKB ?? 0)),
+    }
+  }
   const reports = core.map((r) => JSON.parse(r.stdout) as ChildReport)
-  const replayRuns = repeat(() => run('node', ['--import', 'tsx', SELF, '--child', size.path, dir, '--replay'], {capture: true, dir}))
   const replayReports = replayRuns.map((r) => JSON.parse(r.stdout) as ChildReport)
   const cfg = join(dir, 'rcguard.yml')
   writeFileSync(
