@@ -19,12 +19,15 @@
  *   (c) the full CLI: `node bin/run.js scan --dry-run --log FILE --config CFG
  *       --json` > /dev/null, wall time, with its peak RSS; and the same
  *       without --json (--json streams every recognised line, so it parses
- *       all of them). A CLI run that fails (say, out of heap) is reported
- *       with its time and peak RSS at failure, and not repeated.
+ *       all of them); and `--replay` without --json (every line parsed and
+ *       decided, as in (r), with the bundle's start-up and the report). A
+ *       CLI run that fails (say, out of heap) is reported with its time and
+ *       peak RSS at failure, and not repeated.
  *   (o) with BENCH_SCAN_BASELINE=REV (a git revision, e.g. main's): (b) and
  *       (r) of that revision's code (its tree extracted to a temporary
- *       directory, its own bench/scan.ts child), in the same run: the
- *       figures before and after a change side by side.
+ *       directory, its own bench/scan.ts child), in the same run, each of
+ *       its runs just before one of this code's: the figures before and
+ *       after a change side by side.
  * Then throughput (MB/s, lines/s), the ratios to grep and to fail2ban-regex,
  * peak RSS at both sizes (is memory flat in the file size?), and the top
  * self-time functions of one (b) and one (r) run under `node --cpu-prof`.
@@ -202,6 +205,7 @@ interface Figures {
   replay: {ms: number; rssKB: number; report: ChildReport}
   cliJson: CliFigures
   cliPlain: CliFigures
+  cliReplay: CliFigures
 }
 
 /** The CLI, RUNS times; a failed run (e.g. out of memory) is reported once and not repeated. */
@@ -220,23 +224,31 @@ function measure(size: {path: string; bytes: number; lines: number}, dir: string
   const grep = repeat(() => run('grep', ['-c', 'Login failed', size.path], {capture: true, dir}))
   const f2b = fail2banRegex(size.path, dir)
   const rev = process.env.BENCH_SCAN_BASELINE
-  let baseline: Figures['baseline'] = null
-  if (rev !== undefined && rev !== '') {
-    const self = join(baselineTree(rev, dir), 'bench', 'scan.ts')
-    const old = (replay: boolean) =>
-      repeat(() => run('node', ['--import', 'tsx', self, '--child', size.path, dir, ...(replay ? ['--replay'] : [])], {capture: true, dir}))
-    const core = old(false).map((r) => JSON.parse(r.stdout) as ChildReport)
-    const replayRuns = old(true)
-    baseline = {
-      rev,
-      coreMs: median(core.map((r) => r.scanMs)),
-      replayMs: median(replayRuns.map((r) => (JSON.parse(r.stdout) as ChildReport).scanMs)),
-      replayRssKB: median(replayRuns.map((r) => r.rssKB ?? 0)),
+  const baselineSelf = rev === undefined || rev === '' ? null : join(baselineTree(rev, dir), 'bench', 'scan.ts')
+  const child = (self: string, replay: boolean): Run =>
+    run('node', ['--import', 'tsx', self, '--child', size.path, dir, ...(replay ? ['--replay'] : [])], {capture: true, dir})
+  // With a baseline, its runs and this code's take turns: on a shared machine the load changes over minutes,
+  // and runs of one code all before the other's would compare two loads as much as two codes.
+  const oldCore: Run[] = []
+  const oldReplay: Run[] = []
+  const core: Run[] = []
+  const replayRuns: Run[] = []
+  for (const replay of [false, true]) {
+    for (let i = 0; i < RUNS; i++) {
+      if (baselineSelf !== null) (replay ? oldReplay : oldCore).push(child(baselineSelf, replay))
+      ;(replay ? replayRuns : core).push(child(SELF, replay))
     }
   }
-  const core = repeat(() => run('node', ['--import', 'tsx', SELF, '--child', size.path, dir], {capture: true, dir}))
+  let baseline: Figures['baseline'] = null
+  if (baselineSelf !== null && rev !== undefined) {
+    baseline = {
+      rev,
+      coreMs: median(oldCore.map((r) => (JSON.parse(r.stdout) as ChildReport).scanMs)),
+      replayMs: median(oldReplay.map((r) => (JSON.parse(r.stdout) as ChildReport).scanMs)),
+      replayRssKB: median(oldReplay.map((r) => r.rssKB ?? 0)),
+    }
+  }
   const reports = core.map((r) => JSON.parse(r.stdout) as ChildReport)
-  const replayRuns = repeat(() => run('node', ['--import', 'tsx', SELF, '--child', size.path, dir, '--replay'], {capture: true, dir}))
   const replayReports = replayRuns.map((r) => JSON.parse(r.stdout) as ChildReport)
   const cfg = join(dir, 'rcguard.yml')
   writeFileSync(
@@ -265,6 +277,7 @@ function measure(size: {path: string; bytes: number; lines: number}, dir: string
     },
     cliJson: cliRuns([...scanArgs, '--json'], dir),
     cliPlain: cliRuns(scanArgs, dir),
+    cliReplay: cliRuns([...scanArgs, '--replay'], dir),
   }
 }
 
@@ -370,9 +383,11 @@ function report(f: Figures): void {
   }
   cli('(c) CLI scan --dry-run --log --json', f.cliJson)
   cli('    (c) the same without --json', f.cliPlain)
+  cli('    (c) --replay, without --json', f.cliReplay)
+  if (f.cliReplay.failure === null) console.log(`      (c) --replay${vsF2b(f.cliReplay.ms)}`)
   const failed = (c: CliFigures) => (c.failure === null ? '' : ' at failure')
   console.log(
-    `  peak RSS: (b) ${fmtMiB(f.core.rssKB)} (heap in use after scanFile ${fmtMiB(f.core.heapUsedKB)}), (c) --json ${fmtMiB(f.cliJson.rssKB)}${failed(f.cliJson)}, (c) without --json ${fmtMiB(f.cliPlain.rssKB)}${failed(f.cliPlain)}`,
+    `  peak RSS: (b) ${fmtMiB(f.core.rssKB)} (heap in use after scanFile ${fmtMiB(f.core.heapUsedKB)}), (c) --json ${fmtMiB(f.cliJson.rssKB)}${failed(f.cliJson)}, (c) without --json ${fmtMiB(f.cliPlain.rssKB)}${failed(f.cliPlain)}, (c) --replay ${fmtMiB(f.cliReplay.rssKB)}${failed(f.cliReplay)}`,
   )
 }
 
@@ -402,6 +417,8 @@ async function main(): Promise<void> {
     const note = (a: CliFigures, b: CliFigures) => (a.failure !== null || b.failure !== null ? ' (a run failed: its peak at failure)' : '')
     console.log(`  (c) CLI --json:           ${grow(fb.cliJson.rssKB, fq.cliJson.rssKB)}${note(fb.cliJson, fq.cliJson)}`)
     console.log(`  (c) CLI without --json:   ${grow(fb.cliPlain.rssKB, fq.cliPlain.rssKB)}${note(fb.cliPlain, fq.cliPlain)}`)
+    console.log(`  (c) CLI --replay:         ${grow(fb.cliReplay.rssKB, fq.cliReplay.rssKB)}${note(fb.cliReplay, fq.cliReplay)}`)
+    console.log(`  (r) core --replay:        ${grow(fb.replay.rssKB, fq.replay.rssKB)}`)
     console.log(`profile of one (b) run on ${num(big.lines)} lines, top self time ${profileHint(big.path, dir, 5)}`)
     console.log(`profile of one (r) run on ${num(big.lines)} lines, top self time ${profileHint(big.path, dir, 8, true)}`)
   } finally {

@@ -115,8 +115,19 @@ export class AttemptLedger {
     this.seen(instance, time)
   }
 
+  /** The instance seen last and its newest time (as in `newest`): most lines are of the instance before them. */
+  private seenInstance: string | undefined
+  private seenNewest = -Infinity
+
   private seen(instance: string, time: number): void {
-    if (time > (this.newest.get(instance) ?? -Infinity)) this.newest.set(instance, time)
+    if (instance !== this.seenInstance) {
+      this.seenInstance = instance
+      this.seenNewest = this.newest.get(instance) ?? -Infinity
+    }
+    if (time > this.seenNewest) {
+      this.seenNewest = time
+      this.newest.set(instance, time)
+    }
   }
 
   /**

@@ -97,7 +97,7 @@ function insertSorted(times: number[], t: number): void {
   else times.splice(i, 0, t)
 }
 
-/** Drops the times before `from` at the start of a sorted list, in place (see placeLast). */
+/** Drops the times before `from` at the start of a sorted list, in place (shift and splice trim an array's storage in V8, and the next push allocates it anew). */
 function dropBefore(times: number[], from: number): void {
   let k = 0
   while (k < times.length && (times[k] as number) < from) k++
@@ -134,22 +134,11 @@ export function newEntry(ip: string, instance: string, time: number, user = ''):
 interface AddressFacts {
   never: string | null
   key: string
-  /** The entry it counted against last, and on which instance (entries stay in byKey once made). */
+  /** The entry it counted against last (a row, -1: none yet), and on which instance (rows stay in byKey once made). */
   instance: string | null
-  state: EntryState | null
+  row: number
   /** A failure from it reached the windows (counted, not a duplicate): see countedAddresses. */
   counted: boolean
-}
-
-/**
- * An entry, with a cheap signature of each of its user names (in the order
- * of entry.users): a new line's name is compared with the names only where
- * the signatures agree, instead of with all ten, each a string elsewhere in
- * memory.
- */
-interface EntryState {
-  entry: Entry
-  sigs: number[]
 }
 
 /** Length, first and last character of a user name (a small integer): equal names have equal signatures. */
@@ -157,29 +146,43 @@ function userSig(user: string): number {
   return user.length === 0 ? 0 : ((user.length & 0x3ff) << 20) | ((user.charCodeAt(0) ^ (user.charCodeAt(user.length - 1) << 4)) & 0xfffff)
 }
 
-/**
- * A list of at most MAX_USERS names after a line's name: without the one at
- * `seen` (-1: none), with `value` last, the first one dropped when it would
- * hold more (as splice, push and shift would leave it), in place: shift and
- * splice trim an array's storage in V8, and the next push allocates it anew.
+/*
+ * The decider's copy of an entry it counts against: a row. Its numbers are
+ * ROW doubles of one typed array (one cache line: a line's failure is one
+ * look at memory there, not one per field, per boxed number and per list of
+ * the entry's object), its user names MAX_USERS slots of a column, each with
+ * its signature. The entries themselves (data.entries) are written from the
+ * rows by flush(), at the end of a run of apply().
  */
-function placeLast<T>(list: T[], seen: number, value: T): void {
-  if (seen === -1 && list.length < MAX_USERS) {
-    list.push(value)
-    return
-  }
-  for (let i = seen === -1 ? 0 : seen; i < list.length - 1; i++) list[i] = list[i + 1] as T
-  list[list.length - 1] = value
-}
+const ROW = 16
+const ATTEMPTS = 0
+const FIRST_SEEN = 1
+const LAST_SEEN = 2
+/** NaN: null. */
+const BLOCKED_AT = 3
+/** NaN: null. */
+const BLOCKED_UNTIL = 4
+const BLOCKS = 5
+/** How many names the row's user columns hold; -1: more than MAX_USERS (a database written otherwise), kept in the entry's own list. */
+const NAMES = 6
+/** How many failure times the row holds, sorted, from FAIL0 on; -1: more than FAIL_SLOTS, kept in the row's list (`failures`). */
+const FAILS = 7
+const FAIL0 = 8
+const FAIL_SLOTS = ROW - FAIL0
+const IN_ROW: number[] = []
 
-function stateOf(entry: Entry): EntryState {
-  return {entry, sigs: entry.users.map(userSig)}
-}
+const orNaN = (v: number | null): number => (v === null ? Number.NaN : v)
+const orNull = (v: number): number | null => (Number.isNaN(v) ? null : v)
 
 export class Decider {
   private readonly periodMs: number
-  /** The entries, by instance then key: one lookup per failure, no key text built. */
-  private readonly byKey = new Map<string, Map<string, EntryState>>()
+  /**
+   * The entries' rows, by instance then key: one lookup per failure, no key
+   * text built. A stored entry gets its row when first counted against (-1 -
+   * its index in data.entries until then): a run touches few of a large
+   * database's entries.
+   */
+  private readonly byKey = new Map<string, Map<string, number>>()
   private indexed = false
   /**
    * neverBlockReason and blockKey per address: the whitelist is matched once
@@ -196,6 +199,18 @@ export class Decider {
    */
   countedAddresses = 0
   private readonly names = new Map<string, string>()
+  /** The rows (see ROW). */
+  private rows = 0
+  private hot = new Float64Array(ROW * 1024)
+  private sigs = new Int32Array(MAX_USERS * 1024)
+  private users: string[] = []
+  private lastUser: string[] = []
+  /** The failure times of rows that hold more than FAIL_SLOTS (IN_ROW for the others). */
+  private failures: number[][] = []
+  private entryOf: Entry[] = []
+  /** Rows changed since the last flush (each once). */
+  private dirty = new Uint8Array(1024)
+  private changed: number[] = []
 
   constructor(
     private readonly data: StoreData,
@@ -214,10 +229,21 @@ export class Decider {
   private index(): void {
     if (this.indexed) return
     this.indexed = true
-    for (const e of this.data.entries) this.entriesOf(e.instance).set(e.ip, stateOf(e))
+    this.data.entries.forEach((e, i) => this.rowsOf(e.instance).set(e.ip, -1 - i))
   }
 
-  private entriesOf(instance: string): Map<string, EntryState> {
+  /** The row of the entry of an instance and key (made from the stored entry at its first use), or -1: there is none. */
+  private rowOf(instance: string, key: string): number {
+    const rows = this.byKey.get(instance)
+    const v = rows?.get(key)
+    if (v === undefined) return -1
+    if (v >= 0) return v
+    const row = this.addRow(this.data.entries[-1 - v] as Entry)
+    rows?.set(key, row)
+    return row
+  }
+
+  private rowsOf(instance: string): Map<string, number> {
     let m = this.byKey.get(instance)
     if (m === undefined) {
       m = new Map()
@@ -226,15 +252,121 @@ export class Decider {
     return m
   }
 
+  /** A row holding what `entry` holds now. */
+  private addRow(entry: Entry): number {
+    const row = this.rows++
+    if (row * ROW === this.hot.length) {
+      const hot = new Float64Array(this.hot.length * 2)
+      hot.set(this.hot)
+      this.hot = hot
+      const sigs = new Int32Array(this.sigs.length * 2)
+      sigs.set(this.sigs)
+      this.sigs = sigs
+      const dirty = new Uint8Array(this.dirty.length * 2)
+      dirty.set(this.dirty)
+      this.dirty = dirty
+    }
+    const h = row * ROW
+    const hot = this.hot
+    hot[h + ATTEMPTS] = entry.attempts
+    hot[h + FIRST_SEEN] = entry.firstSeen
+    hot[h + LAST_SEEN] = entry.lastSeen
+    hot[h + BLOCKED_AT] = orNaN(entry.blockedAt)
+    hot[h + BLOCKED_UNTIL] = orNaN(entry.blockedUntil)
+    hot[h + BLOCKS] = entry.blocks
+    this.entryOf.push(entry)
+    this.lastUser.push(entry.lastUser)
+    this.failures.push(IN_ROW)
+    this.setFailures(row, entry.failures)
+    for (let i = 0; i < MAX_USERS; i++) this.users.push('')
+    this.namesFrom(row, entry.users)
+    return row
+  }
+
+  /** Puts a list of names into the row's user columns when it fits there (else NAMES -1: the entry's list is used). */
+  private namesFrom(row: number, list: readonly string[]): void {
+    if (list.length > MAX_USERS) {
+      this.hot[row * ROW + NAMES] = -1
+      return
+    }
+    const u = row * MAX_USERS
+    for (let i = 0; i < list.length; i++) {
+      const name = list[i] as string
+      this.users[u + i] = name
+      this.sigs[u + i] = userSig(name)
+    }
+    for (let i = list.length; i < MAX_USERS; i++) this.users[u + i] = ''
+    this.hot[row * ROW + NAMES] = list.length
+  }
+
+  /** The row's failure times as a list (a new one when they are in the row). */
+  private failuresOf(row: number): number[] {
+    const h = row * ROW
+    const n = this.hot[h + FAILS] as number
+    return n === -1 ? (this.failures[row] as number[]) : Array.from(this.hot.subarray(h + FAIL0, h + FAIL0 + n))
+  }
+
+  /** Makes `list` (sorted) the row's failure times: in the row when they fit, else the list itself. */
+  private setFailures(row: number, list: number[]): void {
+    const h = row * ROW
+    if (list.length > FAIL_SLOTS) {
+      this.failures[row] = list
+      this.hot[h + FAILS] = -1
+      return
+    }
+    this.failures[row] = IN_ROW
+    for (let i = 0; i < list.length; i++) this.hot[h + FAIL0 + i] = list[i] as number
+    this.hot[h + FAILS] = list.length
+  }
+
+  private touch(row: number): void {
+    if (this.dirty[row] === 1) return
+    this.dirty[row] = 1
+    this.changed.push(row)
+  }
+
+  /**
+   * Writes what apply() changed into the entries of data.entries (rows are
+   * the decider's working copy). Call once the events are applied, before
+   * anything reads the entries; apply may go on after it.
+   */
+  flush(): void {
+    const hot = this.hot
+    for (const row of this.changed) {
+      const e = this.entryOf[row] as Entry
+      const h = row * ROW
+      e.attempts = hot[h + ATTEMPTS] as number
+      e.firstSeen = hot[h + FIRST_SEEN] as number
+      e.lastSeen = hot[h + LAST_SEEN] as number
+      e.blockedAt = orNull(hot[h + BLOCKED_AT] as number)
+      e.blockedUntil = orNull(hot[h + BLOCKED_UNTIL] as number)
+      e.blocks = hot[h + BLOCKS] as number
+      e.lastUser = this.lastUser[row] as string
+      e.failures = this.failuresOf(row)
+      const n = hot[h + NAMES] as number
+      if (n !== -1) e.users = this.users.slice(row * MAX_USERS, row * MAX_USERS + n)
+      this.dirty[row] = 0
+    }
+    this.changed = []
+  }
+
+  private blockActive(row: number, time: number): boolean {
+    const h = row * ROW
+    const until = this.hot[h + BLOCKED_UNTIL] as number
+    return !Number.isNaN(this.hot[h + BLOCKED_AT]) && (Number.isNaN(until) || until > time)
+  }
+
   apply(event: SourcedEvent): Decision {
     const {settings, periodMs} = this
     this.index()
     if (event.outcome === 'success' && settings.resetOnSuccess === true && event.ip !== null && event.doubt === undefined) {
-      const entry = this.byKey.get(event.instance)?.get(this.factsOf(event.ip).key)?.entry
-      const earlier = entry?.failures.filter((t) => t <= event.time).length ?? 0
-      if (entry !== undefined && earlier > 0 && !isBlockActive(entry, event.time)) {
-        entry.failures = entry.failures.filter((t) => t > event.time)
-        return {action: 'reset', event, why: `${entry.ip}: successful login, ${earlier} earlier failure(s) forgotten (resetOnSuccess)`}
+      const row = this.rowOf(event.instance, this.factsOf(event.ip).key)
+      const failures = row === -1 ? [] : this.failuresOf(row)
+      const earlier = failures.filter((t) => t <= event.time).length
+      if (row !== -1 && earlier > 0 && !this.blockActive(row, event.time)) {
+        this.setFailures(row, failures.filter((t) => t > event.time))
+        this.touch(row)
+        return {action: 'reset', event, why: `${(this.entryOf[row] as Entry).ip}: successful login, ${earlier} earlier failure(s) forgotten (resetOnSuccess)`}
       }
     }
     const verdict = this.ledger.judge(event)
@@ -250,87 +382,146 @@ export class Decider {
     if (never !== null) return {action: 'never-block', event, why: `${ip} is never blocked: ${never}`}
     // Stored cut (store/bounds.ts): the digest shows no more of it, and the attacker chooses its length.
     const name = cutUser(event.user)
-    let state = facts.instance === event.instance ? facts.state : null
-    if (state === null) {
-      const entries = this.entriesOf(event.instance)
-      state = entries.get(key) ?? null
-      if (state === null) {
+    let row = facts.instance === event.instance ? facts.row : -1
+    if (row === -1) {
+      row = this.rowOf(event.instance, key)
+      if (row === -1) {
         const made = newEntry(key, event.instance, event.time, this.nameOf(name))
-        state = {entry: made, sigs: []}
-        entries.set(key, state)
         this.data.entries.push(made)
+        row = this.addRow(made)
+        this.rowsOf(event.instance).set(key, row)
       }
       facts.instance = event.instance
-      facts.state = state
+      facts.row = row
     }
-    const entry = state.entry
-    entry.attempts++
-    entry.firstSeen = Math.min(entry.firstSeen, event.time)
-    const users = entry.users
-    // users.indexOf(name), looking at a name only where the signature agrees.
-    if (state.sigs.length !== users.length) state.sigs = users.map(userSig)
-    const sigs = state.sigs
+    this.touch(row)
+    const hot = this.hot
+    const h = row * ROW
+    hot[h + ATTEMPTS] = (hot[h + ATTEMPTS] as number) + 1
+    hot[h + FIRST_SEEN] = Math.min(hot[h + FIRST_SEEN] as number, event.time)
     const sig = userSig(name)
-    let seen = -1
-    for (let i = 0; i < sigs.length; i++) {
-      if (sigs[i] === sig && users[i] === name) {
-        seen = i
-        break
+    const n = hot[h + NAMES] as number
+    if (n !== -1) {
+      // users.indexOf(name), looking at a name only where the signature agrees.
+      const users = this.users
+      const sigs = this.sigs
+      const u = row * MAX_USERS
+      let seen = -1
+      for (let i = 0; i < n; i++) {
+        if (sigs[u + i] === sig && users[u + i] === name) {
+          seen = i
+          break
+        }
       }
-    }
-    // The entry keeps its own copy of a name (not the log line it was cut from), once.
-    const user = seen !== -1 ? (users[seen] as string) : name === entry.lastUser ? entry.lastUser : this.nameOf(name)
-    if (event.time >= entry.lastSeen) {
-      entry.lastSeen = event.time
-      entry.lastUser = user
-    }
-    if (users.length <= MAX_USERS) {
-      placeLast(users, seen, user)
-      placeLast(sigs, seen, sig)
+      // The entry keeps its own copy of a name (not the log line it was cut from), once.
+      const last = this.lastUser[row] as string
+      const user = seen !== -1 ? (users[u + seen] as string) : name === last ? last : this.nameOf(name)
+      if (event.time >= (hot[h + LAST_SEEN] as number)) {
+        hot[h + LAST_SEEN] = event.time
+        this.lastUser[row] = user
+      }
+      // Distinct, most recent last, at most MAX_USERS: without the one seen, with this one last.
+      if (seen === -1 && n < MAX_USERS) {
+        users[u + n] = user
+        sigs[u + n] = sig
+        hot[h + NAMES] = n + 1
+      } else {
+        for (let i = seen === -1 ? 0 : seen; i < n - 1; i++) {
+          users[u + i] = users[u + i + 1] as string
+          sigs[u + i] = sigs[u + i + 1] as number
+        }
+        users[u + n - 1] = user
+        sigs[u + n - 1] = sig
+      }
     } else {
       // More names than are kept (a database written otherwise): as always, one name goes per line.
-      if (seen !== -1) {
-        users.splice(seen, 1)
-        sigs.splice(seen, 1)
+      const users = (this.entryOf[row] as Entry).users
+      const seen = users.indexOf(name)
+      const last = this.lastUser[row] as string
+      const user = seen !== -1 ? (users[seen] as string) : name === last ? last : this.nameOf(name)
+      if (event.time >= (hot[h + LAST_SEEN] as number)) {
+        hot[h + LAST_SEEN] = event.time
+        this.lastUser[row] = user
       }
+      if (seen !== -1) users.splice(seen, 1)
       users.push(user)
-      sigs.push(sig)
       users.shift()
-      sigs.shift()
+      if (users.length <= MAX_USERS) this.namesFrom(row, users)
     }
-    if (entry.blockedAt !== null && (entry.blockedUntil === null || entry.blockedUntil > event.time)) {
+    if (!Number.isNaN(hot[h + BLOCKED_AT]) && (Number.isNaN(hot[h + BLOCKED_UNTIL]) || (hot[h + BLOCKED_UNTIL] as number) > event.time)) {
       return {action: 'already-blocked', event, key, why: `${key} is already blocked`}
     }
-    insertSorted(entry.failures, event.time)
-    const newest = entry.failures[entry.failures.length - 1] ?? event.time
-    const keepFrom = newest - periodMs - SKEW_MS
-    dropBefore(entry.failures, keepFrom)
-    const start = findWindow(entry.failures, settings.maxAttempts, periodMs)
+    const k = settings.maxAttempts
+    let held: number
+    let start: number
+    let trigger: number
+    if ((hot[h + FAILS] as number) === FAIL_SLOTS) {
+      // Full: the times move to a list of their own.
+      this.failures[row] = Array.from(hot.subarray(h + FAIL0, h + ROW))
+      hot[h + FAILS] = -1
+    }
+    const fails = hot[h + FAILS] as number
+    if (fails !== -1) {
+      // The same steps as insertSorted, dropBefore and findWindow below, on the times in the row.
+      const base = h + FAIL0
+      const t = event.time
+      let i = fails
+      for (; i > 0 && (hot[base + i - 1] as number) > t; i--) hot[base + i] = hot[base + i - 1] as number
+      hot[base + i] = t
+      let m = fails + 1
+      const keepFrom = (hot[base + m - 1] as number) - periodMs - SKEW_MS
+      let drop = 0
+      while (drop < m && (hot[base + drop] as number) < keepFrom) drop++
+      if (drop > 0) {
+        for (let j = drop; j < m; j++) hot[base + j - drop] = hot[base + j] as number
+        m -= drop
+      }
+      hot[h + FAILS] = m
+      start = -1
+      for (let j = 0; j + k - 1 < m; j++) {
+        if ((hot[base + j + k - 1] as number) - (hot[base + j] as number) <= periodMs) {
+          start = j
+          break
+        }
+      }
+      held = m
+      trigger = start === -1 ? event.time : (hot[base + start + k - 1] as number)
+    } else {
+      const failures = this.failures[row] as number[]
+      insertSorted(failures, event.time)
+      const newest = failures[failures.length - 1] ?? event.time
+      const keepFrom = newest - periodMs - SKEW_MS
+      dropBefore(failures, keepFrom)
+      start = findWindow(failures, k, periodMs)
+      held = failures.length
+      trigger = failures[start + k - 1] ?? event.time
+    }
     if (start === -1) {
       return {
         action: 'counted',
         event,
         key,
         // Built only when asked for (--verbose): most lines are counted and most runs do not ask.
-        why: this.explain ? `${key}: ${entry.failures.length} of ${settings.maxAttempts} failures within ${minutes(settings.periodMinutes)}` : '',
+        why: this.explain ? `${key}: ${held} of ${settings.maxAttempts} failures within ${minutes(settings.periodMinutes)}` : '',
       }
     }
-    const trigger = entry.failures[start + settings.maxAttempts - 1] ?? event.time
-    const lengthMin = blockLength(settings, entry.blocks)
-    entry.blockedAt = trigger
-    entry.blockedUntil = lengthMin === 0 ? null : trigger + lengthMin * 60_000
-    const repeat = entry.blocks > 0 && lengthMin !== settings.blockMinutes ? ` (block ${entry.blocks + 1} of this address: escalated)` : ''
-    entry.blocks++
-    entry.failures = []
+    const blocks = hot[h + BLOCKS] as number
+    const lengthMin = blockLength(settings, blocks)
+    const blockedUntil = lengthMin === 0 ? null : trigger + lengthMin * 60_000
+    hot[h + BLOCKED_AT] = trigger
+    hot[h + BLOCKED_UNTIL] = orNaN(blockedUntil)
+    const repeat = blocks > 0 && lengthMin !== settings.blockMinutes ? ` (block ${blocks + 1} of this address: escalated)` : ''
+    hot[h + BLOCKS] = blocks + 1
+    this.setFailures(row, [])
     const length = lengthMin === 0 ? 'until deleted' : `for ${minutes(lengthMin)}${repeat}`
-    const stale = entry.blockedUntil !== null && entry.blockedUntil <= this.now ? ' (already over: the lines are old)' : ''
+    const stale = blockedUntil !== null && blockedUntil <= this.now ? ' (already over: the lines are old)' : ''
     return {
       action: 'blocked',
       event,
       key,
       why: `${key}: ${settings.maxAttempts} failures within ${minutes(settings.periodMinutes)}: blocked ${length}${stale}`,
       blockedAt: trigger,
-      blockedUntil: entry.blockedUntil,
+      blockedUntil,
     }
   }
 
@@ -357,7 +548,7 @@ export class Decider {
     let f = this.facts.get(id)
     if (f === undefined) {
       // canonicalIp's strings hold their own characters (not the line's).
-      f = {never: neverBlockReason(ip, this.whitelist), key: blockKey(ip, this.settings.ipv6Prefix ?? 128, this.whitelist), instance: null, state: null, counted: false}
+      f = {never: neverBlockReason(ip, this.whitelist), key: blockKey(ip, this.settings.ipv6Prefix ?? 128, this.whitelist), instance: null, row: -1, counted: false}
       this.facts.set(id, f)
     }
     return f
@@ -374,6 +565,7 @@ export function applyEvents(
 ): Decision[] {
   const decider = new Decider(data, settings, whitelist, now)
   const decisions = [...events].sort((a, b) => a.time - b.time).map((e) => decider.apply(e))
+  decider.flush()
   data.ledger = decider.ledger.save()
   return decisions
 }

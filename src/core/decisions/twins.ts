@@ -150,6 +150,10 @@ export class TwinStore {
   private lookedInstance = ''
   private lookedSession = ''
   private lookedRow = NONE
+  private lookedPacked = -1
+  /** The address find was asked about last, and its ipv4Key. */
+  private lookedIp: string | null = null
+  private lookedV4: number | null = null
 
   constructor(private readonly window: number) {}
 
@@ -194,13 +198,14 @@ export class TwinStore {
   add(instance: string, session: string, grammar: 'F1' | 'F2', time: number, ip: string | null, senders: string[] | undefined, counted: boolean, original?: TwinRecord): void {
     if (this.size === this.capacity) this.compact(false)
     const row = this.size++
-    const packed = packSession(session)
+    const looked = this.lookedHeads !== undefined && this.lookedInstance === instance && this.lookedSession === session
+    const packed = looked ? this.lookedPacked : packSession(session)
     this.instance[row] = instance
     this.session[row] = packed
     this.sessionText[row] = packed === -1 ? session : undefined
     this.grammar[row] = grammar === 'F1' ? 1 : 2
     this.time[row] = time
-    const v4 = ip === null ? null : ipv4Key(ip)
+    const v4 = ip === null ? null : ip === this.lookedIp ? this.lookedV4 : ipv4Key(ip)
     this.ipKind[row] = ip === null ? IP_NONE : v4 !== null ? IP_V4 : IP_TEXT
     this.ipV4[row] = v4 ?? 0
     this.ipText[row] = ip !== null && v4 === null ? ip : undefined
@@ -208,7 +213,6 @@ export class TwinStore {
     this.counted[row] = counted ? 1 : 0
     this.live[row] = 1
     this.original[row] = original
-    const looked = this.lookedHeads !== undefined && this.lookedInstance === instance && this.lookedSession === session
     const heads = looked ? (this.lookedHeads as Heads) : this.headsOf(instance)
     this.prev[row] = looked ? this.lookedRow : this.headOf(heads, session, packed)
     if (packed === -1) heads.text.set(session, row)
@@ -250,6 +254,9 @@ export class TwinStore {
     this.lookedInstance = instance
     this.lookedSession = session
     this.lookedRow = row
+    this.lookedPacked = packed
+    this.lookedIp = ip
+    this.lookedV4 = v4
     const other = grammar === 'F1' ? 2 : 1
     let best = NONE
     let bestGap = Infinity
@@ -313,7 +320,17 @@ export class TwinStore {
    * hold records on both sides of it: its older records stay when a newer
    * one of the same session is there.
    */
-  prune(horizon: (instance: string) => number | undefined): void {
+  prune(horizonOf: (instance: string) => number | undefined): void {
+    // Asked once per instance, not per row (twice per row, every few thousand lines).
+    let askedFor: string | undefined
+    let answer: number | undefined
+    const horizon = (instance: string): number | undefined => {
+      if (instance !== askedFor) {
+        askedFor = instance
+        answer = horizonOf(instance)
+      }
+      return answer
+    }
     const edgeLive = new Map<string, Set<string | number>>()
     for (let row = 0; row < this.size; row++) {
       if (this.live[row] === 0) continue
@@ -377,7 +394,8 @@ export class TwinStore {
     this.size = to
     this.heads = new Map()
     for (let row = 0; row < to; row++) {
-      const heads = this.headsOf(this.instance[row] as string, to)
+      // Room for the rows until the next prune as well: a table that grows rehashes all it holds.
+      const heads = this.headsOf(this.instance[row] as string, this.capacity)
       const packed = this.session[row] as number
       const text = this.sessionText[row] as string
       this.prev[row] = this.headOf(heads, text, packed)

@@ -5,7 +5,6 @@
  * are records of their own, interleaved with other requests', and are given
  * to their entry by process or session.
  */
-import {grammarOf} from './grammars.js'
 import {MAX_ENTRY_CHARS, MAX_ENTRY_LINES, MESSAGE_BYTES, WEAK_REACH_CHARS, mayBeLoginLine, type Classified, type LineParser, type LogParseState, type SourcedLine} from './parse.js'
 
 interface Group {
@@ -141,7 +140,7 @@ export class EntryParser {
     const stream = c.env?.stream ?? ''
     if (c.start) {
       // Only login entries are kept; any other entry just ends the one before.
-      const next = grammarOf(c.body) !== null ? newGroup(c, lineNo, file, text, at, offset) : undefined
+      const next = c.grammar !== null ? newGroup(c, lineNo, file, text, at, offset) : undefined
       this.finishStream(stream, emit, next)
       return
     }
@@ -186,7 +185,7 @@ export class EntryParser {
     }
     const stream = env.stream
     if (c.start) {
-      if (grammarOf(c.body) === null) return
+      if (c.grammar === null) return
       if (stream !== undefined) {
         const i = this.records.findIndex((g) => g.first.env?.stream === stream)
         if (i !== -1) this.emitGroup(this.records.splice(i, 1)[0] as Group, emit)
@@ -200,7 +199,7 @@ export class EntryParser {
     let end = false
     if (stream !== undefined) {
       owner = findLast(this.records, (g) => g.first.env?.stream === stream)
-      end = owner !== undefined && (grammarOf(owner.first.body)?.grammar.tail.test(c.body) ?? false)
+      end = owner !== undefined && (owner.first.grammar?.grammar.tail.test(c.body) ?? false)
     } else {
       // With sub-second times, a piece comes within moments of its entry's first record (PHP sends the
       // pieces of one message one after the other): an errors-log end (which no user name can imitate)
@@ -210,14 +209,14 @@ export class EntryParser {
       if (sid !== undefined) {
         // Not limited by time: leaving out a late real end could leave a forged one alone. A piece of
         // another request naming this session is settled when the entry's possible ends are compared.
-        owner = findLast(this.records, (g) => g.first.session !== null && (sid.startsWith(g.first.session) || g.first.session.startsWith(sid)) && grammarOf(g.first.body)?.grammar.tail.test(c.body) === true)
+        owner = findLast(this.records, (g) => g.first.session !== null && (sid.startsWith(g.first.session) || g.first.session.startsWith(sid)) && g.first.grammar?.grammar.tail.test(c.body) === true)
         end = owner !== undefined
       } else {
         // An errors-log end names no session: it goes to the one open entry of its shape still waiting for
         // its end; with two or more waiting (parallel requests), to neither, which then count through their
         // userlogins lines rather than under each other's session (counted twice).
         const waiting = this.records.filter(
-          (g) => near(g) && (g.ends?.size ?? 0) <= 1 && grammarOf(g.first.body)?.grammar.tail.test(c.body) === true && grammarOf(g.first.body)?.grammar.id !== 'F2' && grammarOf(g.first.body)?.grammar.id !== 'F3',
+          (g) => near(g) && (g.ends?.size ?? 0) <= 1 && g.first.grammar?.grammar.tail.test(c.body) === true && g.first.grammar?.grammar.id !== 'F2' && g.first.grammar?.grammar.id !== 'F3',
         )
         owner = waiting.length === 1 ? waiting[0] : undefined
         end = owner !== undefined

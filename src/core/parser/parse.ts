@@ -145,6 +145,8 @@ export interface Classified {
   start: boolean
   /** A record of another program in a syslog-style log: not part of any entry. */
   foreign: boolean
+  /** When `start`: the grammar whose fixed start begins `body` (grammarOf, looked up once per line), or null; else null. */
+  grammar: ReturnType<typeof grammarOf>
 }
 
 export class LineParser {
@@ -223,7 +225,7 @@ export class LineParser {
   /** Splits one physical line into envelope, prefix and message, and says whether it can start an entry. */
   classify(line: string): Classified {
     const env = this.unwrap(line, true)
-    if (env === null) return {env, session: null, body: line, start: false, foreign: this.recordLog}
+    if (env === null) return {env, session: null, body: line, start: false, foreign: this.recordLog, grammar: null}
     let body = env.body
     let session: string | null = null
     const sp = sessionPrefixEnd(body)
@@ -237,7 +239,7 @@ export class LineParser {
     if (session !== null) start = true
     else if (this.prefixRequired()) start = false
     else start = hasUpper(line)
-    return {env, session, body, start, foreign: false}
+    return {env, session, body, start, foreign: false, grammar: start ? grammarOf(body) : null}
   }
 
   /**
@@ -249,7 +251,7 @@ export class LineParser {
     const env = first.env
     if (env === null || !first.start) return null
     if (!Number.isFinite(env.time) || env.time < 0 || env.time > LATEST_TIME) return null
-    const g = grammarOf(first.body)
+    const g = first.grammar
     if (g === null) return null
     if (env.time < this.skipBefore) {
       this.skipped++

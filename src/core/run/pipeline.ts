@@ -219,6 +219,7 @@ async function scanInto(ctx: GuardContext, data: StoreData, options: ScanOptions
       }
     }
   }
+  decider.flush()
   data.ledger = decider.ledger.save()
   result.stats.addresses = decider.countedAddresses
   result.newlyBlocked = data.entries

@@ -1,0 +1,174 @@
+/**
+ * The Decider keeps its working copy of each entry in rows of typed arrays
+ * and writes the entries at flush(): the entries it leaves must be exactly
+ * what the plain algorithm on the entry objects leaves (the Decider before
+ * the rows, kept here as the reference), for any mix of stored entries (more
+ * user names than are kept, blocks in force or ended), out-of-order times,
+ * repeated and long user names, success lines with resetOnSuccess, several
+ * instances and IPv6 networks, and runs of apply split by flushes.
+ */
+import {test} from 'node:test'
+import assert from 'node:assert/strict'
+import fc from 'fast-check'
+import {blockLength, Decider, neverBlockReason, newEntry, SKEW_MS, type Decision, type DecisionSettings, type SourcedEvent} from '../../src/core/decisions/decide.js'
+import {blockKey, NetworkList} from '../../src/core/net/ip.js'
+import {cutUser, MAX_USERS} from '../../src/core/store/bounds.js'
+import {emptyData, type Entry, type StoreData} from '../../src/core/store/schema.js'
+
+const T0 = Date.UTC(2026, 10, 25, 13, 0, 0)
+const MIN = 60_000
+
+/** The reference: every field of the entry object changed in place, per event (no ledger: events here have no twins). */
+function reference(data: StoreData, events: SourcedEvent[], settings: DecisionSettings, whitelist: NetworkList, now: number): string[] {
+  const byKey = new Map<string, Entry>()
+  for (const e of data.entries) byKey.set(`${e.instance} ${e.ip}`, e)
+  const periodMs = settings.periodMinutes * MIN
+  const out: string[] = []
+  for (const event of events) {
+    const keyOf = (ip: string): string => blockKey(ip, settings.ipv6Prefix ?? 128, whitelist)
+    if (event.outcome === 'success' && settings.resetOnSuccess === true && event.ip !== null && event.doubt === undefined) {
+      const entry = byKey.get(`${event.instance} ${keyOf(event.ip)}`)
+      const earlier = entry?.failures.filter((t) => t <= event.time).length ?? 0
+      const active = entry !== undefined && entry.blockedAt !== null && (entry.blockedUntil === null || entry.blockedUntil > event.time)
+      if (entry !== undefined && earlier > 0 && !active) {
+        entry.failures = entry.failures.filter((t) => t > event.time)
+        out.push('reset')
+        continue
+      }
+    }
+    if (!event.counted || event.ip === null) {
+      out.push('ignored')
+      continue
+    }
+    if (neverBlockReason(event.ip, whitelist) !== null) {
+      out.push('never-block')
+      continue
+    }
+    const key = keyOf(event.ip)
+    const name = cutUser(event.user)
+    let entry = byKey.get(`${event.instance} ${key}`)
+    if (entry === undefined) {
+      entry = newEntry(key, event.instance, event.time, name)
+      byKey.set(`${event.instance} ${key}`, entry)
+      data.entries.push(entry)
+    }
+    entry.attempts++
+    entry.firstSeen = Math.min(entry.firstSeen, event.time)
+    const users = entry.users
+    const seen = users.indexOf(name)
+    if (event.time >= entry.lastSeen) {
+      entry.lastSeen = event.time
+      entry.lastUser = name
+    }
+    if (users.length <= MAX_USERS) {
+      if (seen !== -1) users.splice(seen, 1)
+      users.push(name)
+      if (users.length > MAX_USERS) users.shift()
+    } else {
+      if (seen !== -1) users.splice(seen, 1)
+      users.push(name)
+      users.shift()
+    }
+    if (entry.blockedAt !== null && (entry.blockedUntil === null || entry.blockedUntil > event.time)) {
+      out.push('already-blocked')
+      continue
+    }
+    const f = [...entry.failures, event.time].sort((a, b) => a - b)
+    const newest = f[f.length - 1] as number
+    entry.failures = f.filter((t) => t >= newest - periodMs - SKEW_MS)
+    let start = -1
+    for (let i = 0; i + settings.maxAttempts - 1 < entry.failures.length; i++) {
+      if ((entry.failures[i + settings.maxAttempts - 1] as number) - (entry.failures[i] as number) <= periodMs) {
+        start = i
+        break
+      }
+    }
+    if (start === -1) {
+      out.push('counted')
+      continue
+    }
+    const trigger = entry.failures[start + settings.maxAttempts - 1] as number
+    const lengthMin = blockLength(settings, entry.blocks)
+    entry.blockedAt = trigger
+    entry.blockedUntil = lengthMin === 0 ? null : trigger + lengthMin * MIN
+    entry.blocks++
+    entry.failures = []
+    out.push(`blocked ${trigger} ${entry.blockedUntil}`)
+  }
+  void now
+  return out
+}
+
+const summary = (d: Decision): string => (d.action === 'blocked' ? `blocked ${d.blockedAt} ${d.blockedUntil}` : d.action)
+
+test('property: the rows the Decider counts in leave the entries exactly as the plain per-entry algorithm does', () => {
+  const ips = ['192.0.2.1', '192.0.2.2', '198.51.100.7', '2001:db8:1:2::1', '2001:db8:1:2::2', '2001:db8:9::5', '127.0.0.1']
+  const names = ['admin', 'Admin', 'admin ', 'root', 'a', '', 'x'.repeat(70), 'y'.repeat(64), 'été', '\u{1F600}'.repeat(40)]
+  const stored = fc.record({
+    ip: fc.constantFrom(...ips.slice(0, 4), '2001:db8:1:2::/64'),
+    instance: fc.constantFrom('a', 'b'),
+    users: fc.array(fc.constantFrom(...names), {maxLength: 6}),
+    failures: fc.array(fc.integer({min: -20, max: 0}), {maxLength: 12}),
+    block: fc.constantFrom('none', 'active', 'forever', 'over'),
+    blocks: fc.integer({min: 0, max: 3}),
+    attempts: fc.integer({min: 0, max: 50}),
+  })
+  const event = fc.record({
+    ip: fc.constantFrom(...ips),
+    instance: fc.constantFrom('a', 'a', 'b'),
+    user: fc.constantFrom(...names),
+    gap: fc.oneof({weight: 5, arbitrary: fc.integer({min: -90_000, max: 60_000})}, {weight: 1, arbitrary: fc.integer({min: 0, max: 90 * MIN})}),
+    outcome: fc.constantFrom('failure', 'failure', 'failure', 'success'),
+    counted: fc.constantFrom(true, true, true, false),
+  })
+  fc.assert(
+    fc.property(
+      fc.array(stored, {maxLength: 6}),
+      fc.array(event, {minLength: 1, maxLength: 150}),
+      fc.record({maxAttempts: fc.integer({min: 1, max: 5}), periodMinutes: fc.constantFrom(1, 10), blockMinutes: fc.constantFrom(0, 30), resetOnSuccess: fc.boolean(), ipv6Prefix: fc.constantFrom(64, 128), factor: fc.constantFrom(1, 2)}),
+      fc.array(fc.integer({min: 0, max: 150}), {maxLength: 3}),
+      (entries, evs, s, flushes) => {
+        const settings: DecisionSettings = {...s, escalation: {factor: s.factor, maxMinutes: 240, forgetDays: 30}}
+        const whitelist = new NetworkList(['198.51.100.7'])
+        const make = (): StoreData => {
+          const data = emptyData()
+          for (const e of entries) {
+            const entry = newEntry(e.ip, e.instance, T0 - 30 * MIN, e.users.at(-1) ?? '')
+            entry.users = [...e.users]
+            entry.failures = e.failures.map((m) => T0 + m * MIN).sort((a, b) => a - b)
+            entry.attempts = e.attempts
+            entry.blocks = e.blocks
+            if (e.block === 'active') [entry.blockedAt, entry.blockedUntil] = [T0 - MIN, T0 + 20 * MIN]
+            if (e.block === 'forever') [entry.blockedAt, entry.blockedUntil] = [T0 - MIN, null]
+            if (e.block === 'over') entry.lastBlockEnd = T0 - 2 * MIN
+            data.entries.push(entry)
+          }
+          return data
+        }
+        let t = T0
+        let n = 0
+        const events = (): SourcedEvent[] => {
+          t = T0
+          return evs.map((e) => {
+            t += e.gap
+            n++
+            return {grammar: 'F4', outcome: e.outcome as 'failure' | 'success', time: t, ip: e.ip, user: e.user, session: null, errorCode: null, counted: e.counted, reason: 'r', instance: e.instance, file: 'f', lineNo: n}
+          })
+        }
+        const want = make()
+        const wantActions = reference(want, events(), settings, whitelist, T0)
+        const got = make()
+        const decider = new Decider(got, settings, whitelist, T0, false)
+        const gotActions: string[] = []
+        events().forEach((e, i) => {
+          gotActions.push(summary(decider.apply(e)))
+          if (flushes.includes(i)) decider.flush()
+        })
+        decider.flush()
+        assert.deepEqual(gotActions, wantActions)
+        assert.deepEqual(got.entries, want.entries)
+      },
+    ),
+    {seed: 1212, numRuns: 400},
+  )
+})
