@@ -219,7 +219,7 @@ export async function generateDb(path: string, options: GenerateDbOptions): Prom
         if (kind === 'history') entries.push({...e, failures: [], users: [], lastUser: ''})
         else entries.push({...e, users: boundUsers(e.users), lastUser: cutUser(e.lastUser)})
       }
-      for (const piece of encodeChunks({schemaVersion: SCHEMA_VERSION, entries, whitelist, positions: {}, ledger: {twins: [], accounts: []}, accounts: []})) out(piece)
+      for (const piece of encodeChunks({schemaVersion: SCHEMA_VERSION, entries, whitelist, positions: {}, ledger: {twins: [], accounts: []}})) out(piece)
     }
   } finally {
     closeSync(fd)

@@ -41,7 +41,7 @@ export async function list(ctx: GuardContext, filter: ListFilter = {}, limit = 0
 /** `list --accounts`: the accounts reported under attack (accountAlert) and still kept, latest failure first. */
 export async function listAccounts(ctx: GuardContext, filter: {instance?: string} = {}): Promise<AccountRecord[]> {
   const data = await readData(ctx)
-  return reportedAccounts(data.accounts).filter((a) => filter.instance === undefined || a.instance === filter.instance)
+  return reportedAccounts(data.accounts ?? []).filter((a) => filter.instance === undefined || a.instance === filter.instance)
 }
 
 export interface ChangeResult {

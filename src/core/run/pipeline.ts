@@ -133,7 +133,7 @@ async function scanInto(ctx: GuardContext, data: StoreData, options: ScanOptions
   const before = new Set(data.entries.filter((e) => isBlockActive(e, now)).map((e) => `${e.instance} ${e.ip}`))
   const decider = new Decider(data, {...config, ipv6Prefix: config.firewall.ipv6Prefix}, whitelistOf(config, data), now, options.collect === true)
   const periodMs = config.periodMinutes * 60_000
-  const accounts = config.accountAlert === undefined ? null : new AccountWatch(data.accounts, config.accountAlert)
+  const accounts = config.accountAlert === undefined ? null : new AccountWatch(data.accounts ?? [], config.accountAlert)
   options.before?.()
   for (const instance of config.instances) {
     const parseOptions: ParseOptions = {countErrors: new Set(config.countErrors), trustedProxies: proxies, loginLc: instance.loginLc, userNameCut: instance.userNameCut}
@@ -234,7 +234,9 @@ async function scanInto(ctx: GuardContext, data: StoreData, options: ScanOptions
   }
   data.ledger = decider.ledger.save()
   // Without accountAlert, nothing is kept of the accounts (switching it off forgets them).
-  data.accounts = accounts === null ? [] : accounts.save(now)
+  const kept = accounts === null ? [] : accounts.save(now)
+  if (kept.length > 0) data.accounts = kept
+  else delete data.accounts
   result.stats.addresses = decider.countedAddresses
   result.newlyBlocked = data.entries
     .filter((e) => isBlockActive(e, now) && !before.has(`${e.instance} ${e.ip}`))

@@ -156,7 +156,7 @@ export const dataSchema = z.object({
   /** What the attempt ledger keeps between runs. */
   ledger: ledgerSchema,
   /** Accounts under attack (accountAlert): open episodes and reported ones of the last days. */
-  accounts: z.array(accountRecordSchema).max(MAX_ACCOUNTS).default([]),
+  accounts: z.array(accountRecordSchema).max(MAX_ACCOUNTS).optional(),
 })
 
 export type Entry = z.infer<typeof entrySchema>
@@ -168,5 +168,5 @@ export type LedgerData = z.infer<typeof ledgerSchema>
 export type AccountRecord = z.infer<typeof accountRecordSchema>
 
 export function emptyData(): StoreData {
-  return {schemaVersion: SCHEMA_VERSION, entries: [], whitelist: [], positions: {}, ledger: {twins: [], accounts: []}, accounts: []}
+  return {schemaVersion: SCHEMA_VERSION, entries: [], whitelist: [], positions: {}, ledger: {twins: [], accounts: []}}
 }
