@@ -1,13 +1,15 @@
 import {Flags} from '@oclif/core'
 import {BaseCommand} from '../base-command.js'
 import {hacks, type HacksResult} from '../core/run/pipeline.js'
-import {blockLine, scanReport, expiredLine} from '../ui/format.js'
+import {accountJson, accountLine, blockLine, scanReport, expiredLine} from '../ui/format.js'
 import {progressBar} from '../ui/progress.js'
 import {blockJson, eventJson, type BlockJson, type EventJson} from '../ui/json-stream.js'
 
 export interface HacksJson {
   newlyBlocked: BlockJson[]
   expired: BlockJson[]
+  /** Accounts reported under attack by this run (accountAlert). */
+  accountAlerts: ReturnType<typeof accountJson>[]
   enabled: boolean
   firewall: HacksResult['firewall']
   stats: HacksResult['stats']
@@ -23,6 +25,7 @@ function hacksJson(r: HacksResult): HacksJson {
   return {
     newlyBlocked: r.newlyBlocked.map(blockJson),
     expired: r.expired.map(blockJson),
+    accountAlerts: r.accountAlerts.map(accountJson),
     enabled: r.enabled,
     firewall: {backend: r.firewall.backend, changed: r.firewall.changed, drift: r.firewall.drift, applied: r.firewall.applied, ...(r.firewall.rendered === undefined ? {} : {rendered: r.firewall.rendered})},
     stats: r.stats,
@@ -65,6 +68,7 @@ export default class Hacks extends BaseCommand<typeof Hacks> {
     if (!this.flags.quiet) {
       for (const b of result.newlyBlocked) this.log(blockLine(b))
       for (const b of result.expired) this.log(expiredLine(b))
+      for (const a of result.accountAlerts) this.log(accountLine(a, ctx.config.accountAlert?.periodMinutes ?? 0))
     }
     if (result.firewallError !== undefined) throw result.firewallError
     if (this.flags.quiet) return hacksJson(result)

@@ -5,7 +5,7 @@ import {UsageError} from '../core/errors.js'
 import type {LogConfig} from '../core/config/config.js'
 import {ENVELOPE_IDS} from '../core/parser/envelopes.js'
 import type {SourcedEvent} from '../core/decisions/decide.js'
-import {blockLine, scanReport, time, until} from '../ui/format.js'
+import {accountJson, accountLine, blockLine, scanReport, time, until} from '../ui/format.js'
 import {progressBar} from '../ui/progress.js'
 import {blockJson, JsonEventStream, type BlockJson, type EventJson} from '../ui/json-stream.js'
 
@@ -14,6 +14,8 @@ export interface ScanJson {
   newlyBlocked: BlockJson[]
   /** With --replay: every block on the file's timeline. */
   replay?: {ip: string; instance: string; at: string; until: string | null}[]
+  /** Accounts reported under attack (accountAlert); with --replay, every report on the file's timeline. */
+  accountAlerts: ReturnType<typeof accountJson>[]
   stats: ScanResult['stats']
   files: ScanResult['files']
   warnings: string[]
@@ -83,6 +85,7 @@ export default class Scan extends BaseCommand<typeof Scan> {
             })),
           }
         : {}),
+      accountAlerts: result.accountAlerts.map(accountJson),
       stats: result.stats,
       files: result.files,
       warnings: result.warnings,
@@ -95,9 +98,12 @@ export default class Scan extends BaseCommand<typeof Scan> {
     if (verbose) {
       for (const line of scanReport(result)) this.log(line)
     }
+    const period = ctx.config.accountAlert?.periodMinutes ?? 0
     if (fileResult === undefined) {
       for (const b of result.newlyBlocked) this.log(blockLine(b))
+      for (const a of result.accountAlerts) this.log(accountLine(a, period))
     } else if (replay) {
+      for (const a of result.accountAlerts) this.log(`would report at ${time(a.at)}: ${accountLine(a, period)}`)
       for (const b of fileResult.replayBlocks) {
         this.log(`would block ${b.ip} on ${b.instance} at ${time(b.at)} ${until({blockedUntil: b.until})}`)
       }

@@ -4,6 +4,7 @@
  */
 import type {Decision} from '../core/decisions/decide.js'
 import {escapeText} from '../core/text/escape.js'
+import type {AccountAlert} from '../core/decisions/accounts.js'
 import type {BlockInfo} from '../core/run/context.js'
 import type {ScanResult} from '../core/run/pipeline.js'
 
@@ -30,6 +31,16 @@ export function firewallLine(changed: boolean, warnings: string[]): string {
 
 export function blockLine(b: BlockInfo): string {
   return `blocked ${b.ip} on ${b.instance} ${until(b)} (${b.attempts} failed logins, last user "${safe(b.lastUser)}")`
+}
+
+/** An account reported under attack (accountAlert): its name is attacker text, escaped. */
+export function accountLine(a: AccountAlert, periodMinutes: number): string {
+  return `account "${safe(a.account)}" on ${a.instance} under attack: ${a.addresses} addresses failed on it within ${periodMinutes} min (first failure ${time(a.first)}, latest ${time(a.last)})`
+}
+
+/** An account alert in --json: times in ISO 8601, the name with JSON's own escapes (as every --json string). */
+export function accountJson(a: AccountAlert): {instance: string; account: string; addresses: number; first: string; last: string; at: string} {
+  return {instance: a.instance, account: a.account, addresses: a.addresses, first: new Date(a.first).toISOString(), last: new Date(a.last).toISOString(), at: new Date(a.at).toISOString()}
 }
 
 export function expiredLine(b: BlockInfo): string {

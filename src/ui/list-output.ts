@@ -8,8 +8,9 @@
  */
 import type {ChalkInstance} from 'chalk'
 import type {ListCounts, ListRow} from '../core/run/admin.js'
+import type {AccountRecord} from '../core/store/schema.js'
 import {escapeJson} from '../core/text/escape.js'
-import {relative, safe} from './format.js'
+import {relative, safe, time} from './format.js'
 
 /** Rows a terminal gets when --limit is not given. */
 export const DEFAULT_LIMIT = 50
@@ -139,4 +140,23 @@ export async function writeJsonArray(out: Output, rows: Iterable<ListRow>): Prom
     }
   }
   await put(out, `${chunk}${i === 0 ? '' : '\n'}]\n`)
+}
+
+const ACCOUNT_HEAD = ['account', 'instance', 'addresses', 'first failure', 'last failure', 'reported']
+
+/** `list --accounts`: one row per account reported under attack; the name is attacker text, escaped. */
+export async function writeAccountTable(out: Output, accounts: readonly AccountRecord[]): Promise<void> {
+  const rows = accounts.map((a) => [safe(a.account, 64), a.instance, String(a.addresses), time(a.first), time(a.last), time(a.reportedAt)])
+  const widths = ACCOUNT_HEAD.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)))
+  const line = (c: string[]): string => c.map((cell, i) => (i === c.length - 1 ? cell : cell.padEnd(widths[i] ?? 0))).join('  ').trimEnd()
+  await put(out, `${[ACCOUNT_HEAD, ...rows].map(line).join('\n')}\n`)
+}
+
+/** `list --accounts --json`: an array, an element per line, times in ISO 8601. */
+export async function writeAccountsJson(out: Output, accounts: readonly AccountRecord[]): Promise<void> {
+  const iso = (t: number | null): string | null => (t === null ? null : new Date(t).toISOString())
+  const rows = accounts.map((a) =>
+    escapeJson(JSON.stringify({account: a.account, instance: a.instance, addresses: a.addresses, first: iso(a.first), last: iso(a.last), reportedAt: iso(a.reportedAt)})),
+  )
+  await put(out, rows.length === 0 ? '[]\n' : `[\n${rows.join(',\n')}\n]\n`)
 }

@@ -507,3 +507,20 @@ test('every channel is tried: one failing does not stop the other, each failure 
   assert.match(warnings[0] ?? '', /^notification by e-mail via smtp /)
   assert.match(warnings[1] ?? '', /^notification by command .*missing failed: not found/)
 })
+
+test('a digest of accounts under attack alone: its own section and subject, the name escaped', () => {
+  const d = buildDigest({
+    host: 'mail',
+    now: Date.UTC(2026, 10, 25, 13, 0, 0),
+    blocked: [],
+    released: [],
+    accounts: [{instance: 'master', account: 'x\u001b[2Jroot', addresses: 40, first: Date.UTC(2026, 10, 25, 12, 50, 0), last: Date.UTC(2026, 10, 25, 12, 59, 0)}],
+  })
+  assert.ok(d !== null)
+  assert.equal(d.accounts?.[0]?.account, 'x\\x1b[2Jroot')
+  const {subject, text} = digestText(d)
+  assert.equal(subject, '[rcguard] mail: 1 account(s) under attack')
+  assert.match(text, /^Accounts under attack \(1\):$/m)
+  assert.match(text, /^ {2}x\\x1b\[2Jroot +master +40 +2026-11-25 12:50:00Z +2026-11-25 12:59:00Z$/m)
+  assert.ok(!text.includes('\u001b'))
+})

@@ -13,7 +13,7 @@ import {notifySchema} from '../notify/config.js'
 import {readConfigText} from './read.js'
 import {parseConfigDocument} from './document.js'
 import {firewallNameProblems} from '../firewall/names.js'
-import {DEFAULT_MAX_ENTRIES} from '../store/bounds.js'
+import {DEFAULT_MAX_ENTRIES, MAX_WINDOW_ADDRESSES} from '../store/bounds.js'
 
 export const DEFAULT_CONFIG_PATH = '/etc/rcguard/rcguard.yml'
 
@@ -146,6 +146,14 @@ export const configSchema = z
       }),
     firewall: firewallSchema.prefault({}),
     notify: notifySchema.optional(),
+    /** Accounts under attack (decisions/accounts.ts): minAddresses distinct addresses failing on one user name within periodMinutes are reported once. */
+    accountAlert: z
+      .object({
+        minAddresses: z.number().int().min(2).max(MAX_WINDOW_ADDRESSES),
+        periodMinutes: z.number().positive().max(1440),
+      })
+      .strict()
+      .optional(),
     escalation: z
       .object({
         /** Each new block of an address blocked before lasts blockMinutes × factor^(earlier blocks). 1: no escalation. */

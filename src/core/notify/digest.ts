@@ -32,12 +32,32 @@ export interface DigestBlock {
   minutes: number | null
 }
 
+/** An account reported under attack (accountAlert): its name escaped, how many addresses failed on it, when. */
+export interface DigestAccount {
+  instance: string
+  account: string
+  addresses: number
+  /** ISO 8601: the attack's first and latest failure. */
+  first: string
+  last: string
+}
+
+export interface AccountLike {
+  instance: string
+  account: string
+  addresses: number
+  first: number
+  last: number
+}
+
 export interface Digest {
   host: string
   /** ISO 8601: when the run happened. */
   time: string
   blocked: DigestBlock[]
   released: DigestBlock[]
+  /** Accounts under attack reported by this run (absent: none). */
+  accounts?: DigestAccount[]
 }
 
 export const MAX_USERS = 10
@@ -70,14 +90,26 @@ function digestBlock(b: BlockLike): DigestBlock {
   }
 }
 
-/** The digest of a run, or null when it neither blocked nor released anything. */
-export function buildDigest(input: {host: string; now: number; blocked: BlockLike[]; released: BlockLike[]}): Digest | null {
-  if (input.blocked.length === 0 && input.released.length === 0) return null
+/** The digest of a run, or null when it neither blocked nor released anything, nor reported an account. */
+export function buildDigest(input: {host: string; now: number; blocked: BlockLike[]; released: BlockLike[]; accounts?: AccountLike[]}): Digest | null {
+  const accounts = input.accounts ?? []
+  if (input.blocked.length === 0 && input.released.length === 0 && accounts.length === 0) return null
   return {
     host: escapeText(input.host, {max: 255}),
     time: iso(input.now),
     blocked: input.blocked.map(digestBlock),
     released: input.released.map(digestBlock),
+    ...(accounts.length === 0
+      ? {}
+      : {
+          accounts: accounts.map((a) => ({
+            instance: a.instance,
+            account: escapeText(a.account, {max: MAX_USER_LENGTH}),
+            addresses: a.addresses,
+            first: iso(a.first),
+            last: iso(a.last),
+          })),
+        }),
   }
 }
 
@@ -128,11 +160,19 @@ function section(title: string, blocks: DigestBlock[]): string[] {
   ]
 }
 
+function accountSection(accounts: DigestAccount[]): string[] {
+  if (accounts.length === 0) return []
+  const rows = accounts.map((a) => [a.account, a.instance, String(a.addresses), shortTime(a.first), shortTime(a.last)])
+  return [`Accounts under attack (${accounts.length}):`, ...table(['account', 'instance', 'addresses', 'first failure', 'last failure'], rows), '']
+}
+
 /** The subject and plain-text body of the one mail of a run. */
 export function digestText(d: Digest, subjectPrefix = '[rcguard]'): {subject: string; text: string} {
   const counts: string[] = []
+  const accounts = d.accounts ?? []
   if (d.blocked.length > 0) counts.push(`${d.blocked.length} blocked`)
   if (d.released.length > 0) counts.push(`${d.released.length} released`)
+  if (accounts.length > 0) counts.push(`${accounts.length} account(s) under attack`)
   const summary = counts.length === 0 ? 'no changes' : counts.join(', ')
   const subject = `${subjectPrefix === '' ? '' : `${subjectPrefix} `}${d.host}: ${summary}`
   const lines = [
@@ -140,6 +180,7 @@ export function digestText(d: Digest, subjectPrefix = '[rcguard]'): {subject: st
     '',
     ...section('Blocked', d.blocked),
     ...section('Released', d.released),
+    ...accountSection(accounts),
     'User names are as the log shows them, with control and format characters escaped (\\xNN, \\u{N}).',
     'See every block with "rcguard list"; lift one with "rcguard unblock ADDRESS".',
     'The digest is attached as JSON (rcguard-digest.json).',

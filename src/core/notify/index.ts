@@ -194,7 +194,7 @@ export async function notify(config: NotifyConfig, digest: Digest, options: {log
   const log: Log = options.log ?? (() => undefined)
   try {
     const sent: Digest = config.onExpiry ? digest : {...digest, released: []}
-    if (sent.blocked.length === 0 && sent.released.length === 0) return []
+    if (sent.blocked.length === 0 && sent.released.length === 0 && (sent.accounts ?? []).length === 0) return []
     const tasks: Promise<string | null>[] = []
     if (config.email !== undefined) tasks.push(sendEmail(config.email, sent, log))
     if (config.command !== undefined) tasks.push(runCommand(config.command, sent, log))

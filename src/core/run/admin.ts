@@ -7,7 +7,8 @@ import {blockLength, neverBlockReason, newEntry, pruneEntries} from '../decision
 import {UsageError} from '../errors.js'
 import type {ApplyResult} from '../firewall/index.js'
 import {canonicalIp, cidrsOverlap, parseCidr, type Cidr} from '../net/ip.js'
-import type {Entry, StoreData} from '../store/schema.js'
+import type {AccountRecord, Entry, StoreData} from '../store/schema.js'
+import {reportedAccounts} from '../decisions/accounts.js'
 import {removeFromWhitelist, unblockEntries, type StillInForce} from '../admin/lift.js'
 import {parseOrHint} from '../admin/stored.js'
 import {removeInvalid, type RepairResult} from '../admin/repair.js'
@@ -35,6 +36,12 @@ export async function list(ctx: GuardContext, filter: ListFilter = {}, limit = 0
   }
   const data = await readData(ctx)
   return listView(data, whitelistOf(ctx.config, data), ctx.now(), {state: filter.state, instance: filter.instance, overlapping, limit})
+}
+
+/** `list --accounts`: the accounts reported under attack (accountAlert) and still kept, latest failure first. */
+export async function listAccounts(ctx: GuardContext, filter: {instance?: string} = {}): Promise<AccountRecord[]> {
+  const data = await readData(ctx)
+  return reportedAccounts(data.accounts ?? []).filter((a) => filter.instance === undefined || a.instance === filter.instance)
 }
 
 export interface ChangeResult {

@@ -6,6 +6,7 @@
  */
 import type {Config, LogConfig} from '../config/config.js'
 import {Decider, SKEW_MS, expireBlocks, isBlockActive, type Decision, type SourcedEvent} from '../decisions/decide.js'
+import {AccountWatch, type AccountAlert} from '../decisions/accounts.js'
 import {keepSmall} from '../store/keep-small.js'
 import {ExitCode, FirewallError, RcguardError, UsageError} from '../errors.js'
 import {afterSave} from '../firewall/backend.js'
@@ -39,6 +40,8 @@ export interface ScanResult {
   /** Counts, always kept. */
   stats: {failures: number; counted: number; addresses: number}
   newlyBlocked: BlockInfo[]
+  /** Accounts reported under attack by this read (accountAlert), in the order their windows completed. */
+  accountAlerts: AccountAlert[]
   warnings: string[]
 }
 
@@ -54,6 +57,9 @@ export interface HacksResult extends ScanResult {
   enabled: boolean
 }
 
+
+/** What the decider did with a failure that is a new attempt of an address that may be blocked. */
+const COUNTED_ACTIONS: ReadonlySet<Decision['action']> = new Set(['counted', 'blocked', 'already-blocked'])
 
 const GLOB_CHARS = /[*?[\]{}]/
 
@@ -118,6 +124,7 @@ async function scanInto(ctx: GuardContext, data: StoreData, options: ScanOptions
     events: [],
     decisions: [],
     newlyBlocked: [],
+    accountAlerts: [],
     warnings: [],
     stats: {failures: 0, counted: 0, addresses: 0},
   }
@@ -126,6 +133,7 @@ async function scanInto(ctx: GuardContext, data: StoreData, options: ScanOptions
   const before = new Set(data.entries.filter((e) => isBlockActive(e, now)).map((e) => `${e.instance} ${e.ip}`))
   const decider = new Decider(data, {...config, ipv6Prefix: config.firewall.ipv6Prefix}, whitelistOf(config, data), now, options.collect === true)
   const periodMs = config.periodMinutes * 60_000
+  const accounts = config.accountAlert === undefined ? null : new AccountWatch(data.accounts ?? [], config.accountAlert)
   options.before?.()
   for (const instance of config.instances) {
     const parseOptions: ParseOptions = {countErrors: new Set(config.countErrors), trustedProxies: proxies, loginLc: instance.loginLc, userNameCut: instance.userNameCut}
@@ -166,6 +174,11 @@ async function scanInto(ctx: GuardContext, data: StoreData, options: ScanOptions
           }
           doubts.add(sourced)
           const decision = decider.apply(sourced)
+          // A new attempt of an address that may be blocked, and only that, counts for the account it tried.
+          if (accounts !== null && sourced.outcome === 'failure' && sourced.ip !== null && COUNTED_ACTIONS.has(decision.action)) {
+            const alert = accounts.add(instance.name, sourced.user, sourced.ip, sourced.time)
+            if (alert !== null) result.accountAlerts.push(alert)
+          }
           if (sourced.outcome === 'failure') {
             result.stats.failures++
             if (sourced.counted && sourced.ip !== null) result.stats.counted++
@@ -221,6 +234,10 @@ async function scanInto(ctx: GuardContext, data: StoreData, options: ScanOptions
   }
   decider.flush()
   data.ledger = decider.ledger.save()
+  // Without accountAlert, nothing is kept of the accounts (switching it off forgets them).
+  const kept = accounts === null ? [] : accounts.save(now)
+  if (kept.length > 0) data.accounts = kept
+  else delete data.accounts
   result.stats.addresses = decider.countedAddresses
   result.newlyBlocked = data.entries
     .filter((e) => isBlockActive(e, now) && !before.has(`${e.instance} ${e.ip}`))
@@ -295,7 +312,7 @@ export type CycleOptions = {dryRun: boolean} & Pick<ScanOptions, 'collect' | 'pr
  */
 export async function cycle(ctx: GuardContext, options: CycleOptions): Promise<HacksResult> {
   const {data, merged} = await readDataTracked(ctx)
-  const was = {positions: JSON.stringify(data.positions), ledger: JSON.stringify(data.ledger)}
+  const was = {positions: JSON.stringify(data.positions), ledger: JSON.stringify(data.ledger), accounts: JSON.stringify(data.accounts)}
   const scanned = await scanInto(ctx, data, {collect: options.collect, progress: options.progress, repeatWarnings: options.dryRun})
   const now = ctx.now()
   const expired = expireBlocks(data, now).map(blockInfo)
@@ -309,7 +326,8 @@ export async function cycle(ctx: GuardContext, options: CycleOptions): Promise<H
     ctx.store.migrating ||
     scanned.files.some((f) => f.events > 0) ||
     JSON.stringify(data.positions) !== was.positions ||
-    JSON.stringify(data.ledger) !== was.ledger
+    JSON.stringify(data.ledger) !== was.ledger ||
+    JSON.stringify(data.accounts) !== was.accounts
   const base = {...scanned, expired, enabled: ctx.config.enabled, nextExpiry: nextExpiry(data, now)}
   if (options.dryRun) {
     const desired: DesiredState = ctx.config.enabled ? desiredState(ctx.config, data, now) : {instances: []}
@@ -343,13 +361,13 @@ function nextExpiry(data: StoreData, now: number): number | null {
 }
 
 /**
- * One digest to the admin of what changed (blocks made, blocks ended); null
+ * One digest to the admin of what changed (blocks made, blocks ended, accounts reported under attack); null
  * when there is nothing to tell or nowhere to tell it. A failed notification
  * is a warning, never a failed run.
  */
 export async function notifyChanges(
   ctx: GuardContext,
-  changes: {blocked: BlockInfo[]; released: BlockInfo[]},
+  changes: {blocked: BlockInfo[]; released: BlockInfo[]; accounts?: AccountAlert[]},
 ): Promise<{notified: string[]; warnings: string[]}> {
   const notified: string[] = []
   if (ctx.config.notify === undefined) return {notified, warnings: []}
@@ -364,7 +382,7 @@ export async function hacks(ctx: GuardContext, options: CycleOptions): Promise<H
   if (options.dryRun) return cycle(ctx, options)
   return ctx.store.withLock({wait: false}, async () => {
     const result = await cycle(ctx, options)
-    const sent = await notifyChanges(ctx, {blocked: result.newlyBlocked, released: result.expired})
+    const sent = await notifyChanges(ctx, {blocked: result.newlyBlocked, released: result.expired, accounts: result.accountAlerts})
     result.warnings.push(...sent.warnings)
     return {...result, notified: sent.notified}
   })

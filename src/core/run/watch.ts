@@ -37,6 +37,7 @@ import {dirname} from 'node:path'
 import {BusyError, RcguardError} from '../errors.js'
 import {CachingStore} from '../store/cache.js'
 import type {BlockInfo, GuardContext} from './context.js'
+import type {AccountAlert} from '../decisions/accounts.js'
 import {cycle, expandLog, notifyChanges, type HacksResult} from './pipeline.js'
 
 export interface WatchOptions {
@@ -200,13 +201,13 @@ export async function watch(given: GuardContext, options: WatchOptions): Promise
   let seen: string | null = null
   /** When a cycle is due without growth: the next expiry, the idle timer, a retry. */
   let dueAt = 0
-  const pending = {blocked: [] as BlockInfo[], released: [] as BlockInfo[]}
+  const pending = {blocked: [] as BlockInfo[], released: [] as BlockInfo[], accounts: [] as AccountAlert[]}
   let lastNotify = -Infinity
 
   const sendPending = async (force: boolean): Promise<void> => {
-    if (pending.blocked.length === 0 && pending.released.length === 0) return
+    if (pending.blocked.length === 0 && pending.released.length === 0 && pending.accounts.length === 0) return
     if (!force && Date.now() - lastNotify < notifyEveryMs) return
-    const changes = {blocked: pending.blocked.splice(0), released: pending.released.splice(0)}
+    const changes = {blocked: pending.blocked.splice(0), released: pending.released.splice(0), accounts: pending.accounts.splice(0)}
     lastNotify = Date.now()
     try {
       const sent = await notifyChanges(ctx, changes)
@@ -232,7 +233,7 @@ export async function watch(given: GuardContext, options: WatchOptions): Promise
         seen = signature
       }
       await sendPending(false)
-      const untilNotify = pending.blocked.length + pending.released.length > 0 ? lastNotify + notifyEveryMs - Date.now() : Infinity
+      const untilNotify = pending.blocked.length + pending.released.length + pending.accounts.length > 0 ? lastNotify + notifyEveryMs - Date.now() : Infinity
       await waker.pause(Math.min(pollMs, dueAt - Date.now(), untilNotify), signal)
       // Let the writer finish the lines it is writing before they are read.
       if (!signal.aborted) await new Promise((r) => setTimeout(r, settleMs))
@@ -252,6 +253,7 @@ export async function watch(given: GuardContext, options: WatchOptions): Promise
       options.onCycle(result)
       pending.blocked.push(...result.newlyBlocked)
       pending.released.push(...result.expired)
+      pending.accounts.push(...result.accountAlerts)
       const untilExpiry = result.nextExpiry === null ? Infinity : Math.max(1_000, result.nextExpiry - ctx.now())
       if (result.firewallError !== undefined) {
         summary.failed++

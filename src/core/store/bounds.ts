@@ -23,6 +23,11 @@
  */
 import type {Entry, StoreData} from './schema.js'
 
+/** Accounts under attack tracked at most (decisions/accounts.ts; the least recently failed go first): a spray over a million names stays small. */
+export const MAX_ACCOUNTS = 5_000
+/** Addresses of one account's window kept at most (the count shown stops there); accountAlert.minAddresses is at most this. */
+export const MAX_WINDOW_ADDRESSES = 128
+
 /** User names kept per entry, the most recent. */
 export const MAX_USERS = 3
 /** Characters of a user name kept (the digest's width); a longer one ends in an ellipsis. */

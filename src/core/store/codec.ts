@@ -180,7 +180,8 @@ export function* encodeChunks(data: StoreData): Generator<string> {
       piece = ''
     }
   }
-  const {schemaVersion: _version, ...others} = rest
-  const tail = JSON.stringify(others)
+  // Accounts under attack are only kept with accountAlert: without it the file is as before.
+  const {schemaVersion: _version, accounts, ...others} = rest
+  const tail = JSON.stringify(accounts === undefined || accounts.length === 0 ? others : {...others, accounts})
   yield `${piece}${entries.length > 0 ? '\n' : ''}]${tail === '{}' ? '' : `,${ascii(tail.slice(1, -1))}`}}\n`
 }

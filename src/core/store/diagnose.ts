@@ -4,13 +4,13 @@
  * which removes exactly those records (after keeping the file as it was) so
  * that an admin never has to edit the JSON by hand.
  *
- * A record is one item of `entries`, `whitelist`, `ledger.twins` or
- * `ledger.accounts`, one log's position, or the `firewall` note. A fault
+ * A record is one item of `entries`, `whitelist`, `ledger.twins`,
+ * `ledger.accounts` or `accounts`, one log's position, or the `firewall` note. A fault
  * outside any record (no schemaVersion, `entries` not a list, the file not an
  * object) cannot be repaired this way: `repaired` is null then.
  */
 import type {z} from 'zod'
-import {dataSchema, entrySchema, ledgerSchema, positionSchema, whitelistEntrySchema, type StoreData} from './schema.js'
+import {accountRecordSchema, dataSchema, entrySchema, ledgerSchema, positionSchema, whitelistEntrySchema, type StoreData} from './schema.js'
 import {logPathProblem, quoted} from './values.js'
 import {entryProblemFree, validateData} from './codec.js'
 
@@ -111,6 +111,9 @@ export function diagnose(doc: unknown): Diagnosis {
       twins: sift(doc.ledger.twins, twinSchema, 'ledger.twins', (t) => `a login line of ${text(field(t, 'instance'))} awaiting its twin`, records),
       accounts: sift(doc.ledger.accounts, accountSchema, 'ledger.accounts', (a) => `a recent failure of ${text(field(a, 'ip'))} on ${text(field(a, 'instance'))}`, records),
     }
+  }
+  if (doc.accounts !== undefined) {
+    next.accounts = sift(doc.accounts, accountRecordSchema, 'accounts', (a) => `the account under attack ${text(field(a, 'account'))} on ${text(field(a, 'instance'))}`, records)
   }
   if (doc.firewall !== undefined) {
     const r = dataSchema.shape.firewall.safeParse(doc.firewall)

@@ -14,6 +14,7 @@
  * their default (store/codec.ts); in memory an entry is as before.
  */
 import * as z from 'zod'
+import {MAX_ACCOUNTS, MAX_USER_LENGTH, MAX_WINDOW_ADDRESSES} from './bounds.js'
 import {
   entryAddressProblem,
   fingerprintProblem,
@@ -89,6 +90,22 @@ export const ledgerSchema = z.object({
   accounts: z.array(z.object({instance, account: z.string(), ip: address, time: ms})),
 })
 
+/** An account under attack (decisions/accounts.ts): an episode of failures on one user name from many addresses. */
+export const accountRecordSchema = z.object({
+  instance,
+  /** The user name as login_rate_limit counts it (trimmed, lowercased), cut as entries cut names. */
+  account: z.string().max(MAX_USER_LENGTH),
+  /** The episode's first and latest failure. */
+  first: ms,
+  last: ms,
+  /** The most distinct addresses one window of the episode held. */
+  addresses: count,
+  /** When it was reported (the failure that completed the window); null: not yet. */
+  reportedAt: ms.nullable(),
+  /** The addresses of the current window, each with its newest failure on the account. */
+  recent: z.array(z.object({ip: address, time: ms})).max(MAX_WINDOW_ADDRESSES),
+})
+
 export const whitelistEntrySchema = z.object({
   /** Canonical CIDR text. */
   cidr: checked(whitelistCidrProblem),
@@ -138,6 +155,8 @@ export const dataSchema = z.object({
     .optional(),
   /** What the attempt ledger keeps between runs. */
   ledger: ledgerSchema,
+  /** Accounts under attack (accountAlert): open episodes and reported ones of the last days. */
+  accounts: z.array(accountRecordSchema).max(MAX_ACCOUNTS).optional(),
 })
 
 export type Entry = z.infer<typeof entrySchema>
@@ -146,6 +165,7 @@ export type StoreData = z.infer<typeof dataSchema>
 export type StoredPosition = z.infer<typeof positionSchema>
 export type TwinRecord = z.infer<typeof twinSchema>
 export type LedgerData = z.infer<typeof ledgerSchema>
+export type AccountRecord = z.infer<typeof accountRecordSchema>
 
 export function emptyData(): StoreData {
   return {schemaVersion: SCHEMA_VERSION, entries: [], whitelist: [], positions: {}, ledger: {twins: [], accounts: []}}
