@@ -7,9 +7,9 @@
  */
 import {test} from 'node:test'
 import assert from 'node:assert/strict'
-import {chmodSync, readFileSync, writeFileSync} from 'node:fs'
+import {readFileSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
-import {appendLines, at, cli, f1, f2, nowEnv, setup} from '../helpers/env.js'
+import {appendLines, at, cli, f1, f2, nowEnv, setup, digestRecorder} from '../helpers/env.js'
 
 interface AccountJson {
   account: string
@@ -21,10 +21,7 @@ interface AccountJson {
 
 test('40 addresses on one account: one report by hacks, the digest and list --accounts; not again on the next run', async (t) => {
   const s = setup(t)
-  const recorder = join(s.dir, 'record.sh')
-  writeFileSync(recorder, '#!/bin/sh\ncat >> "$1"\necho >> "$1"\n')
-  chmodSync(recorder, 0o755)
-  const recorded = join(s.dir, 'digests.jsonl')
+  const {argv: recorderArgv, recorded} = digestRecorder(s.dir)
   writeFileSync(
     s.config,
     JSON.stringify({
@@ -33,7 +30,7 @@ test('40 addresses on one account: one report by hacks, the digest and list --ac
       firewall: {backend: 'none'},
       whitelist: ['127.0.0.0/8', '192.0.2.0/24'],
       accountAlert: {minAddresses: 30, periodMinutes: 10},
-      notify: {command: {argv: [recorder, recorded]}},
+      notify: {command: {argv: recorderArgv}},
     }),
   )
   const errors: string[] = []

@@ -5,11 +5,11 @@
  */
 import {test} from 'node:test'
 import assert from 'node:assert/strict'
-import {chmodSync, existsSync, readFileSync, writeFileSync} from 'node:fs'
+import {existsSync, readFileSync, writeFileSync} from 'node:fs'
 import type {AddressInfo} from 'node:net'
 import {join} from 'node:path'
 import {SMTPServer} from 'smtp-server'
-import {appendLines, burst, cli, setup, T0, at, nowEnv} from '../helpers/env.js'
+import {appendLines, burst, cli, setup, T0, at, nowEnv, digestRecorder} from '../helpers/env.js'
 
 async function smtp(t: {after: (fn: () => Promise<void>) => void}): Promise<{port: number; messages: string[]}> {
   const messages: string[] = []
@@ -33,10 +33,7 @@ async function smtp(t: {after: (fn: () => Promise<void>) => void}): Promise<{por
 test('one mail per run that blocks or releases, listing address, instance, attempts, users and length', async (t) => {
   const {port, messages} = await smtp(t)
   const s = setup(t)
-  const recorder = join(s.dir, 'record.sh')
-  writeFileSync(recorder, '#!/bin/sh\ncat >> "$1"\necho >> "$1"\n')
-  chmodSync(recorder, 0o755)
-  const recorded = join(s.dir, 'digests.jsonl')
+  const {argv: recorderArgv, recorded} = digestRecorder(s.dir)
   writeFileSync(
     s.config,
     JSON.stringify({
@@ -45,7 +42,7 @@ test('one mail per run that blocks or releases, listing address, instance, attem
       firewall: {backend: 'none'},
       notify: {
         email: {to: ['admin@example.com'], from: 'rcguard@mail.example.com', transport: {smtp: {host: '127.0.0.1', port}}},
-        command: {argv: [recorder, recorded]},
+        command: {argv: recorderArgv},
         onExpiry: true,
       },
     }),

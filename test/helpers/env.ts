@@ -2,7 +2,7 @@
  * Shared test plumbing: temp directories, log line builders, running the real
  * CLI as a subprocess, and network namespaces for firewall tests.
  */
-import {appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync} from 'node:fs'
+import {appendFileSync, chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join, resolve} from 'node:path'
 import {randomBytes} from 'node:crypto'
@@ -222,4 +222,13 @@ export async function pool<T, R>(items: T[], size: number, fn: (item: T) => Prom
   }
   await Promise.all(Array.from({length: Math.min(size, items.length)}, worker))
   return out
+}
+
+/** A notify.command program in dir that appends each digest (JSON on its stdin) as a line to the file it returns. */
+export function digestRecorder(dir: string): {argv: string[]; recorded: string} {
+  const program = join(dir, 'record.sh')
+  writeFileSync(program, '#!/bin/sh\ncat >> "$1"\necho >> "$1"\n')
+  chmodSync(program, 0o755)
+  const recorded = join(dir, 'digests.jsonl')
+  return {argv: [program, recorded], recorded}
 }
