@@ -5,7 +5,8 @@ import {UsageError} from '../core/errors.js'
 import type {LogConfig} from '../core/config/config.js'
 import {ENVELOPE_IDS} from '../core/parser/envelopes.js'
 import type {SourcedEvent} from '../core/decisions/decide.js'
-import {accountJson, accountLine, blockLine, scanReport, time, until} from '../ui/format.js'
+import {accountJson, accountLine, blockLine, replaySummary, scanReport, time, until} from '../ui/format.js'
+import {ruleText} from '../core/decisions/windows.js'
 import {progressBar} from '../ui/progress.js'
 import {blockJson, JsonEventStream, type BlockJson, type EventJson} from '../ui/json-stream.js'
 
@@ -13,7 +14,7 @@ export interface ScanJson {
   events: EventJson[]
   newlyBlocked: BlockJson[]
   /** With --replay: every block on the file's timeline. */
-  replay?: {ip: string; instance: string; at: string; until: string | null}[]
+  replay?: {ip: string; instance: string; at: string; until: string | null; rule: string}[]
   /** Accounts reported under attack (accountAlert); with --replay, every report on the file's timeline. */
   accountAlerts: ReturnType<typeof accountJson>[]
   stats: ScanResult['stats']
@@ -82,6 +83,7 @@ export default class Scan extends BaseCommand<typeof Scan> {
               instance: b.instance,
               at: new Date(b.at).toISOString(),
               until: b.until === null ? null : new Date(b.until).toISOString(),
+              rule: b.rule,
             })),
           }
         : {}),
@@ -105,9 +107,9 @@ export default class Scan extends BaseCommand<typeof Scan> {
     } else if (replay) {
       for (const a of result.accountAlerts) this.log(`would report at ${time(a.at)}: ${accountLine(a, period)}`)
       for (const b of fileResult.replayBlocks) {
-        this.log(`would block ${b.ip} on ${b.instance} at ${time(b.at)} ${until({blockedUntil: b.until})}`)
+        this.log(`would block ${b.ip} on ${b.instance} at ${time(b.at)} ${until({blockedUntil: b.until})} by ${ruleText(b.rule)}`)
       }
-      this.log(`replay: ${fileResult.replayBlocks.length} block(s) of ${new Set(fileResult.replayBlocks.map((b) => b.ip)).size} address(es) with maxAttempts ${ctx.config.maxAttempts}, periodMinutes ${ctx.config.periodMinutes}, blockMinutes ${ctx.config.blockMinutes}`)
+      for (const line of replaySummary(fileResult.replayBlocks, ctx.config)) this.log(line)
     }
     if (log !== undefined || verbose) {
       const {stats} = result

@@ -7,6 +7,7 @@ import {escapeText} from '../core/text/escape.js'
 import type {AccountAlert} from '../core/decisions/accounts.js'
 import type {BlockInfo} from '../core/run/context.js'
 import type {ScanResult} from '../core/run/pipeline.js'
+import {ruleText, windowsOf, type WindowSetting} from '../core/decisions/windows.js'
 
 export function time(t: number | string | null): string {
   if (t === null) return '-'
@@ -30,7 +31,8 @@ export function firewallLine(changed: boolean, warnings: string[]): string {
 }
 
 export function blockLine(b: BlockInfo): string {
-  return `blocked ${b.ip} on ${b.instance} ${until(b)} (${b.attempts} failed logins, last user "${safe(b.lastUser)}")`
+  const by = b.rule === undefined || b.rule === 'hand' ? '' : ` by ${ruleText(b.rule)}`
+  return `blocked ${b.ip} on ${b.instance} ${until(b)}${by} (${b.attempts} failed logins, last user "${safe(b.lastUser)}")`
 }
 
 /** An account reported under attack (accountAlert): its name is attacker text, escaped. */
@@ -74,4 +76,27 @@ export function relative(t: string | null, now: number): string {
   const span =
     a < 60_000 ? `${Math.round(a / 1000)} s` : a < 3_600_000 ? `${Math.round(a / 60_000)} min` : a < 172_800_000 ? `${Math.round(a / 3_600_000)} h` : `${Math.round(a / 86_400_000)} days`
   return d >= 0 ? `in ${span}` : `${span} ago`
+}
+
+/**
+ * The end of a replay: how many blocks of how many addresses, with the first
+ * rule's settings, then how many blocks each rule made (every configured rule,
+ * those that made none too: what a window would add is as telling as what it adds).
+ */
+export function replaySummary(
+  blocks: readonly {ip: string; rule: string}[],
+  config: {maxAttempts: number; periodMinutes: number; blockMinutes: number; windows?: readonly WindowSetting[]},
+): string[] {
+  const out = [
+    `replay: ${blocks.length} block(s) of ${new Set(blocks.map((b) => b.ip)).size} address(es) with maxAttempts ${config.maxAttempts}, periodMinutes ${config.periodMinutes}, blockMinutes ${config.blockMinutes}`,
+  ]
+  const w = windowsOf(config)
+  const rules = [...w.failures.map((f) => f.rule), ...w.users.map((u) => u.rule)]
+  for (const b of blocks) if (!rules.includes(b.rule)) rules.push(b.rule)
+  if (rules.length === 1) return out
+  for (const rule of rules) {
+    const by = blocks.filter((b) => b.rule === rule)
+    out.push(`  ${ruleText(rule)}: ${by.length} block(s) of ${new Set(by.map((b) => b.ip)).size} address(es)`)
+  }
+  return out
 }

@@ -11,6 +11,7 @@ import type {ListCounts, ListRow} from '../core/run/admin.js'
 import type {AccountRecord} from '../core/store/schema.js'
 import {escapeJson} from '../core/text/escape.js'
 import {relative, safe, time} from './format.js'
+import {ruleShort} from '../core/decisions/windows.js'
 
 /** Rows a terminal gets when --limit is not given. */
 export const DEFAULT_LIMIT = 50
@@ -52,7 +53,7 @@ export function summaryLines(counts: ListCounts): string[] {
   return out
 }
 
-const HEAD = ['address', 'state', 'attempts', 'first seen', 'last seen', 'blocked until', 'instance', 'last user / comment']
+const HEAD = ['address', 'state', 'attempts', 'first seen', 'last seen', 'blocked until', 'blocked by', 'instance', 'last user / comment']
 
 function cells(r: ListRow, now: number): string[] {
   return [
@@ -62,6 +63,7 @@ function cells(r: ListRow, now: number): string[] {
     relative(r.firstSeen, now),
     relative(r.lastSeen, now),
     r.state === 'blocked' ? (r.blockedUntil === null ? 'until deleted' : relative(r.blockedUntil, now)) : '-',
+    r.rule === null ? '-' : ruleShort(r.rule),
     r.instance ?? '-',
     r.comment !== null ? safe(r.comment, 32) : safe(r.lastUser ?? '', 32),
   ]
@@ -124,7 +126,7 @@ export function rowJson(r: ListRow): string {
   return (
     `{"ip":${str(r.ip)},"state":"${r.state}","instance":${str(r.instance)},"attempts":${r.attempts},` +
     `"firstSeen":${time(r.firstSeen)},"lastSeen":${time(r.lastSeen)},"blockedAt":${time(r.blockedAt)},"blockedUntil":${time(r.blockedUntil)},` +
-    `"lastUser":${str(r.lastUser)},"blocks":${r.blocks},"comment":${str(r.comment)}}`
+    `"lastUser":${str(r.lastUser)},"blocks":${r.blocks},"comment":${str(r.comment)},"rule":${r.rule === null ? 'null' : `"${r.rule}"`}}`
   )
 }
 

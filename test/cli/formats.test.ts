@@ -110,7 +110,8 @@ test('first read of a log: failures older than the window before its newest line
   const s = setup(t)
   appendLines(s.log, [...burst(at(0), '203.0.113.70', 8, 10), ...burst(at(120), '203.0.113.71', 2)])
   const r = await cli(['scan', '--verbose', '--config', s.config], {env: nowEnv(125)})
-  assert.match(r.stdout, /first read: 8 failed login\(s\) older than 10 min before the log's newest line not counted/)
+  // The longest window (the slow window's 60 minutes) is what a first read counts.
+  assert.match(r.stdout, /first read: 8 failed login\(s\) older than 60 min before the log's newest line not counted/)
   const rows = await cliJson<Row[]>(['list', '--config', s.config], {env: nowEnv(125)})
   assert.deepEqual(rows.map((row) => [row.ip, row.state]), [['203.0.113.71', 'watching']])
 
@@ -118,9 +119,9 @@ test('first read of a log: failures older than the window before its newest line
     ['scan', '--dry-run', '--replay', '--log', s.log, '--config', s.config],
     {env: nowEnv(125)},
   )
-  assert.deepEqual(replay.replay, [{ip: '203.0.113.70', instance: 'master', at: at(0, 50).toISOString(), until: at(60, 50).toISOString()}])
+  assert.deepEqual(replay.replay, [{ip: '203.0.113.70', instance: 'master', at: at(0, 50).toISOString(), until: at(60, 50).toISOString(), rule: 'failures:6/10'}])
   const text = await cli(['scan', '--dry-run', '--replay', '--log', s.log, '--config', s.config])
-  assert.match(text.stdout, /would block 203\.0\.113\.70 on master at 2026-11-25 13:00:50Z until 2026-11-25 14:00:50Z/)
+  assert.match(text.stdout, /would block 203\.0\.113\.70 on master at 2026-11-25 13:00:50Z until 2026-11-25 14:00:50Z by 6 failures within 10 min/)
   assert.match(text.stdout, /replay: 1 block\(s\) of 1 address\(es\) with maxAttempts 6, periodMinutes 10, blockMinutes 60/)
   const misuse = await cli(['scan', '--replay', '--config', s.config])
   assert.equal(misuse.exitCode, 2)

@@ -46,7 +46,7 @@ test('six addresses of one /64 are blocked as the /64: hacks, list, list --ip of
   appendLines(s.log, spread(SIX))
   const h = await cli(['hacks', '--config', s.config], {env: nowEnv(3)})
   assert.equal(h.exitCode, 0, h.stderr)
-  assert.match(h.stdout, /^blocked 2001:db8:1:2::\/64 on master until 2026-11-25 14:01:40Z \(6 failed logins/m)
+  assert.match(h.stdout, /^blocked 2001:db8:1:2::\/64 on master until 2026-11-25 14:01:40Z by 6 failures within 10 min \(6 failed logins/m)
   const rows = await cliJson<Row[]>(['list', '--config', s.config], {env: nowEnv(3)})
   assert.deepEqual(rows.map((r) => [r.ip, r.state, r.attempts]), [['2001:db8:1:2::/64', 'blocked', 6]])
   const table = await cli(['list', '--config', s.config], {env: nowEnv(3)})

@@ -63,7 +63,7 @@ test('list at 150,000 entries: a summary and the first 50 rows; --limit 0 every 
   assert.equal(first.exitCode, 0, first.stderr)
   const lines = first.stdout.trimEnd().split('\n')
   assert.equal(lines[0], '50000 blocked, 100000 watching, 0 whitelisted')
-  assert.match(lines[1] ?? '', /^address +state +attempts +first seen +last seen +blocked until +instance +last user \/ comment$/)
+  assert.match(lines[1] ?? '', /^address +state +attempts +first seen +last seen +blocked until +blocked by +instance +last user \/ comment$/)
   assert.equal(lines.length, 2 + 50 + 1)
   assert.ok(lines.slice(2, 52).every((l) => / blocked +6 /.test(l)), 'the first rows are the blocked ones')
   assert.equal(lines[52], 'first 50 of 150000 rows shown: --limit 0 shows all, --state, --instance or --ip narrow them')

@@ -45,6 +45,19 @@ const anyEntry = fc.record({
   lastBlockEnd: maybe(fc.option(time, {nil: null})),
   users: maybe(fc.array(fc.oneof({weight: 9, arbitrary: fc.string({maxLength: 5})}, {weight: 1, arbitrary: junk}), {maxLength: 3})),
   comment: maybe(fc.option(fc.string({maxLength: 5}), {nil: null})),
+  // The windows' fields: optional, so undefined is as valid as absent.
+  rule: maybe(fc.constantFrom(undefined, 'failures:6/10', 'users:5/0.5', 'network:10/60', 'hand', 'Hand', 'failures:6/10\n', 'users:5', 'x:1/1')),
+  tried: maybe(
+    fc.option(
+      fc.oneof(
+        fc.array(fc.tuple(fc.integer({min: 0, max: MAX_TIME}), fc.integer({min: 0, max: 0xffffffff})), {maxLength: 4}).map((ps) => ps.sort((a, b) => a[0] - b[0]).flat()),
+        fc.array(fc.oneof(time, fc.constantFrom(0xffffffff, 0x100000000, -1)), {maxLength: 5}),
+        fc.constant(Array.from({length: 130}, (_, i) => i)),
+      ),
+      {nil: undefined},
+    ),
+  ),
+  lastSuccess: maybe(fc.option(time, {nil: undefined})),
 })
 
 test('property: the hand check of an entry accepts exactly what entrySchema accepts', () => {
@@ -145,6 +158,7 @@ test('property: a list row is written as JSON.stringify writes it, escaped by es
     lastUser: text,
     blocks: fc.nat(),
     comment: text,
+    rule: fc.constantFrom(null, 'failures:6/10', 'users:5/0.5', 'hand'),
   })
   fc.assert(
     fc.property(row, (r) => {

@@ -28,6 +28,8 @@ export interface ListRow {
   lastUser: string | null
   blocks: number
   comment: string | null
+  /** While blocked: the rule that blocked it (decisions/windows.ts ruleName; `hand`: rcguard block); null: not blocked, or not known. */
+  rule: string | null
 }
 
 const DAY = 86_400_000
@@ -106,11 +108,12 @@ function entryRow(e: Entry, blocked: boolean): ListRow {
     lastUser: e.lastUser,
     blocks: e.blocks,
     comment: e.comment,
+    rule: blocked ? (e.rule ?? null) : null,
   }
 }
 
 function whitelistRow(cidr: string, comment: string | null): ListRow {
-  return {ip: cidr, state: 'whitelisted', instance: null, attempts: 0, firstSeen: null, lastSeen: null, blockedAt: null, blockedUntil: null, lastUser: null, blocks: 0, comment}
+  return {ip: cidr, state: 'whitelisted', instance: null, attempts: 0, firstSeen: null, lastSeen: null, blockedAt: null, blockedUntil: null, lastUser: null, blocks: 0, comment, rule: null}
 }
 
 /**

@@ -14,6 +14,7 @@ import {readConfigText} from './read.js'
 import {parseConfigDocument} from './document.js'
 import {firewallNameProblems} from '../firewall/names.js'
 import {DEFAULT_MAX_ENTRIES, MAX_WINDOW_ADDRESSES} from '../store/bounds.js'
+import {DEFAULT_WINDOWS, MAX_WINDOW_USERS, MAX_WINDOWS} from '../decisions/windows.js'
 
 export const DEFAULT_CONFIG_PATH = '/etc/rcguard/rcguard.yml'
 
@@ -118,6 +119,12 @@ const firewallSchema = z
   })
   .strict()
 
+/** One more window: `maxAttempts` failures, or `maxUsers` distinct user names, within `periodMinutes` (one day at most). */
+const windowSchema = z.union([
+  z.object({maxAttempts: z.number().int().min(2).max(10000), periodMinutes: z.number().positive().max(1440)}).strict(),
+  z.object({maxUsers: z.number().int().min(2).max(MAX_WINDOW_USERS), periodMinutes: z.number().positive().max(1440)}).strict(),
+])
+
 export const configSchema = z
   .object({
     enabled: z.boolean().default(true),
@@ -146,6 +153,11 @@ export const configSchema = z
       }),
     firewall: firewallSchema.prefault({}),
     notify: notifySchema.optional(),
+    /**
+     * More windows beside the first rule (decisions/windows.ts): failures, or distinct user names tried, within
+     * a period. Absent: DEFAULT_WINDOWS; [] switches them off.
+     */
+    windows: z.array(windowSchema).max(MAX_WINDOWS).default(() => DEFAULT_WINDOWS.map((w) => ({...w}))),
     /** Accounts under attack (decisions/accounts.ts): minAddresses distinct addresses failing on one user name within periodMinutes are reported once. */
     accountAlert: z
       .object({

@@ -12,6 +12,7 @@ import type {LoginEvent} from '../parser/types.js'
 import type {Entry, StoreData} from '../store/schema.js'
 import {AttemptLedger, detached, SKEW_MS} from './attempts.js'
 import {cutUser, MAX_USERS} from '../store/bounds.js'
+import {addTried, findFailures, findUsers, nameHash, ruleText, windowsOf, type WindowSetting, type Windows} from './windows.js'
 
 export interface DecisionSettings {
   /** The instances and their logs (the attempt ledger drops sooner what a single log cannot need). */
@@ -19,6 +20,8 @@ export interface DecisionSettings {
   maxAttempts: number
   periodMinutes: number
   blockMinutes: number
+  /** More windows beside the first rule (decisions/windows.ts); absent: none. */
+  windows?: readonly WindowSetting[]
   /** A successful login from an address clears its failures (off by default: 2FA plugins log success before the second factor). */
   resetOnSuccess?: boolean
   /** Repeat offenders: longer blocks each time (absent: every block lasts blockMinutes). */
@@ -59,6 +62,8 @@ export interface Decision {
   blockedUntil?: number | null
   /** The entry the failure counted against: the address, or its IPv6 network (see blockKey). */
   key?: string
+  /** For `blocked`: the rule that blocked it (windows.ts ruleName). */
+  rule?: string
 }
 
 export {DUPLICATE_WINDOW_MS, SKEW_MS} from './attempts.js'
@@ -90,20 +95,23 @@ function findWindow(times: number[], k: number, periodMs: number): number {
   return -1
 }
 
-function insertSorted(times: number[], t: number): void {
+/** Inserts t in sorted order; returns its index. */
+function insertSorted(times: number[], t: number): number {
   let i = times.length
   while (i > 0 && (times[i - 1] ?? 0) > t) i--
   if (i === times.length) times.push(t)
   else times.splice(i, 0, t)
+  return i
 }
 
 /** Drops the times before `from` at the start of a sorted list, in place (shift and splice trim an array's storage in V8, and the next push allocates it anew). */
-function dropBefore(times: number[], from: number): void {
+function dropBefore(times: number[], from: number): number {
   let k = 0
   while (k < times.length && (times[k] as number) < from) k++
-  if (k === 0) return
+  if (k === 0) return 0
   for (let i = k; i < times.length; i++) times[i - k] = times[i] as number
   times.length -= k
+  return k
 }
 
 /**
@@ -175,7 +183,9 @@ const orNaN = (v: number | null): number => (v === null ? Number.NaN : v)
 const orNull = (v: number): number | null => (Number.isNaN(v) ? null : v)
 
 export class Decider {
-  private readonly periodMs: number
+  private readonly windows: Windows
+  /** Whether successes are remembered: only windows beside the first rule look at them. */
+  private readonly relaxing: boolean
   /**
    * The entries' rows, by instance then key: one lookup per failure, no key
    * text built. A stored entry gets its row when first counted against (-1 -
@@ -208,6 +218,10 @@ export class Decider {
   /** The failure times of rows that hold more than FAIL_SLOTS (IN_ROW for the others). */
   private failures: number[][] = []
   private entryOf: Entry[] = []
+  /** Per row: its newest successful login (NaN: none known), its (time, name hash) pairs (windows.ts addTried; null: none), the rule of its block. */
+  private lastSuccess: number[] = []
+  private tried: (number[] | null)[] = []
+  private rule: (string | undefined)[] = []
   /** Rows changed since the last flush (each once). */
   private dirty = new Uint8Array(1024)
   private changed: number[] = []
@@ -220,7 +234,8 @@ export class Decider {
     /** Write the `why` of counted lines (for --verbose). */
     private readonly explain = true,
   ) {
-    this.periodMs = settings.periodMinutes * 60_000
+    this.windows = windowsOf(settings)
+    this.relaxing = this.windows.failures.length > 1 || this.windows.users.length > 0
     const oneLog = (settings.instances ?? []).filter((i) => i.logs.length === 1 && !/[*?[\]{}]/.test(i.logs[0]?.path ?? '*')).map((i) => i.name)
     this.ledger = new AttemptLedger(data.ledger, new Set(oneLog))
   }
@@ -275,6 +290,9 @@ export class Decider {
     hot[h + BLOCKED_UNTIL] = orNaN(entry.blockedUntil)
     hot[h + BLOCKS] = entry.blocks
     this.entryOf.push(entry)
+    this.lastSuccess.push(entry.lastSuccess ?? Number.NaN)
+    this.tried.push(entry.tried === undefined || entry.tried.length === 0 ? null : [...entry.tried])
+    this.rule.push(entry.rule)
     this.lastUser.push(entry.lastUser)
     this.failures.push(IN_ROW)
     this.setFailures(row, entry.failures)
@@ -345,6 +363,14 @@ export class Decider {
       e.failures = this.failuresOf(row)
       const n = hot[h + NAMES] as number
       if (n !== -1) e.users = this.users.slice(row * MAX_USERS, row * MAX_USERS + n)
+      const success = this.lastSuccess[row] as number
+      if (!Number.isNaN(success)) e.lastSuccess = success
+      const tried = this.tried[row]
+      if (tried !== null && tried !== undefined && tried.length > 0) e.tried = [...tried]
+      else delete e.tried
+      const rule = this.rule[row]
+      if (rule !== undefined) e.rule = rule
+      else delete e.rule
       this.dirty[row] = 0
     }
     this.changed = []
@@ -356,9 +382,23 @@ export class Decider {
     return !Number.isNaN(this.hot[h + BLOCKED_AT]) && (Number.isNaN(until) || until > time)
   }
 
+  /** Whether a successful login of the row's address lies within periodMs of `time` (a window beside the first rule is relaxed). */
+  private succeededNear(row: number, time: number, periodMs: number): boolean {
+    const s = this.lastSuccess[row] as number
+    return !Number.isNaN(s) && Math.abs(time - s) <= periodMs
+  }
+
   apply(event: SourcedEvent): Decision {
-    const {settings, periodMs} = this
+    const {settings, windows} = this
     this.index()
+    if (this.relaxing && event.outcome === 'success' && event.ip !== null && event.doubt === undefined) {
+      // Remembered for an address already counted against: a success alone makes no entry.
+      const row = this.rowOf(event.instance, this.factsOf(event.ip).key)
+      if (row !== -1 && !((this.lastSuccess[row] as number) >= event.time)) {
+        this.lastSuccess[row] = event.time
+        this.touch(row)
+      }
+    }
     if (event.outcome === 'success' && settings.resetOnSuccess === true && event.ip !== null && event.doubt === undefined) {
       const row = this.rowOf(event.instance, this.factsOf(event.ip).key)
       const failures = row === -1 ? [] : this.failuresOf(row)
@@ -451,10 +491,12 @@ export class Decider {
     if (!Number.isNaN(hot[h + BLOCKED_AT]) && (Number.isNaN(hot[h + BLOCKED_UNTIL]) || (hot[h + BLOCKED_UNTIL] as number) > event.time)) {
       return {action: 'already-blocked', event, key, why: `${key} is already blocked`}
     }
-    const k = settings.maxAttempts
+    // The first rule's window, the other failures windows, then the user windows: the earliest completion blocks.
+    const first = windows.failures[0] as (typeof windows.failures)[number]
+    const keepMs = windows.keepFailuresMs
     let held: number
-    let start: number
-    let trigger: number
+    let trigger = Number.POSITIVE_INFINITY
+    let rule = ''
     if ((hot[h + FAILS] as number) === FAIL_SLOTS) {
       // Full: the times move to a list of their own.
       this.failures[row] = Array.from(hot.subarray(h + FAIL0, h + ROW))
@@ -469,7 +511,7 @@ export class Decider {
       for (; i > 0 && (hot[base + i - 1] as number) > t; i--) hot[base + i] = hot[base + i - 1] as number
       hot[base + i] = t
       let m = fails + 1
-      const keepFrom = (hot[base + m - 1] as number) - periodMs - SKEW_MS
+      const keepFrom = (hot[base + m - 1] as number) - keepMs - SKEW_MS
       let drop = 0
       while (drop < m && (hot[base + drop] as number) < keepFrom) drop++
       if (drop > 0) {
@@ -477,32 +519,65 @@ export class Decider {
         m -= drop
       }
       hot[h + FAILS] = m
-      start = -1
-      for (let j = 0; j + k - 1 < m; j++) {
-        if ((hot[base + j + k - 1] as number) - (hot[base + j] as number) <= periodMs) {
-          start = j
-          break
+      const at = i - drop
+      for (const w of windows.failures) {
+        if (m < w.count) continue
+        const k = w.count
+        if (w.first) {
+          // The first rule: any window of the kept failures (as it always was).
+          for (let j = 0; j + k - 1 < m; j++) {
+            if ((hot[base + j + k - 1] as number) - (hot[base + j] as number) <= w.periodMs) {
+              if ((hot[base + j + k - 1] as number) < trigger) [trigger, rule] = [hot[base + j + k - 1] as number, w.rule]
+              break
+            }
+          }
+        } else if (at >= 0 && !this.succeededNear(row, event.time, w.periodMs)) {
+          const end = findFailures(hot, base, m, at, k, w.periodMs)
+          if (end !== -1 && end < trigger) [trigger, rule] = [end, w.rule]
         }
       }
       held = m
-      trigger = start === -1 ? event.time : (hot[base + start + k - 1] as number)
     } else {
       const failures = this.failures[row] as number[]
-      insertSorted(failures, event.time)
+      const inserted = insertSorted(failures, event.time)
       const newest = failures[failures.length - 1] ?? event.time
-      const keepFrom = newest - periodMs - SKEW_MS
-      dropBefore(failures, keepFrom)
-      start = findWindow(failures, k, periodMs)
+      const keepFrom = newest - keepMs - SKEW_MS
+      const at = inserted - dropBefore(failures, keepFrom)
+      for (const w of windows.failures) {
+        if (failures.length < w.count) continue
+        if (w.first) {
+          const start = findWindow(failures, w.count, w.periodMs)
+          if (start !== -1 && (failures[start + w.count - 1] as number) < trigger) [trigger, rule] = [failures[start + w.count - 1] as number, w.rule]
+        } else if (at >= 0 && !this.succeededNear(row, event.time, w.periodMs)) {
+          const end = findFailures(failures, 0, failures.length, at, w.count, w.periodMs)
+          if (end !== -1 && end < trigger) [trigger, rule] = [end, w.rule]
+        }
+      }
       held = failures.length
-      trigger = failures[start + k - 1] ?? event.time
     }
-    if (start === -1) {
+    if (windows.users.length > 0) {
+      let tried = this.tried[row] ?? null
+      if (tried === null) {
+        tried = []
+        this.tried[row] = tried
+      }
+      addTried(tried, event.time, nameHash(event.user), windows.keepTriedMs + SKEW_MS, windows.thinMs)
+      for (const w of windows.users) {
+        if (this.succeededNear(row, event.time, w.periodMs)) continue
+        const at = findUsers(tried, w.count, w.periodMs, event.time)
+        if (at !== -1 && at < trigger) {
+          trigger = at
+          rule = w.rule
+        }
+      }
+    }
+    if (rule === '') {
       return {
         action: 'counted',
         event,
         key,
         // Built only when asked for (--verbose): most lines are counted and most runs do not ask.
-        why: this.explain ? `${key}: ${held} of ${settings.maxAttempts} failures within ${minutes(settings.periodMinutes)}` : '',
+        why: this.explain ? `${key}: ${held} of ${first.count} failures within ${minutes(settings.periodMinutes)}` : '',
       }
     }
     const blocks = hot[h + BLOCKS] as number
@@ -513,15 +588,18 @@ export class Decider {
     const repeat = blocks > 0 && lengthMin !== settings.blockMinutes ? ` (block ${blocks + 1} of this address: escalated)` : ''
     hot[h + BLOCKS] = blocks + 1
     this.setFailures(row, [])
+    this.tried[row] = null
+    this.rule[row] = rule
     const length = lengthMin === 0 ? 'until deleted' : `for ${minutes(lengthMin)}${repeat}`
     const stale = blockedUntil !== null && blockedUntil <= this.now ? ' (already over: the lines are old)' : ''
     return {
       action: 'blocked',
       event,
       key,
-      why: `${key}: ${settings.maxAttempts} failures within ${minutes(settings.periodMinutes)}: blocked ${length}${stale}`,
+      why: `${key}: ${ruleText(rule)}: blocked ${length}${stale}`,
       blockedAt: trigger,
       blockedUntil,
+      rule,
     }
   }
 
@@ -587,7 +665,8 @@ export function expireBlocks(data: StoreData, now: number): Entry[] {
 /** Returns how many entries were removed or compacted (0: the data is as it was). */
 export function pruneEntries(data: StoreData, settings: DecisionSettings, now: number): number {
   let compacted = 0
-  const horizon = now - settings.periodMinutes * 60_000 - SKEW_MS
+  // An entry is kept while any window can still need its failures.
+  const horizon = now - windowsOf(settings).longestMs - SKEW_MS
   const forget = now - (settings.escalation?.forgetDays ?? 30) * 86_400_000
   const before = data.entries.length
   data.entries = data.entries.filter((e) => {

@@ -148,6 +148,8 @@ export async function block(
         entry.blockedUntil = minutes === 0 ? null : now + minutes * 60_000
         entry.blocks++
         entry.failures = []
+        entry.rule = 'hand'
+        delete entry.tried
         if (options.comment !== undefined) entry.comment = options.comment
         done.push(`${name}: blocked on ${instance} ${minutes === 0 ? 'until deleted' : `for ${minutes} min`}`)
       }

@@ -32,6 +32,8 @@ export interface BlockInfo {
   users: string[]
   blockedAt: number
   blockedUntil: number | null
+  /** The rule that made the block (decisions/windows.ts); absent: not known (a block of an older rcguard). */
+  rule?: string
 }
 
 
@@ -80,5 +82,6 @@ export function blockInfo(e: Entry): BlockInfo {
     users: e.users.length > 0 ? e.users : [e.lastUser],
     blockedAt: e.blockedAt ?? 0,
     blockedUntil: e.blockedUntil,
+    ...(e.rule === undefined ? {} : {rule: e.rule}),
   }
 }

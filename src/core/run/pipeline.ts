@@ -7,6 +7,7 @@
 import type {Config, LogConfig} from '../config/config.js'
 import {Decider, SKEW_MS, expireBlocks, isBlockActive, type Decision, type SourcedEvent} from '../decisions/decide.js'
 import {AccountWatch, type AccountAlert} from '../decisions/accounts.js'
+import {windowsOf} from '../decisions/windows.js'
 import {keepSmall} from '../store/keep-small.js'
 import {ExitCode, FirewallError, RcguardError, UsageError} from '../errors.js'
 import {afterSave} from '../firewall/backend.js'
@@ -132,7 +133,8 @@ async function scanInto(ctx: GuardContext, data: StoreData, options: ScanOptions
   const proxies = proxyList(config.trustedProxies)
   const before = new Set(data.entries.filter((e) => isBlockActive(e, now)).map((e) => `${e.instance} ${e.ip}`))
   const decider = new Decider(data, {...config, ipv6Prefix: config.firewall.ipv6Prefix}, whitelistOf(config, data), now, options.collect === true)
-  const periodMs = config.periodMinutes * 60_000
+  // A first read counts what the longest window can still hold.
+  const periodMs = windowsOf(config).longestMs
   const accounts = config.accountAlert === undefined ? null : new AccountWatch(data.accounts ?? [], config.accountAlert)
   options.before?.()
   for (const instance of config.instances) {
@@ -225,7 +227,7 @@ async function scanInto(ctx: GuardContext, data: StoreData, options: ScanOptions
         result.warnings.push(...doubts.warnings(file, now, options.repeatWarnings === true ? undefined : warned))
         const notes = [...report.notes]
         old += parser.skipped
-        if (old > 0) notes.push(`first read: ${old} failed login(s) older than ${config.periodMinutes} min before the log's newest line not counted`)
+        if (old > 0) notes.push(`first read: ${old} failed login(s) older than ${periodMs / 60_000} min before the log's newest line not counted`)
         result.warnings.push(...report.warnings)
         if (report.position !== undefined) positions[file] = {...report.position, parser: parser.state, warned}
         result.files.push({file, bytes: report.bytes, lines: report.lines, events, notes})
@@ -268,6 +270,8 @@ export interface ReplayBlock {
   at: number
   /** When the block would have ended; null: until deleted. */
   until: number | null
+  /** The rule that blocked it (decisions/windows.ts ruleName). */
+  rule: string
 }
 
 /**
@@ -298,7 +302,7 @@ export async function scanFile(
   const result = await scanInto({...ctx, config}, data, {...options, repeatWarnings: true})
   const replayBlocks: ReplayBlock[] = result.decisions
     .filter((d) => d.action === 'blocked' && d.event.ip !== null)
-    .map((d) => ({ip: d.key ?? d.event.ip ?? '', instance: d.event.instance, at: d.blockedAt ?? d.event.time, until: d.blockedUntil ?? null}))
+    .map((d) => ({ip: d.key ?? d.event.ip ?? '', instance: d.event.instance, at: d.blockedAt ?? d.event.time, until: d.blockedUntil ?? null, rule: d.rule ?? ''}))
   return {...result, replayBlocks}
 }
 

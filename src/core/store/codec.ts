@@ -23,6 +23,7 @@
 import type {z} from 'zod'
 import {dataSchema, type Entry, type StoreData} from './schema.js'
 import {entryAddressProblem, instanceProblem, MAX_TIME} from './values.js'
+import {MAX_TRIED, RULE_PATTERN} from '../decisions/windows.js'
 
 type Doc = Record<string, unknown>
 
@@ -55,7 +56,7 @@ function decodeEntry(item: unknown): unknown {
   {
     const users = or(item.users, [])
     const lastOfUsers = Array.isArray(users) && users.length > 0 ? users[users.length - 1] : ''
-    return {
+    const entry: Doc = {
       ip: item.ip,
       instance: item.instance,
       failures: or(item.failures, []),
@@ -70,7 +71,24 @@ function decodeEntry(item: unknown): unknown {
       users,
       comment: or(item.comment, null),
     }
+    // The windows' fields, only where the file has them (most entries have none).
+    if (item.rule !== undefined) entry.rule = item.rule
+    if (item.tried !== undefined) entry.tried = item.tried
+    if (item.lastSuccess !== undefined) entry.lastSuccess = item.lastSuccess
+    return entry
   }
+}
+
+/** Whether entrySchema's `tried` accepts `v`: (time, name hash) pairs, flat, in time order, at most MAX_TRIED. */
+function isTried(v: unknown): boolean {
+  if (!Array.isArray(v) || v.length % 2 !== 0 || v.length > MAX_TRIED * 2) return false
+  for (let i = 0; i < v.length; i += 2) {
+    const t = v[i] as unknown
+    const h = v[i + 1] as unknown
+    if (!isTime(t) || typeof h !== 'number' || !Number.isSafeInteger(h) || h < 0 || h > 0xffffffff) return false
+    if (i >= 2 && (t as number) < (v[i - 2] as number)) return false
+  }
+  return true
 }
 
 const isTime = (v: unknown): boolean => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 && v <= MAX_TIME
@@ -89,6 +107,9 @@ export function entryProblemFree(e: unknown): boolean {
   if (!isTimeOrNull(e.blockedAt) || !isTimeOrNull(e.blockedUntil) || !isCount(e.blocks) || !isTimeOrNull(e.lastBlockEnd)) return false
   if (!Array.isArray(users)) return false
   for (const u of users as unknown[]) if (typeof u !== 'string') return false
+  if (e.rule !== undefined && !(typeof e.rule === 'string' && RULE_PATTERN.test(e.rule))) return false
+  if (e.tried !== undefined && !isTried(e.tried)) return false
+  if (e.lastSuccess !== undefined && !isTime(e.lastSuccess)) return false
   return comment === null || typeof comment === 'string'
 }
 
@@ -157,6 +178,10 @@ export function encodeEntry(e: Entry): string {
   if (e.lastBlockEnd !== null) s += `,"lastBlockEnd":${e.lastBlockEnd}`
   if (e.users.length > 0) s += `,"users":[${e.users.map(stringJson).join(',')}]`
   if (e.comment !== null) s += `,"comment":${stringJson(e.comment)}`
+  // A rule name holds nothing JSON escapes (RULE_PATTERN).
+  if (e.rule !== undefined) s += `,"rule":"${e.rule}"`
+  if (e.tried !== undefined) s += `,"tried":[${e.tried.join(",")}]`
+  if (e.lastSuccess !== undefined) s += `,"lastSuccess":${e.lastSuccess}`
   return `${s}}`
 }
 
