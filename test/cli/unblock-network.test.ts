@@ -95,13 +95,13 @@ test('ipv6Prefix raised from 64 to 128: unblock of an address deletes its own en
   oneLine(two, 'two arguments', /still blocked by the network 2001:db8:9:1::\/64 on master until deleted: .*; not in the database: 203\.0\.113\.99$/)
 })
 
-test('whitelist --remove names what still keeps the address from being blocked (a wider database network, the configuration, a trusted proxy), exit 7; an address on no whitelist is exit 6; IPv4 networks are never blocked by hand', async (t) => {
+test('whitelist --remove names what still keeps the address from being blocked (a wider database network, the configuration, a trusted proxy), exit 7; an address on no whitelist is exit 6; a network overlapping the whitelist is never blocked by hand', async (t) => {
   const s = setup(t)
   configure(s, {}, {whitelist: ['127.0.0.0/8', '198.51.100.0/24'], trustedProxies: ['203.0.113.1']})
-  // IPv4: a network cannot be blocked by hand, so unblock of an address has nothing wider to name.
-  const net = await cli(['block', '192.0.2.0/24', '--config', s.config], {env: nowEnv(0)})
+  // A network inside the configuration's whitelist is refused, so unblock of an address there has nothing wider to name.
+  const net = await cli(['block', '198.51.100.0/25', '--config', s.config], {env: nowEnv(0)})
   assert.equal(net.exitCode, 2, net.stderr)
-  oneLine(net, 'block of a network', /^rcguard: not an IPv4 or IPv6 address: 192\.0\.2\.0\/24$/)
+  oneLine(net, 'block of a whitelisted network', /^rcguard: refused: 198\.51\.100\.0\/25 overlaps what is never blocked \(whitelisted in the configuration \(198\.51\.100\.0\/24\)\)$/)
   const w = await cli(['unblock', '198.51.100.7', '--config', s.config], {env: nowEnv(0)})
   assert.equal(w.exitCode, 6, w.stderr)
   oneLine(w, 'unblock of a whitelisted address', /^rcguard: not in the database: 198\.51\.100\.7$/)

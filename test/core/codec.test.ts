@@ -13,6 +13,7 @@ import {isAscii} from 'node:buffer'
 import {decodeEntries, encodeChunks, encodeEntry, entryProblemFree, validateData} from '../../src/core/store/codec.js'
 import {dataSchema, emptyData, entrySchema, type Entry} from '../../src/core/store/schema.js'
 import {MAX_TIME} from '../../src/core/store/values.js'
+import {parseCidr} from '../../src/core/net/ip.js'
 import {isoTime} from '../../src/core/admin/list.js'
 import {escapeJson} from '../../src/core/text/escape.js'
 import {envInt} from '../helpers/env.js'
@@ -26,10 +27,18 @@ const time = fc.oneof(fc.integer({min: 0, max: MAX_TIME}), oddNumber)
 const count = fc.oneof(fc.nat(), oddNumber)
 const junk = fc.oneof(fc.constant(null), fc.constant(undefined), fc.string({maxLength: 3}), fc.boolean(), fc.constant([]), fc.constant({}), oddNumber)
 const maybe = <T>(arb: fc.Arbitrary<T>): fc.Arbitrary<unknown> => fc.oneof({weight: 8, arbitrary: arb}, {weight: 1, arbitrary: junk})
+/** Networks of any prefix, as written (host bits and all) and in the canonical text parseCidr gives. */
+const network = (address: fc.Arbitrary<string>, max: number): fc.Arbitrary<string> =>
+  fc.tuple(address, fc.integer({min: 0, max}), fc.boolean()).map(([a, p, canonical]) => (canonical ? (parseCidr(`${a}/${p}`)?.text ?? `${a}/${p}`) : `${a}/${p}`))
 const ip = fc.oneof(
   fc.ipV4(),
   fc.ipV6(),
-  fc.constantFrom('2001:db8:1:2::/64', '2001:db8::/8', '10.0.0.0/8', '192.000.2.1', '2001:DB8::1', '2001:db8:0:0::1', ' 192.0.2.1', ''),
+  network(fc.ipV4(), 33),
+  network(fc.ipV6(), 129),
+  fc.constantFrom(
+    '2001:db8:1:2::/64', '2001:db8::/8', '10.0.0.0/8', '10.0.0.0/7', '10.0.0.1/24', '10.0.0.0/32', '2001:db8::1/128', '198.51.100.0/24',
+    '10.0.0.0/08', '::ffff:10.0.0.0/104', '192.000.2.1', '2001:DB8::1', '2001:db8:0:0::1', ' 192.0.2.1', '',
+  ),
 )
 const anyEntry = fc.record({
   ip: maybe(ip),

@@ -72,7 +72,10 @@ test('bad addresses and networks as arguments: exit 2, one line naming the argum
   assert.deepEqual(rows.map((r) => [r.ip, r.state]), [['203.0.113.50', 'blocked'], ['192.0.2.0/24', 'whitelisted']], 'the seeded database is valid')
   const cases: [string[], RegExp][] = [
     [['block', '300.1.2.3'], /^rcguard: not an IPv4 or IPv6 address: 300\.1\.2\.3$/],
-    [['block', '192.0.2.0/24'], /^rcguard: not an IPv4 or IPv6 address: 192\.0\.2\.0\/24$/],
+    // Whitelisted in the database (or, on a host with an address in it, that address).
+    [['block', '192.0.2.0/24'], /^rcguard: refused: 192\.0\.2\.0\/24 overlaps what is never blocked \((whitelisted \(192\.0\.2\.0\/24\)|this host's own address \(192\.0\.2\.\d+\/32\))\)$/],
+    [['block', '192.0.0.0/7'], /^rcguard: 192\.0\.0\.0\/7 is wider than the widest network rcguard blocks \(\/8 for IPv4\)$/],
+    [['block', '198.51.100.0/24/8'], /^rcguard: not an IPv4\/IPv6 address or CIDR network: 198\.51\.100\.0\/24\/8$/],
     [['block', '198.51.100.1', '1.2.3.4%eth0'], /^rcguard: not an IPv4 or IPv6 address: 1\.2\.3\.4%eth0$/],
     [['unblock', '2001:db8::g'], /^rcguard: not an IPv4 or IPv6 address: 2001:db8::g$/],
     [['whitelist', '--remove', '192.0.2.0/24/8'], /^rcguard: not an IPv4\/IPv6 address or CIDR network: 192\.0\.2\.0\/24\/8$/],

@@ -8,7 +8,7 @@
  * counts against (its IPv6 network with firewall.ipv6Prefix, else the
  * address) and any narrower one. A wider network entry that holds it (a /48
  * kept from an earlier ipv6Prefix, a /64 kept after ipv6Prefix was raised to
- * 128) is other addresses' block as well: it is not lifted on the way, but
+ * 128, an IPv4 or IPv6 network blocked by hand) is other addresses' block as well: it is not lifted on the way, but
  * named, with the command that lifts it.
  *
  * `whitelist --remove NET` deletes the database's whitelist entry of exactly
@@ -70,8 +70,8 @@ export function unblockEntries(data: StoreData, args: readonly string[], rules: 
       out.notFound.push(arg)
       continue
     }
-    // An address's own scope holds only its own entry (IPv4 entries are addresses, never networks); otherwise
-    // only entries of the scope's family can lie inside it, and only those are parsed.
+    // An address's own scope holds only its own entry (a network entry that holds the address is wider, and
+    // named below); otherwise only entries of the scope's family can lie inside it, and only those are parsed.
     const single = scope.prefix === (scope.family === 4 ? 32 : 128) ? scope.text.slice(0, scope.text.indexOf('/')) : null
     const v6 = scope.family === 6
     const matching = data.entries.filter((e) => {

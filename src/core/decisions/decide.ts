@@ -7,7 +7,7 @@
  * and lasts `blockMinutes` (0: until deleted). Failures that led to a block are
  * forgotten, so after it ends a fresh burst is needed to block again.
  */
-import {blockKey, ipv4Key, isLoopback, overlapsLoopback, sortIps, type NetworkList} from '../net/ip.js'
+import {blockKey, ipv4Key, isLoopback, loopbackOverlapping, overlapsLoopback, sortIps, type NetworkList} from '../net/ip.js'
 import type {LoginEvent} from '../parser/types.js'
 import type {Entry, StoreData} from '../store/schema.js'
 import {AttemptLedger, detached, SKEW_MS} from './attempts.js'
@@ -81,6 +81,22 @@ export function neverBlockReason(ip: string, whitelist: NetworkList): string | n
   const w = network ? whitelist.overlapping(ip) : whitelist.match(ip)
   if (w !== undefined) return w.label ?? `whitelisted (${w.text})`
   return null
+}
+
+/**
+ * What a network (CIDR text) overlaps that is never blocked, as the rule and
+ * the network it overlaps (`whitelisted in the configuration
+ * (198.51.100.200/32)`, `loopback (127.0.0.0/8)`), or null: neverBlockReason
+ * for a network, naming what it holds or lies in.
+ */
+export function neverBlockOverlap(net: string, whitelist: NetworkList): string | null {
+  const loop = loopbackOverlapping(net)
+  if (loop !== undefined) return `loopback (${loop.text})`
+  const w = whitelist.overlapping(net)
+  if (w === undefined) return null
+  if (w.label === undefined) return `whitelisted (${w.text})`
+  // Labels that name no network (this host's own address) get it added.
+  return w.label.includes(`(${w.text})`) ? w.label : `${w.label} (${w.text})`
 }
 
 function minutes(n: number): string {

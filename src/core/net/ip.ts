@@ -422,6 +422,11 @@ export function overlapsLoopback(net: string | Cidr): boolean {
   return LOOPBACK.overlapping(net) !== undefined
 }
 
+/** The loopback network (127.0.0.0/8, ::1/128) that shares an address with `net`, or undefined. */
+export function loopbackOverlapping(net: string | Cidr): Cidr | undefined {
+  return LOOPBACK.overlapping(net)
+}
+
 /**
  * Sort key so that lists and rule sets come out in a stable, human order.
  * Takes addresses and networks (CIDR text): by address, then the wider network first.

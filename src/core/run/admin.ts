@@ -3,10 +3,11 @@
  * that changes the store holds the lock, writes, then brings the firewall in
  * line (desired.ts).
  */
-import {blockLength, neverBlockReason, newEntry, pruneEntries} from '../decisions/decide.js'
+import {blockLength, neverBlockOverlap, neverBlockReason, newEntry, pruneEntries} from '../decisions/decide.js'
 import {UsageError} from '../errors.js'
 import type {ApplyResult} from '../firewall/index.js'
-import {canonicalIp, cidrsOverlap, parseCidr, type Cidr} from '../net/ip.js'
+import {canonicalIp, cidrsOverlap, parseCidr, type Cidr, type NetworkList} from '../net/ip.js'
+import {entryText, minPrefix} from '../store/values.js'
 import type {AccountRecord, Entry, StoreData} from '../store/schema.js'
 import {reportedAccounts} from '../decisions/accounts.js'
 import {removeFromWhitelist, unblockEntries, type StillInForce} from '../admin/lift.js'
@@ -108,17 +109,52 @@ export async function unblock(ctx: GuardContext, args: string[]): Promise<Change
   })
 }
 
+/** One argument of `block`: the entry text it blocks (an address, or a canonical network), and what was typed when that differs. */
+interface BlockTarget {
+  ip: string
+  /** The argument as given, when it was a network written otherwise (host bits, a /32): the line says it was normalized. */
+  written?: string
+}
+
 /**
- * `block ADDR...`: a block by hand (fail2ban's banip). It lasts `minutes`
+ * The arguments of `block`: addresses, and networks in CIDR notation no
+ * wider than an entry can be (/8 for IPv4, /16 for IPv6), each normalized to
+ * the text its entry holds (values.ts: host bits cleared, a /32 or /128 as
+ * the bare address).
+ */
+function blockTargets(args: string[]): BlockTarget[] {
+  return args.map((a) => {
+    if (!a.includes('/')) return {ip: parseAddresses([a], false)[0] ?? a}
+    const net = parseCidr(a)
+    if (net === null) throw new UsageError(`not an IPv4/IPv6 address or CIDR network: ${a}`)
+    const min = minPrefix(net.family)
+    if (net.prefix < min) throw new UsageError(`${a} is wider than the widest network rcguard blocks (/${min} for IPv${net.family})`)
+    const ip = entryText(net)
+    return ip === a.trim() ? {ip} : {ip, written: a}
+  })
+}
+
+/** Why a target of `block` must never be blocked (the rule, and for a network what it overlaps), or null. */
+function blockRefusal(ip: string, never: NetworkList): string | null {
+  if (!ip.includes('/')) {
+    const why = neverBlockReason(ip, never)
+    return why === null ? null : `${ip} is never blocked (${why})`
+  }
+  const what = neverBlockOverlap(ip, never)
+  return what === null ? null : `${ip} overlaps what is never blocked (${what})`
+}
+
+/**
+ * `block ADDR|CIDR...`: a block by hand (fail2ban's banip). It lasts `minutes`
  * (0: until deleted), by default what the next automatic block would; the
- * never-block rules apply as to any block.
+ * never-block rules apply as to any block, to every address of a network.
  */
 export async function block(
   ctx: GuardContext,
   args: string[],
   options: {minutes?: number; instance?: string; comment?: string},
 ): Promise<ChangeResult> {
-  const ips = parseAddresses(args, false)
+  const targets = blockTargets(args)
   const instances = options.instance === undefined ? ctx.config.instances.map((i) => i.name) : [options.instance]
   if (options.instance !== undefined && !ctx.config.instances.some((i) => i.name === options.instance)) {
     throw new UsageError(`no instance named ${options.instance} in the configuration`)
@@ -127,16 +163,14 @@ export async function block(
     const data = await readData(ctx)
     const never = whitelistOf(ctx.config, data)
     const key = keyOf(ctx.config, never)
-    const refused = ips.map((ip) => [ip, neverBlockReason(ip, never)] as const).filter(([, why]) => why !== null)
-    if (refused.length > 0) {
-      throw new UsageError(`refused: ${refused.map(([ip, why]) => `${ip} is never blocked (${why ?? ''})`).join('; ')}`)
-    }
+    const refused = targets.map((t) => blockRefusal(t.ip, never)).filter((why) => why !== null)
+    if (refused.length > 0) throw new UsageError(`refused: ${refused.join('; ')}`)
     const now = ctx.now()
     const done: string[] = []
-    for (const ip of ips) {
-      // With ipv6Prefix set, the address's network: the entry its failures count against.
+    for (const {ip, written} of targets) {
+      // With ipv6Prefix set, an IPv6 address's (or narrower network's) network: the entry its failures count against.
       const k = key(ip)
-      const name = k === ip ? ip : `${k} (network of ${ip})`
+      const name = k !== ip ? `${k} (network of ${written ?? ip})` : written !== undefined ? `${k} (normalized from ${written})` : ip
       for (const instance of instances) {
         let entry = data.entries.find((e) => e.ip === k && e.instance === instance)
         if (entry === undefined) {

@@ -20,7 +20,10 @@ import {scan} from './pipeline.js'
  * failures are counted by: an IPv6 entry of an older key (an address from
  * before per-network counting) is still widened to firewall.ipv6Prefix (e.g.
  * /64) unless that network would reach a never-blocked one, and a network
- * entry is blocked whole. A network inside another blocked one is left out.
+ * entry (IPv4 or IPv6) is blocked whole, never when it overlaps a never-blocked
+ * address (activeBlocks). An address or network inside another blocked one is
+ * left out: the wider rule blocks it already, and an nft interval set refuses
+ * overlapping elements.
  */
 export function desiredState(config: Config, data: StoreData, now: number): DesiredState {
   const never = whitelistOf(config, data)
@@ -30,10 +33,13 @@ export function desiredState(config: Config, data: StoreData, now: number): Desi
     instances: config.instances.map((inst) => {
       const ips = blocks.get(inst.name) ?? []
       const v6 = [...new Set(ips.filter((ip) => familyOf(ip) === 6).map((ip) => cidrText(key(ip))))]
+      // IPv4 is blocked as stored, already in compareIps's order (activeBlocks); most lists hold addresses only.
+      const v4 = ips.filter((ip) => familyOf(ip) === 4)
+      const v4Networks = v4.some((ip) => ip.includes('/'))
       return {
         name: inst.name,
         ports: inst.ports,
-        v4: ips.filter((ip) => familyOf(ip) === 4).map((ip) => `${ip}/32`),
+        v4: v4Networks ? withoutNested(v4.map(cidrText)) : v4.map((ip) => `${ip}/32`),
         v6: withoutNested(sortIps(v6)),
       }
     }),

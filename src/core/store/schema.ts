@@ -47,7 +47,7 @@ const instance = checked(instanceProblem)
 const count = z.number().int().nonnegative()
 
 export const entrySchema = z.object({
-  /** An address, or an IPv6 network (firewall.ipv6Prefix), in canonical text. */
+  /** An address, or a network (an IPv6 one of firewall.ipv6Prefix, one given to `rcguard block`), in canonical text (values.ts). */
   ip: address,
   instance,
   /** Failure times inside the current window, sorted. Cleared when a block starts. */

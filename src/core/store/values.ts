@@ -10,7 +10,7 @@
  * today's, so that a database stays readable across upgrades.
  */
 import {escapeText} from '../text/escape.js'
-import {canonicalIp, isPlainIpv4, parseCidr} from '../net/ip.js'
+import {canonicalIp, isPlainIpv4, parseCidr, type Cidr} from '../net/ip.js'
 import {FINGERPRINT_BYTES} from '../logreader/lines.js'
 
 /** The latest time accepted: the end of year 9999. A later one is no date (`list` could not print it) and no block rcguard makes. */
@@ -19,6 +19,14 @@ export const MAX_TIME = Date.UTC(9999, 11, 31, 23, 59, 59, 999)
 /** The widest IPv6 network an entry can be: firewall.ipv6Prefix's minimum. */
 export const MIN_IPV6_PREFIX = 16
 
+/** The widest IPv4 network an entry can be (a /8: a block of 16 million addresses, as `rcguard block` takes it). */
+export const MIN_IPV4_PREFIX = 8
+
+/** The widest network an entry of this family can be. */
+export function minPrefix(family: 4 | 6): number {
+  return family === 4 ? MIN_IPV4_PREFIX : MIN_IPV6_PREFIX
+}
+
 /** Stored text quoted for a message: one line, through the one escape (core/text/escape.ts), at most 80 characters. */
 export function quoted(text: string): string {
   return `"${escapeText(text, {max: 80})}"`
@@ -26,8 +34,11 @@ export function quoted(text: string): string {
 
 /**
  * Why `text` is not what an entry's `ip` holds, or null: an IPv4 or IPv6
- * address, or an IPv6 network of at least MIN_IPV6_PREFIX bits (firewall.ipv6Prefix),
- * in the canonical form rcguard writes.
+ * address, an IPv4 network of at least MIN_IPV4_PREFIX bits or an IPv6
+ * network of at least MIN_IPV6_PREFIX bits (firewall.ipv6Prefix, `rcguard
+ * block NETWORK`), in the canonical form rcguard writes: an address without
+ * a prefix, a network as parseCidr writes it (host bits cleared), never a
+ * /32 or /128 (that is an address).
  */
 export function entryAddressProblem(text: string): string | null {
   // Plain dotted-decimal IPv4 is canonical as it is: most entries, checked without a copy of the text.
@@ -40,10 +51,16 @@ export function entryAddressProblem(text: string): string | null {
   }
   const net = parseCidr(text)
   if (net === null) return `${quoted(text)} is not an IPv4 or IPv6 address or network`
-  if (net.family === 4) return `${quoted(text)} is an IPv4 network: rcguard blocks IPv4 addresses one by one`
-  if (net.prefix < MIN_IPV6_PREFIX) return `${quoted(text)} is wider than the widest network rcguard blocks (/${MIN_IPV6_PREFIX})`
-  if (net.text !== text) return `${quoted(text)} is not in the form rcguard writes (${net.text})`
+  const min = minPrefix(net.family)
+  if (net.prefix < min) return `${quoted(text)} is wider than the widest network rcguard blocks (/${min})`
+  const canonical = entryText(net)
+  if (canonical !== text) return `${quoted(text)} is not in the form rcguard writes (${canonical})`
   return null
+}
+
+/** The text an entry holds for a network: its canonical CIDR text, or a single address (a /32 or /128) without prefix. */
+export function entryText(net: Cidr): string {
+  return net.prefix === (net.family === 4 ? 32 : 128) ? net.text.slice(0, net.text.indexOf('/')) : net.text
 }
 
 /** Why `text` is not a whitelist entry's `cidr` (canonical CIDR text, as `rcguard whitelist` stores it), or null. */
