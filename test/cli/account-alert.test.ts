@@ -128,3 +128,39 @@ test('scan --dry-run --replay tells when each account would have been reported, 
     ['bob@example.org', '2026-11-25T14:30:04.000Z', 4],
   ])
 })
+
+test('accountAlert.block: the addresses that failed twice on the attacked account are blocked by hacks, named by the account rule in hacks and list; the once-only ones and the whitelisted office are not', async (t) => {
+  const s = setup(t)
+  writeFileSync(
+    s.config,
+    JSON.stringify({
+      database: s.db,
+      instances: [{name: 'master', logs: [s.log], ports: [443]}],
+      firewall: {backend: 'none'},
+      whitelist: ['127.0.0.0/8', '192.0.2.0/24'],
+      windows: [],
+      accountAlert: {minAddresses: 20, periodMinutes: 10, block: true},
+    }),
+  )
+  const logins: string[] = []
+  // The office fails on it twice from each of 5 addresses: never counted, never blocked.
+  for (let i = 0; i < 10; i++) logins.push(f2(at(0, i), `192.0.2.${(i % 5) + 1}`, 'ceo@example.org'))
+  // 30 attackers, every third one twice.
+  let n = 10
+  for (let i = 0; i < 30; i++) for (let k = 0; k < (i % 3 === 0 ? 2 : 1); k++) logins.push(f2(at(0, n++), `203.0.113.${i + 1}`, 'ceo@example.org'))
+  appendLines(s.log, logins)
+  const r = await cli(['hacks', '--config', s.config], {env: nowEnv(2)})
+  assert.equal(r.exitCode, 0, r.stderr)
+  const blocked = r.stdout.split('\n').filter((l) => l.startsWith('blocked '))
+  assert.deepEqual(
+    blocked.map((l) => l.split(' ')[1]),
+    [1, 4, 7, 10, 13, 16, 19, 22, 25, 28].map((i) => `203.0.113.${i}`),
+  )
+  assert.ok(blocked.every((l) => l.includes(' by 20 addresses on one account within 10 min ')), blocked.join('\n'))
+  assert.match(r.stdout, /account "ceo@example.org" on master under attack/)
+  const rows = JSON.parse((await cli(['list', '--json', '--state', 'blocked', '--config', s.config], {env: nowEnv(2)})).stdout) as {ip: string; rule: string}[]
+  assert.equal(rows.length, 10)
+  assert.ok(rows.every((row) => row.rule === 'account:20/10'))
+  const table = await cli(['list', '--state', 'blocked', '--config', s.config], {env: nowEnv(2)})
+  assert.match(table.stdout, /20 on account in 10m/)
+})

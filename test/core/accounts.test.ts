@@ -142,3 +142,47 @@ test('across runs: saved and read back, the next run goes on where the last stop
   assert.deepEqual(kept[0]?.recent, [])
   assert.deepEqual(third.watch.save(T0 + 8 * 86_400_000), [])
 })
+
+test('accountAlert.block: a 40-address stuffing run blocks the addresses that failed on the account twice, at the report and as they come after it; once-only addresses and other accounts are not', () => {
+  const settings = {minAddresses: 20, periodMinutes: 10, block: true}
+  const watch = new AccountWatch([], settings)
+  const due: string[] = []
+  const take = (): void => {
+    for (const b of watch.takeBlocks()) due.push(`${b.ip} ${(b.at - T0) / 1000}`)
+  }
+  // 40 addresses, one failure each 5 s; every 4th address fails twice in a row; one address fails twice on another account.
+  let t = T0
+  for (let i = 0; i < 40; i++) {
+    const ip = `198.51.100.${i + 1}`
+    for (let k = 0; k < (i % 4 === 0 ? 2 : 1); k++) {
+      watch.add('master', 'ceo@example.com', ip, (t += 5000))
+      take()
+    }
+    if (i === 3) {
+      watch.add('master', 'other', '203.0.113.9', (t += 1000))
+      watch.add('master', 'other', '203.0.113.9', (t += 1000))
+      take()
+    }
+  }
+  // The 20th address completes the window at its failure; those that had failed twice by then are due at once.
+  const reportAt = due[0]?.split(' ')[1]
+  assert.deepEqual(
+    due.filter((d) => d.endsWith(` ${reportAt}`)).map((d) => d.split(' ')[0]),
+    ['198.51.100.1', '198.51.100.5', '198.51.100.9', '198.51.100.13', '198.51.100.17'],
+  )
+  // After the report, each later twice-failing address is due at its second failure, once.
+  assert.deepEqual(
+    due.slice(5).map((d) => d.split(' ')[0]),
+    ['198.51.100.21', '198.51.100.25', '198.51.100.29', '198.51.100.33', '198.51.100.37'],
+  )
+  assert.ok(!due.some((d) => d.startsWith('203.0.113.9')), 'another account is another window')
+  // Across a save: an address's first failure before it, its second after, is due.
+  const saved = watch.save(t)
+  const next = new AccountWatch(saved, settings)
+  next.add('master', 'ceo@example.com', '198.51.100.2', t + 1000)
+  assert.deepEqual(next.takeBlocks().map((b) => b.ip), ['198.51.100.2'])
+  // Without block: true nothing is ever due.
+  const quiet = new AccountWatch([], {minAddresses: 2, periodMinutes: 10})
+  for (const ip of ['192.0.2.1', '192.0.2.1', '192.0.2.2', '192.0.2.2']) quiet.add('master', 'a', ip, (t += 1000))
+  assert.deepEqual(quiet.takeBlocks(), [])
+})

@@ -163,6 +163,8 @@ export const configSchema = z
       .object({
         minAddresses: z.number().int().min(2).max(MAX_WINDOW_ADDRESSES),
         periodMinutes: z.number().positive().max(1440),
+        /** Also block the addresses that failed on the account at least twice within the window. */
+        block: z.boolean().default(false),
       })
       .strict()
       .optional(),

@@ -37,6 +37,17 @@ import {accountOf, detached} from './attempts.js'
 export interface AccountAlertSettings {
   minAddresses: number
   periodMinutes: number
+  /** Block the addresses that failed on the account at least twice in the attack's window (from the report on). */
+  block?: boolean
+}
+
+/** An address to block because of an account under attack (accountAlert.block). */
+export interface AccountBlock {
+  instance: string
+  ip: string
+  account: string
+  /** Its failure that made it due: the report, or its second failure on the account after it. */
+  at: number
 }
 
 /** A reported episode is listed this long after its last failure. */
@@ -63,11 +74,14 @@ interface Tracked {
   record: AccountRecord
   /** Each address of the window and its newest failure on this account. */
   recent: Map<string, number>
+  /** How many failures each address of the window made on the account (absent: one). */
+  counts: Map<string, number>
 }
 
 export class AccountWatch {
   private readonly periodMs: number
   private readonly tracked = new Map<string, Tracked>()
+  private pending: AccountBlock[] = []
 
   constructor(
     saved: readonly AccountRecord[],
@@ -75,7 +89,11 @@ export class AccountWatch {
   ) {
     this.periodMs = settings.periodMinutes * 60_000
     for (const r of saved) {
-      this.tracked.set(keyOf(r.instance, r.account), {record: {...r, recent: [...r.recent]}, recent: new Map(r.recent.map((x) => [x.ip, x.time]))})
+      this.tracked.set(keyOf(r.instance, r.account), {
+        record: {...r, recent: [...r.recent]},
+        recent: new Map(r.recent.map((x) => [x.ip, x.time])),
+        counts: new Map(r.recent.filter((x) => x.n !== undefined && x.n > 1).map((x) => [x.ip, x.n as number])),
+      })
     }
   }
 
@@ -91,7 +109,7 @@ export class AccountWatch {
       t = undefined
     }
     if (t === undefined) {
-      t = {record: {instance, account: detached(account), first: time, last: time, addresses: 0, reportedAt: null, recent: []}, recent: new Map()}
+      t = {record: {instance, account: detached(account), first: time, last: time, addresses: 0, reportedAt: null, recent: []}, recent: new Map(), counts: new Map()}
       this.tracked.set(key, t)
       this.bound()
     } else {
@@ -102,23 +120,47 @@ export class AccountWatch {
     const r = t.record
     if (time < r.first) r.first = time
     if (time > r.last) r.last = time
-    const recent = t.recent
+    const {recent, counts} = t
+    const n = recent.has(ip) ? (counts.get(ip) ?? 1) + 1 : 1
     if ((recent.get(ip) ?? -Infinity) < time) {
       // Most recent last: the Map's order is the order they leave in.
       recent.delete(ip)
       recent.set(ip, time)
     }
+    if (n > 1) counts.set(ip, n)
     // Only the window before the newest failure counts.
     const from = r.last - this.periodMs
-    for (const [a, at] of recent) if (at < from) recent.delete(a)
+    for (const [a, at] of recent) {
+      if (at < from) {
+        recent.delete(a)
+        counts.delete(a)
+      }
+    }
     for (const a of recent.keys()) {
       if (recent.size <= MAX_WINDOW_ADDRESSES) break
       recent.delete(a)
+      counts.delete(a)
     }
     if (recent.size > r.addresses) r.addresses = recent.size
-    if (r.reportedAt !== null || recent.size < this.settings.minAddresses) return null
+    if (r.reportedAt !== null) {
+      // Reported: an address's second failure on the account within the window blocks it.
+      if (this.settings.block === true && n === 2 && recent.has(ip)) this.pending.push({instance, ip, account: r.account, at: time})
+      return null
+    }
+    if (recent.size < this.settings.minAddresses) return null
     r.reportedAt = time
+    if (this.settings.block === true) {
+      for (const [a, c] of counts) if (c >= 2 && recent.has(a)) this.pending.push({instance, ip: a, account: r.account, at: time})
+    }
     return {instance, account: r.account, addresses: r.addresses, first: r.first, last: r.last, at: time}
+  }
+
+  /** The addresses due to be blocked since the last call (accountAlert.block), in the order they became due. */
+  takeBlocks(): AccountBlock[] {
+    if (this.pending.length === 0) return []
+    const out = this.pending
+    this.pending = []
+    return out
   }
 
   /** What is kept between runs: episodes still open, and reported ones for KEEP_MS after their last failure. */
@@ -127,7 +169,8 @@ export class AccountWatch {
     for (const {record, recent} of this.tracked.values()) {
       const open = record.last + this.periodMs >= now
       if (!open && (record.reportedAt === null || record.last + KEEP_MS < now)) continue
-      out.push({...record, recent: open ? [...recent].map(([ip, time]) => ({ip, time})) : []})
+      const n = this.tracked.get(keyOf(record.instance, record.account))?.counts
+      out.push({...record, recent: open ? [...recent].map(([ip, time]) => (n?.has(ip) === true ? {ip, time, n: n.get(ip) as number} : {ip, time})) : []})
     }
     return out
   }

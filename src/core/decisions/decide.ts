@@ -7,7 +7,7 @@
  * and lasts `blockMinutes` (0: until deleted). Failures that led to a block are
  * forgotten, so after it ends a fresh burst is needed to block again.
  */
-import {blockKey, ipv4Key, isLoopback, loopbackOverlapping, overlapsLoopback, sortIps, type NetworkList} from '../net/ip.js'
+import {blockKey, ipv4Key, isLoopback, loopbackOverlapping, NetworkList as Networks, overlapsLoopback, parseCidr, sortIps, type NetworkList} from '../net/ip.js'
 import type {LoginEvent} from '../parser/types.js'
 import type {Entry, StoreData} from '../store/schema.js'
 import {AttemptLedger, detached, SKEW_MS} from './attempts.js'
@@ -238,6 +238,13 @@ export class Decider {
   private lastSuccess: number[] = []
   private tried: (number[] | null)[] = []
   private rule: (string | undefined)[] = []
+  /**
+   * Per instance, the network entries wider than any key (IPv4 networks, IPv6
+   * ones wider than ipv6Prefix: blocked by hand or by networkBlock) and their
+   * rows: a failure from inside one while its block lasts counts against it.
+   * null: no instance has one (nearly always), nothing to look at.
+   */
+  private nets: Map<string, {list: Networks; keys: Map<string, string>}> | null = null
   /** Rows changed since the last flush (each once). */
   private dirty = new Uint8Array(1024)
   private changed: number[] = []
@@ -260,7 +267,90 @@ export class Decider {
   private index(): void {
     if (this.indexed) return
     this.indexed = true
-    this.data.entries.forEach((e, i) => this.rowsOf(e.instance).set(e.ip, -1 - i))
+    this.data.entries.forEach((e, i) => {
+      this.rowsOf(e.instance).set(e.ip, -1 - i)
+      if (e.ip.includes('/')) this.addNetwork(e.instance, e.ip)
+    })
+  }
+
+  /** Notes a network entry that failures from inside it may count against (see nets). */
+  private addNetwork(instance: string, cidr: string): void {
+    const net = parseCidr(cidr)
+    if (net === null || (net.family === 6 && net.prefix >= (this.settings.ipv6Prefix ?? 128))) return
+    this.nets ??= new Map()
+    const had = this.nets.get(instance)
+    const keys = had?.keys ?? new Map<string, string>()
+    keys.set(net.text, cidr)
+    this.nets.set(instance, {list: new Networks(keys.keys()), keys})
+  }
+
+  /** The row of a blocked network entry that holds `ip` at `time`, or -1. */
+  private blockedNetworkRow(instance: string, ip: string, time: number): number {
+    const nets = this.nets?.get(instance)
+    if (nets === undefined) return -1
+    const net = nets.list.match(ip)
+    if (net === undefined) return -1
+    const row = this.rowOf(instance, nets.keys.get(net.text) ?? net.text)
+    return row !== -1 && this.blockActive(row, time) ? row : -1
+  }
+
+  /**
+   * Blocks the entry of an address (the key it counts against) or of a
+   * network (CIDR text: networkBlock) on an instance from `at`, made when
+   * there is none, with its own escalation: the decision a failure that
+   * blocked it would have. A rule beside the windows (a network's swarm, an
+   * account under attack) blocks through this; an address or network that is
+   * never blocked is refused here too.
+   */
+  blockEntry(instance: string, target: string, at: number, rule: string, event: SourcedEvent): Decision {
+    this.index()
+    const network = target.includes('/')
+    const never = network ? neverBlockReason(target, this.whitelist) : this.factsOf(target).never
+    if (never !== null) return {action: 'never-block', event, why: `${target} is never blocked: ${never}`}
+    const cidr = network ? target : this.factsOf(target).key
+    let row = this.rowOf(instance, cidr)
+    if (row === -1) {
+      const made = newEntry(cidr, instance, at)
+      this.data.entries.push(made)
+      row = this.addRow(made)
+      this.rowsOf(instance).set(cidr, row)
+      if (cidr.includes('/')) this.addNetwork(instance, cidr)
+    }
+    this.touch(row)
+    const hot = this.hot
+    const h = row * ROW
+    hot[h + FIRST_SEEN] = Math.min(hot[h + FIRST_SEEN] as number, at)
+    hot[h + LAST_SEEN] = Math.max(hot[h + LAST_SEEN] as number, at)
+    if (this.blockActive(row, at)) return {action: 'already-blocked', event, key: cidr, why: `${cidr} is already blocked`}
+    return this.startBlock(row, cidr, at, rule, event)
+  }
+
+  /** Starts the block of a row at `trigger` by `rule`: its length by escalation, its windows emptied. */
+  private startBlock(row: number, key: string, trigger: number, rule: string, event: SourcedEvent): Decision {
+    const {settings} = this
+    const hot = this.hot
+    const h = row * ROW
+    const blocks = hot[h + BLOCKS] as number
+    const lengthMin = blockLength(settings, blocks)
+    const blockedUntil = lengthMin === 0 ? null : trigger + lengthMin * 60_000
+    hot[h + BLOCKED_AT] = trigger
+    hot[h + BLOCKED_UNTIL] = orNaN(blockedUntil)
+    const repeat = blocks > 0 && lengthMin !== settings.blockMinutes ? ` (block ${blocks + 1} of this ${key.includes('/') ? 'network' : 'address'}: escalated)` : ''
+    hot[h + BLOCKS] = blocks + 1
+    this.setFailures(row, [])
+    this.tried[row] = null
+    this.rule[row] = rule
+    const length = lengthMin === 0 ? 'until deleted' : `for ${minutes(lengthMin)}${repeat}`
+    const stale = blockedUntil !== null && blockedUntil <= this.now ? ' (already over: the lines are old)' : ''
+    return {
+      action: 'blocked',
+      event,
+      key,
+      why: `${key}: ${ruleText(rule)}: blocked ${length}${stale}`,
+      blockedAt: trigger,
+      blockedUntil,
+      rule,
+    }
   }
 
   /** The row of the entry of an instance and key (made from the stored entry at its first use), or -1: there is none. */
@@ -438,6 +528,21 @@ export class Decider {
     if (never !== null) return {action: 'never-block', event, why: `${ip} is never blocked: ${never}`}
     // Stored cut (store/bounds.ts): the digest shows no more of it, and the attacker chooses its length.
     const name = cutUser(event.user)
+    if (this.nets !== null) {
+      // Inside a network whose block is in force: the failure counts against the network.
+      const netRow = this.blockedNetworkRow(event.instance, ip, event.time)
+      if (netRow !== -1) {
+        this.touch(netRow)
+        const nh = netRow * ROW
+        this.hot[nh + ATTEMPTS] = (this.hot[nh + ATTEMPTS] as number) + 1
+        if (event.time >= (this.hot[nh + LAST_SEEN] as number)) {
+          this.hot[nh + LAST_SEEN] = event.time
+          this.lastUser[netRow] = this.nameOf(name)
+        }
+        const net = (this.entryOf[netRow] as Entry).ip
+        return {action: 'already-blocked', event, key: net, why: `${ip} is inside ${net}, which is already blocked`}
+      }
+    }
     let row = facts.instance === event.instance ? facts.row : -1
     if (row === -1) {
       row = this.rowOf(event.instance, key)
@@ -596,27 +701,7 @@ export class Decider {
         why: this.explain ? `${key}: ${held} of ${first.count} failures within ${minutes(settings.periodMinutes)}` : '',
       }
     }
-    const blocks = hot[h + BLOCKS] as number
-    const lengthMin = blockLength(settings, blocks)
-    const blockedUntil = lengthMin === 0 ? null : trigger + lengthMin * 60_000
-    hot[h + BLOCKED_AT] = trigger
-    hot[h + BLOCKED_UNTIL] = orNaN(blockedUntil)
-    const repeat = blocks > 0 && lengthMin !== settings.blockMinutes ? ` (block ${blocks + 1} of this address: escalated)` : ''
-    hot[h + BLOCKS] = blocks + 1
-    this.setFailures(row, [])
-    this.tried[row] = null
-    this.rule[row] = rule
-    const length = lengthMin === 0 ? 'until deleted' : `for ${minutes(lengthMin)}${repeat}`
-    const stale = blockedUntil !== null && blockedUntil <= this.now ? ' (already over: the lines are old)' : ''
-    return {
-      action: 'blocked',
-      event,
-      key,
-      why: `${key}: ${ruleText(rule)}: blocked ${length}${stale}`,
-      blockedAt: trigger,
-      blockedUntil,
-      rule,
-    }
+    return this.startBlock(row, key, trigger, rule, event)
   }
 
   /**

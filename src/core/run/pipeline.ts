@@ -7,7 +7,7 @@
 import type {Config, LogConfig} from '../config/config.js'
 import {Decider, SKEW_MS, expireBlocks, isBlockActive, type Decision, type SourcedEvent} from '../decisions/decide.js'
 import {AccountWatch, type AccountAlert} from '../decisions/accounts.js'
-import {windowsOf} from '../decisions/windows.js'
+import {ruleName, windowsOf} from '../decisions/windows.js'
 import {keepSmall} from '../store/keep-small.js'
 import {ExitCode, FirewallError, RcguardError, UsageError} from '../errors.js'
 import {afterSave} from '../firewall/backend.js'
@@ -136,6 +136,7 @@ async function scanInto(ctx: GuardContext, data: StoreData, options: ScanOptions
   // A first read counts what the longest window can still hold.
   const periodMs = windowsOf(config).longestMs
   const accounts = config.accountAlert === undefined ? null : new AccountWatch(data.accounts ?? [], config.accountAlert)
+  const accountRule = config.accountAlert === undefined ? '' : ruleName('account', config.accountAlert.minAddresses, config.accountAlert.periodMinutes)
   options.before?.()
   for (const instance of config.instances) {
     const parseOptions: ParseOptions = {countErrors: new Set(config.countErrors), trustedProxies: proxies, loginLc: instance.loginLc, userNameCut: instance.userNameCut}
@@ -176,10 +177,17 @@ async function scanInto(ctx: GuardContext, data: StoreData, options: ScanOptions
           }
           doubts.add(sourced)
           const decision = decider.apply(sourced)
+          // Blocks by a rule beside the windows that this failure set off (their event: a copy of this one, without its text).
+          const extra: Decision[] = []
           // A new attempt of an address that may be blocked, and only that, counts for the account it tried.
           if (accounts !== null && sourced.outcome === 'failure' && sourced.ip !== null && COUNTED_ACTIONS.has(decision.action)) {
             const alert = accounts.add(instance.name, sourced.user, sourced.ip, sourced.time)
             if (alert !== null) result.accountAlerts.push(alert)
+            // accountAlert.block: the addresses that failed on it twice, as they become due.
+            for (const due of accounts.takeBlocks()) {
+              const made = decider.blockEntry(due.instance, due.ip, due.at, accountRule, {...sourced})
+              if (made.action === 'blocked') extra.push(made)
+            }
           }
           if (sourced.outcome === 'failure') {
             result.stats.failures++
@@ -193,6 +201,7 @@ async function scanInto(ctx: GuardContext, data: StoreData, options: ScanOptions
           } else if (decision.action === 'blocked') {
             result.decisions.push(decision)
           }
+          if (extra.length > 0) result.decisions.push(...extra)
         }
         const entries = new EntryParser(parser)
         let current = file

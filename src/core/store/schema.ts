@@ -113,8 +113,8 @@ export const accountRecordSchema = z.object({
   addresses: count,
   /** When it was reported (the failure that completed the window); null: not yet. */
   reportedAt: ms.nullable(),
-  /** The addresses of the current window, each with its newest failure on the account. */
-  recent: z.array(z.object({ip: address, time: ms})).max(MAX_WINDOW_ADDRESSES),
+  /** The addresses of the current window, each with its newest failure on the account, …and how many failures it made on the account in the window when more than one (accountAlert.block). */
+  recent: z.array(z.object({ip: address, time: ms, n: z.number().int().min(2).optional()})).max(MAX_WINDOW_ADDRESSES),
 })
 
 export const whitelistEntrySchema = z.object({
