@@ -14,7 +14,7 @@
  * their default (store/codec.ts); in memory an entry is as before.
  */
 import * as z from 'zod'
-import {MAX_ACCOUNTS, MAX_USER_LENGTH, MAX_WINDOW_ADDRESSES} from './bounds.js'
+import {MAX_ACCOUNTS, MAX_NETWORKS, MAX_USER_LENGTH, MAX_WINDOW_ADDRESSES} from './bounds.js'
 import {
   entryAddressProblem,
   fingerprintProblem,
@@ -22,6 +22,7 @@ import {
   instanceProblem,
   logPathProblem,
   MAX_TIME,
+  networkProblem,
   whitelistCidrProblem,
 } from './values.js'
 
@@ -106,6 +107,17 @@ export const accountRecordSchema = z.object({
   recent: z.array(z.object({ip: address, time: ms})).max(MAX_WINDOW_ADDRESSES),
 })
 
+/** A network with an open window (networkBlock, decisions/networks.ts): distinct addresses of it that failed within the period. */
+export const networkRecordSchema = z.object({
+  instance,
+  /** Canonical CIDR text of the network (its /ipv4Prefix or /ipv6Prefix). */
+  network: checked(networkProblem),
+  /** The first failure of its current episode (failures without a quiet period between them). */
+  first: ms,
+  /** The addresses of the window (or IPv6 networks, firewall.ipv6Prefix), each with its newest failure. */
+  recent: z.array(z.object({ip: address, time: ms})).max(MAX_WINDOW_ADDRESSES),
+})
+
 export const whitelistEntrySchema = z.object({
   /** Canonical CIDR text. */
   cidr: checked(whitelistCidrProblem),
@@ -157,6 +169,8 @@ export const dataSchema = z.object({
   ledger: ledgerSchema,
   /** Accounts under attack (accountAlert): open episodes and reported ones of the last days. */
   accounts: z.array(accountRecordSchema).max(MAX_ACCOUNTS).optional(),
+  /** Networks with an open window (networkBlock): absent when none are kept. */
+  networks: z.array(networkRecordSchema).max(MAX_NETWORKS).optional(),
 })
 
 export type Entry = z.infer<typeof entrySchema>
@@ -166,6 +180,7 @@ export type StoredPosition = z.infer<typeof positionSchema>
 export type TwinRecord = z.infer<typeof twinSchema>
 export type LedgerData = z.infer<typeof ledgerSchema>
 export type AccountRecord = z.infer<typeof accountRecordSchema>
+export type NetworkRecord = z.infer<typeof networkRecordSchema>
 
 export function emptyData(): StoreData {
   return {schemaVersion: SCHEMA_VERSION, entries: [], whitelist: [], positions: {}, ledger: {twins: [], accounts: []}}
