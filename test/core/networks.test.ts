@@ -296,6 +296,12 @@ test('networkBlock: never a network overlapping what is never blocked; refused()
   drive(w, swarm().slice(0, 3), 'other')
   assert.deepEqual(w.refused().filter((r) => r.instance === 'other').map((r) => r.network), ['198.51.100.0/24'])
   assert.equal(calls.length, 4, 'the verdict is the network\'s, whatever the instance')
+  // A window saved before the address was whitelisted: forgotten at its network's next failure.
+  const saved = [{instance: 'master', network: '198.51.100.0/24', first: T0, recent: [{ip: '198.51.100.1', time: T0}]}]
+  const later = watchOf(swarmSettings, saved, check)
+  assert.equal(later.save(T0).length, 1, 'kept while nothing fails there (it only expires)')
+  assert.equal(later.add('master', '198.51.100.2', T0 + 1), null)
+  assert.deepEqual(later.save(T0), [])
   // A network wider than a whitelisted one is refused; one inside a whitelisted network too.
   assert.match(neverBlockedIn(new NetworkList(['10.0.0.0/8']))('10.1.2.0/24') ?? '', /never blocked/)
   assert.equal(neverBlockedIn(new NetworkList(['10.0.0.0/8']))('11.1.2.0/24'), null)
@@ -392,6 +398,15 @@ test('networkBlock: a flood of networks and of addresses of one network stays bo
   assert.equal(big?.recent[0]?.ip, `2001:db8:7:${(1000 - MAX_WINDOW_ADDRESSES).toString(16)}::1`, 'the oldest dropped')
   // The least recently failed networks went first: 2000 IPv4 ones for the later ones, one more for the IPv6 network.
   assert.equal(saved[0]?.network, `10.${(2001 >> 8) & 255}.${2001 & 255}.0/24`)
+  // Least recently failed, not first seen: a network that fails again is kept.
+  const lru = watchOf()
+  lru.add('master', '192.0.2.1', T0)
+  for (let i = 1; i < MAX_NETWORKS; i++) lru.add('master', `10.${(i >> 8) & 255}.${i & 255}.1`, T0 + i)
+  lru.add('master', '192.0.2.2', T0 + MAX_NETWORKS)
+  lru.add('master', '198.18.0.1', T0 + MAX_NETWORKS + 1)
+  const kept = lru.save(T0).map((r) => r.network)
+  assert.equal(kept.length, MAX_NETWORKS)
+  assert.ok(kept.includes('192.0.2.0/24') && !kept.includes('10.0.1.0/24') && kept.includes('10.0.2.0/24'))
 })
 
 test('networkBlock: settings outside what the store keeps are refused at once', () => {
