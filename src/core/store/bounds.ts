@@ -25,8 +25,10 @@ import type {Entry, StoreData} from './schema.js'
 
 /** Accounts under attack tracked at most (decisions/accounts.ts; the least recently failed go first): a spray over a million names stays small. */
 export const MAX_ACCOUNTS = 5_000
-/** Addresses of one account's window kept at most (the count shown stops there); accountAlert.minAddresses is at most this. */
+/** Addresses of one account's window kept at most (the count shown stops there); accountAlert.minAddresses is at most this, and so is networkBlock.minAddresses (per network). */
 export const MAX_WINDOW_ADDRESSES = 128
+/** Networks with an open window tracked at most (decisions/networks.ts NetworkWatch; the least recently failed go first): a flood from a million networks stays small. */
+export const MAX_NETWORKS = 5_000
 
 /** User names kept per entry, the most recent. */
 export const MAX_USERS = 3

@@ -205,8 +205,12 @@ export function* encodeChunks(data: StoreData): Generator<string> {
       piece = ''
     }
   }
-  // Accounts under attack are only kept with accountAlert: without it the file is as before.
-  const {schemaVersion: _version, accounts, ...others} = rest
-  const tail = JSON.stringify(accounts === undefined || accounts.length === 0 ? others : {...others, accounts})
+  // Accounts under attack (accountAlert) and network windows (networkBlock) are written only when some are kept: without them the file is as before.
+  const {schemaVersion: _version, accounts, networks, ...others} = rest
+  const tail = JSON.stringify({
+    ...others,
+    ...(accounts === undefined || accounts.length === 0 ? {} : {accounts}),
+    ...(networks === undefined || networks.length === 0 ? {} : {networks}),
+  })
   yield `${piece}${entries.length > 0 ? '\n' : ''}]${tail === '{}' ? '' : `,${ascii(tail.slice(1, -1))}`}}\n`
 }

@@ -5,12 +5,12 @@
  * that an admin never has to edit the JSON by hand.
  *
  * A record is one item of `entries`, `whitelist`, `ledger.twins`,
- * `ledger.accounts` or `accounts`, one log's position, or the `firewall` note. A fault
+ * `ledger.accounts`, `accounts` or `networks`, one log's position, or the `firewall` note. A fault
  * outside any record (no schemaVersion, `entries` not a list, the file not an
  * object) cannot be repaired this way: `repaired` is null then.
  */
 import type {z} from 'zod'
-import {accountRecordSchema, dataSchema, entrySchema, ledgerSchema, positionSchema, whitelistEntrySchema, type StoreData} from './schema.js'
+import {accountRecordSchema, dataSchema, entrySchema, ledgerSchema, networkRecordSchema, positionSchema, whitelistEntrySchema, type StoreData} from './schema.js'
 import {logPathProblem, quoted} from './values.js'
 import {entryProblemFree, validateData} from './codec.js'
 
@@ -114,6 +114,9 @@ export function diagnose(doc: unknown): Diagnosis {
   }
   if (doc.accounts !== undefined) {
     next.accounts = sift(doc.accounts, accountRecordSchema, 'accounts', (a) => `the account under attack ${text(field(a, 'account'))} on ${text(field(a, 'instance'))}`, records)
+  }
+  if (doc.networks !== undefined) {
+    next.networks = sift(doc.networks, networkRecordSchema, 'networks', (n) => `the failures from the network ${text(field(n, 'network'))} on ${text(field(n, 'instance'))}`, records)
   }
   if (doc.firewall !== undefined) {
     const r = dataSchema.shape.firewall.safeParse(doc.firewall)

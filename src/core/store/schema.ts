@@ -14,7 +14,7 @@
  * their default (store/codec.ts); in memory an entry is as before.
  */
 import * as z from 'zod'
-import {MAX_ACCOUNTS, MAX_USER_LENGTH, MAX_WINDOW_ADDRESSES} from './bounds.js'
+import {MAX_ACCOUNTS, MAX_NETWORKS, MAX_USER_LENGTH, MAX_WINDOW_ADDRESSES} from './bounds.js'
 import {MAX_TRIED, RULE_PATTERN} from '../decisions/windows.js'
 import {
   entryAddressProblem,
@@ -23,6 +23,7 @@ import {
   instanceProblem,
   logPathProblem,
   MAX_TIME,
+  networkProblem,
   whitelistCidrProblem,
 } from './values.js'
 
@@ -117,6 +118,17 @@ export const accountRecordSchema = z.object({
   recent: z.array(z.object({ip: address, time: ms, n: z.number().int().min(2).optional()})).max(MAX_WINDOW_ADDRESSES),
 })
 
+/** A network with an open window (networkBlock, decisions/networks.ts): distinct addresses of it that failed within the period. */
+export const networkRecordSchema = z.object({
+  instance,
+  /** Canonical CIDR text of the network (its /ipv4Prefix or /ipv6Prefix). */
+  network: checked(networkProblem),
+  /** The first failure of its current episode (failures without a quiet period between them). */
+  first: ms,
+  /** The addresses of the window (or IPv6 networks, firewall.ipv6Prefix), each with its newest failure. */
+  recent: z.array(z.object({ip: address, time: ms})).max(MAX_WINDOW_ADDRESSES),
+})
+
 export const whitelistEntrySchema = z.object({
   /** Canonical CIDR text. */
   cidr: checked(whitelistCidrProblem),
@@ -168,6 +180,8 @@ export const dataSchema = z.object({
   ledger: ledgerSchema,
   /** Accounts under attack (accountAlert): open episodes and reported ones of the last days. */
   accounts: z.array(accountRecordSchema).max(MAX_ACCOUNTS).optional(),
+  /** Networks with an open window (networkBlock): absent when none are kept. */
+  networks: z.array(networkRecordSchema).max(MAX_NETWORKS).optional(),
 })
 
 export type Entry = z.infer<typeof entrySchema>
@@ -177,6 +191,7 @@ export type StoredPosition = z.infer<typeof positionSchema>
 export type TwinRecord = z.infer<typeof twinSchema>
 export type LedgerData = z.infer<typeof ledgerSchema>
 export type AccountRecord = z.infer<typeof accountRecordSchema>
+export type NetworkRecord = z.infer<typeof networkRecordSchema>
 
 export function emptyData(): StoreData {
   return {schemaVersion: SCHEMA_VERSION, entries: [], whitelist: [], positions: {}, ledger: {twins: [], accounts: []}}

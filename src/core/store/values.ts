@@ -63,6 +63,20 @@ export function entryText(net: Cidr): string {
   return net.prefix === (net.family === 4 ? 32 : 128) ? net.text.slice(0, net.text.indexOf('/')) : net.text
 }
 
+/**
+ * Why `text` is not the network of a networkBlock record (decisions/networks.ts),
+ * or null: canonical CIDR text written with its prefix, an IPv4 network of at
+ * least MIN_IPV4_PREFIX bits or an IPv6 one of at least MIN_IPV6_PREFIX.
+ */
+export function networkProblem(text: string): string | null {
+  const net = text.includes('/') ? parseCidr(text) : null
+  if (net === null) return `${quoted(text)} is not an IPv4 or IPv6 network`
+  const min = net.family === 4 ? MIN_IPV4_PREFIX : MIN_IPV6_PREFIX
+  if (net.prefix < min) return `${quoted(text)} is wider than the widest network rcguard blocks (/${min})`
+  if (net.text !== text) return `${quoted(text)} is not in the form rcguard writes (${net.text})`
+  return null
+}
+
 /** Why `text` is not a whitelist entry's `cidr` (canonical CIDR text, as `rcguard whitelist` stores it), or null. */
 export function whitelistCidrProblem(text: string): string | null {
   const net = parseCidr(text)
