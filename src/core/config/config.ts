@@ -158,6 +158,16 @@ export const configSchema = z
      * a period. Absent: DEFAULT_WINDOWS; [] switches them off.
      */
     windows: z.array(windowSchema).max(MAX_WINDOWS).default(() => DEFAULT_WINDOWS.map((w) => ({...w}))),
+    /** Networks swarming (decisions/networks.ts): minAddresses distinct addresses of one /ipv4Prefix or /ipv6Prefix failing within periodMinutes block the network. */
+    networkBlock: z
+      .object({
+        ipv4Prefix: z.number().int().min(8).max(31).default(24),
+        ipv6Prefix: z.number().int().min(16).max(127).default(48),
+        minAddresses: z.number().int().min(2).max(MAX_WINDOW_ADDRESSES),
+        periodMinutes: z.number().positive().max(1440),
+      })
+      .strict()
+      .optional(),
     /** Accounts under attack (decisions/accounts.ts): minAddresses distinct addresses failing on one user name within periodMinutes are reported once. */
     accountAlert: z
       .object({

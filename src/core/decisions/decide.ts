@@ -64,6 +64,8 @@ export interface Decision {
   key?: string
   /** For `blocked`: the rule that blocked it (windows.ts ruleName). */
   rule?: string
+  /** The failure counted against a blocked network entry that holds its address, not against its own. */
+  inside?: true
 }
 
 export {DUPLICATE_WINDOW_MS, SKEW_MS} from './attempts.js'
@@ -540,7 +542,7 @@ export class Decider {
           this.lastUser[netRow] = this.nameOf(name)
         }
         const net = (this.entryOf[netRow] as Entry).ip
-        return {action: 'already-blocked', event, key: net, why: `${ip} is inside ${net}, which is already blocked`}
+        return {action: 'already-blocked', event, key: net, inside: true, why: `${ip} is inside ${net}, which is already blocked`}
       }
     }
     let row = facts.instance === event.instance ? facts.row : -1

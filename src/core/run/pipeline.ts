@@ -7,6 +7,7 @@
 import type {Config, LogConfig} from '../config/config.js'
 import {Decider, SKEW_MS, expireBlocks, isBlockActive, type Decision, type SourcedEvent} from '../decisions/decide.js'
 import {AccountWatch, type AccountAlert} from '../decisions/accounts.js'
+import {NetworkWatch, neverBlockedIn} from '../decisions/networks.js'
 import {ruleName, windowsOf} from '../decisions/windows.js'
 import {keepSmall} from '../store/keep-small.js'
 import {ExitCode, FirewallError, RcguardError, UsageError} from '../errors.js'
@@ -136,6 +137,8 @@ async function scanInto(ctx: GuardContext, data: StoreData, options: ScanOptions
   // A first read counts what the longest window can still hold.
   const periodMs = windowsOf(config).longestMs
   const accounts = config.accountAlert === undefined ? null : new AccountWatch(data.accounts ?? [], config.accountAlert)
+  const networks = config.networkBlock === undefined ? null : new NetworkWatch(data.networks ?? [], config.networkBlock, neverBlockedIn(whitelistOf(config, data)))
+  const networkRule = config.networkBlock === undefined ? '' : ruleName('network', config.networkBlock.minAddresses, config.networkBlock.periodMinutes)
   const accountRule = config.accountAlert === undefined ? '' : ruleName('account', config.accountAlert.minAddresses, config.accountAlert.periodMinutes)
   options.before?.()
   for (const instance of config.instances) {
@@ -179,7 +182,16 @@ async function scanInto(ctx: GuardContext, data: StoreData, options: ScanOptions
           const decision = decider.apply(sourced)
           // Blocks by a rule beside the windows that this failure set off (their event: a copy of this one, without its text).
           const extra: Decision[] = []
-          // A new attempt of an address that may be blocked, and only that, counts for the account it tried.
+          // A new attempt of an address that may be blocked, and only that, counts for its network (not one from inside a blocked network: that counted against it)…
+          if (networks !== null && sourced.outcome === 'failure' && sourced.ip !== null && COUNTED_ACTIONS.has(decision.action) && decision.key !== undefined && decision.inside !== true) {
+            const hit = networks.add(instance.name, decision.key, sourced.time)
+            if (hit !== null) {
+              const made = decider.blockEntry(hit.instance, hit.network, hit.at, networkRule, {...sourced})
+              networks.clear(hit.instance, hit.network)
+              if (made.action === 'blocked') extra.push(made)
+            }
+          }
+          // …and for the account it tried.
           if (accounts !== null && sourced.outcome === 'failure' && sourced.ip !== null && COUNTED_ACTIONS.has(decision.action)) {
             const alert = accounts.add(instance.name, sourced.user, sourced.ip, sourced.time)
             if (alert !== null) result.accountAlerts.push(alert)
@@ -245,6 +257,12 @@ async function scanInto(ctx: GuardContext, data: StoreData, options: ScanOptions
   }
   decider.flush()
   data.ledger = decider.ledger.save()
+  if (networks !== null) {
+    for (const r of networks.refused()) result.warnings.push(`networkBlock: ${r.network} on ${r.instance} is not blocked: ${r.why}`)
+  }
+  const swarms = networks === null ? [] : networks.save(now)
+  if (swarms.length > 0) data.networks = swarms
+  else delete data.networks
   // Without accountAlert, nothing is kept of the accounts (switching it off forgets them).
   const kept = accounts === null ? [] : accounts.save(now)
   if (kept.length > 0) data.accounts = kept
@@ -325,7 +343,7 @@ export type CycleOptions = {dryRun: boolean} & Pick<ScanOptions, 'collect' | 'pr
  */
 export async function cycle(ctx: GuardContext, options: CycleOptions): Promise<HacksResult> {
   const {data, merged} = await readDataTracked(ctx)
-  const was = {positions: JSON.stringify(data.positions), ledger: JSON.stringify(data.ledger), accounts: JSON.stringify(data.accounts)}
+  const was = {positions: JSON.stringify(data.positions), ledger: JSON.stringify(data.ledger), accounts: JSON.stringify(data.accounts), networks: JSON.stringify(data.networks)}
   const scanned = await scanInto(ctx, data, {collect: options.collect, progress: options.progress, repeatWarnings: options.dryRun})
   const now = ctx.now()
   const expired = expireBlocks(data, now).map(blockInfo)
@@ -340,7 +358,8 @@ export async function cycle(ctx: GuardContext, options: CycleOptions): Promise<H
     scanned.files.some((f) => f.events > 0) ||
     JSON.stringify(data.positions) !== was.positions ||
     JSON.stringify(data.ledger) !== was.ledger ||
-    JSON.stringify(data.accounts) !== was.accounts
+    JSON.stringify(data.accounts) !== was.accounts ||
+    JSON.stringify(data.networks) !== was.networks
   const base = {...scanned, expired, enabled: ctx.config.enabled, nextExpiry: nextExpiry(data, now)}
   if (options.dryRun) {
     const desired: DesiredState = ctx.config.enabled ? desiredState(ctx.config, data, now) : {instances: []}
