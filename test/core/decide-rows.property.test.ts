@@ -5,7 +5,7 @@
  * the rows, kept here as the reference), for any mix of stored entries (more
  * user names than are kept, blocks in force or ended), out-of-order times,
  * repeated and long user names, success lines with resetOnSuccess, several
- * instances and IPv6 networks, and runs of apply split by flushes; with the
+ * instances and IPv6 networks (a failure inside a blocked wider network counts against it), and runs of apply split by flushes; with the
  * windows beside the first rule, the reference keeps every (time, name) pair
  * of the user windows unthinned, so the decisions show that thinning changes
  * none (the entries are compared without those pairs).
@@ -14,7 +14,7 @@ import {test} from 'node:test'
 import assert from 'node:assert/strict'
 import fc from 'fast-check'
 import {blockLength, Decider, neverBlockReason, newEntry, SKEW_MS, type Decision, type DecisionSettings, type SourcedEvent} from '../../src/core/decisions/decide.js'
-import {blockKey, NetworkList} from '../../src/core/net/ip.js'
+import {blockKey, cidrContains, NetworkList, parseCidr} from '../../src/core/net/ip.js'
 import {cutUser, MAX_USERS} from '../../src/core/store/bounds.js'
 import {emptyData, type Entry, type StoreData} from '../../src/core/store/schema.js'
 import {nameHash, windowsOf} from '../../src/core/decisions/windows.js'
@@ -57,6 +57,21 @@ function reference(data: StoreData, events: SourcedEvent[], settings: DecisionSe
     }
     const key = keyOf(event.ip)
     const name = cutUser(event.user)
+    // Inside a wider network entry whose block is in force: counted against it.
+    const holder = [...byKey.values()].find((e) => {
+      const net = e.ip.includes('/') ? parseCidr(e.ip) : null
+      if (net === null || e.instance !== event.instance || (net.family === 6 && net.prefix >= (settings.ipv6Prefix ?? 128))) return false
+      return cidrContains(net, event.ip as string) && e.blockedAt !== null && (e.blockedUntil === null || e.blockedUntil > event.time)
+    })
+    if (holder !== undefined) {
+      holder.attempts++
+      if (event.time >= holder.lastSeen) {
+        holder.lastSeen = event.time
+        holder.lastUser = name
+      }
+      out.push('already-blocked')
+      continue
+    }
     let entry = byKey.get(`${event.instance} ${key}`)
     if (entry === undefined) {
       entry = newEntry(key, event.instance, event.time, name)

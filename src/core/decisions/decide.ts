@@ -196,6 +196,17 @@ const FAILS = 7
 const FAIL0 = 8
 const FAIL_SLOTS = ROW - FAIL0
 const IN_ROW: number[] = []
+/**
+ * With a user window, a row is ROW_USERS doubles: after the ROW above, how
+ * many (time, name hash) pairs it holds (-1: more than PAIR_SLOTS, kept in
+ * the row's list, `tried`), then the pairs.
+ */
+const ROW_USERS = 32
+const PAIRS = ROW
+const PAIR0 = ROW + 1
+const PAIR_SLOTS = (ROW_USERS - PAIR0) >> 1
+/** The pairs of the row being decided, as windows.ts works on them (one list, reused). */
+const scratch: number[] = []
 
 const orNaN = (v: number | null): number => (v === null ? Number.NaN : v)
 const orNull = (v: number): number | null => (Number.isNaN(v) ? null : v)
@@ -229,7 +240,9 @@ export class Decider {
   private readonly names = new Map<string, string>()
   /** The rows (see ROW). */
   private rows = 0
-  private hot = new Float64Array(ROW * 1024)
+  /** Doubles per row: ROW, or ROW_USERS with a user window. */
+  private readonly stride: number
+  private hot: Float64Array
   private sigs = new Int32Array(MAX_USERS * 1024)
   private users: string[] = []
   private lastUser: string[] = []
@@ -260,6 +273,8 @@ export class Decider {
     private readonly explain = true,
   ) {
     this.windows = windowsOf(settings)
+    this.stride = this.windows.users.length > 0 ? ROW_USERS : ROW
+    this.hot = new Float64Array(this.stride * 1024)
     this.relaxing = this.windows.failures.length > 1 || this.windows.users.length > 0
     const oneLog = (settings.instances ?? []).filter((i) => i.logs.length === 1 && !/[*?[\]{}]/.test(i.logs[0]?.path ?? '*')).map((i) => i.name)
     this.ledger = new AttemptLedger(data.ledger, new Set(oneLog))
@@ -320,7 +335,7 @@ export class Decider {
     }
     this.touch(row)
     const hot = this.hot
-    const h = row * ROW
+    const h = row * this.stride
     hot[h + FIRST_SEEN] = Math.min(hot[h + FIRST_SEEN] as number, at)
     hot[h + LAST_SEEN] = Math.max(hot[h + LAST_SEEN] as number, at)
     if (this.blockActive(row, at)) return {action: 'already-blocked', event, key: cidr, why: `${cidr} is already blocked`}
@@ -331,7 +346,7 @@ export class Decider {
   private startBlock(row: number, key: string, trigger: number, rule: string, event: SourcedEvent): Decision {
     const {settings} = this
     const hot = this.hot
-    const h = row * ROW
+    const h = row * this.stride
     const blocks = hot[h + BLOCKS] as number
     const lengthMin = blockLength(settings, blocks)
     const blockedUntil = lengthMin === 0 ? null : trigger + lengthMin * 60_000
@@ -340,7 +355,7 @@ export class Decider {
     const repeat = blocks > 0 && lengthMin !== settings.blockMinutes ? ` (block ${blocks + 1} of this ${key.includes('/') ? 'network' : 'address'}: escalated)` : ''
     hot[h + BLOCKS] = blocks + 1
     this.setFailures(row, [])
-    this.tried[row] = null
+    if (this.stride === ROW_USERS) this.setPairs(row, IN_ROW)
     this.rule[row] = rule
     const length = lengthMin === 0 ? 'until deleted' : `for ${minutes(lengthMin)}${repeat}`
     const stale = blockedUntil !== null && blockedUntil <= this.now ? ' (already over: the lines are old)' : ''
@@ -378,7 +393,7 @@ export class Decider {
   /** A row holding what `entry` holds now. */
   private addRow(entry: Entry): number {
     const row = this.rows++
-    if (row * ROW === this.hot.length) {
+    if (row * this.stride === this.hot.length) {
       const hot = new Float64Array(this.hot.length * 2)
       hot.set(this.hot)
       this.hot = hot
@@ -389,7 +404,7 @@ export class Decider {
       dirty.set(this.dirty)
       this.dirty = dirty
     }
-    const h = row * ROW
+    const h = row * this.stride
     const hot = this.hot
     hot[h + ATTEMPTS] = entry.attempts
     hot[h + FIRST_SEEN] = entry.firstSeen
@@ -399,7 +414,8 @@ export class Decider {
     hot[h + BLOCKS] = entry.blocks
     this.entryOf.push(entry)
     this.lastSuccess.push(entry.lastSuccess ?? Number.NaN)
-    this.tried.push(entry.tried === undefined || entry.tried.length === 0 ? null : [...entry.tried])
+    this.tried.push(null)
+    if (this.stride === ROW_USERS) this.setPairs(row, entry.tried ?? IN_ROW)
     this.rule.push(entry.rule)
     this.lastUser.push(entry.lastUser)
     this.failures.push(IN_ROW)
@@ -412,7 +428,7 @@ export class Decider {
   /** Puts a list of names into the row's user columns when it fits there (else NAMES -1: the entry's list is used). */
   private namesFrom(row: number, list: readonly string[]): void {
     if (list.length > MAX_USERS) {
-      this.hot[row * ROW + NAMES] = -1
+      this.hot[row * this.stride + NAMES] = -1
       return
     }
     const u = row * MAX_USERS
@@ -422,19 +438,19 @@ export class Decider {
       this.sigs[u + i] = userSig(name)
     }
     for (let i = list.length; i < MAX_USERS; i++) this.users[u + i] = ''
-    this.hot[row * ROW + NAMES] = list.length
+    this.hot[row * this.stride + NAMES] = list.length
   }
 
   /** The row's failure times as a list (a new one when they are in the row). */
   private failuresOf(row: number): number[] {
-    const h = row * ROW
+    const h = row * this.stride
     const n = this.hot[h + FAILS] as number
     return n === -1 ? (this.failures[row] as number[]) : Array.from(this.hot.subarray(h + FAIL0, h + FAIL0 + n))
   }
 
   /** Makes `list` (sorted) the row's failure times: in the row when they fit, else the list itself. */
   private setFailures(row: number, list: number[]): void {
-    const h = row * ROW
+    const h = row * this.stride
     if (list.length > FAIL_SLOTS) {
       this.failures[row] = list
       this.hot[h + FAILS] = -1
@@ -443,6 +459,26 @@ export class Decider {
     this.failures[row] = IN_ROW
     for (let i = 0; i < list.length; i++) this.hot[h + FAIL0 + i] = list[i] as number
     this.hot[h + FAILS] = list.length
+  }
+
+  /** The row's (time, name hash) pairs as a list (a new one when they are in the row). */
+  private pairsOf(row: number): number[] {
+    const h = row * this.stride
+    const n = this.hot[h + PAIRS] as number
+    return n === -1 ? (this.tried[row] as number[]) : Array.from(this.hot.subarray(h + PAIR0, h + PAIR0 + 2 * n))
+  }
+
+  /** Makes `list` (flat pairs, sorted) the row's pairs: in the row when they fit, else the list itself. */
+  private setPairs(row: number, list: readonly number[]): void {
+    const h = row * this.stride
+    if (list.length > 2 * PAIR_SLOTS) {
+      this.tried[row] = [...list]
+      this.hot[h + PAIRS] = -1
+      return
+    }
+    this.tried[row] = null
+    for (let i = 0; i < list.length; i++) this.hot[h + PAIR0 + i] = list[i] as number
+    this.hot[h + PAIRS] = list.length >> 1
   }
 
   private touch(row: number): void {
@@ -460,7 +496,7 @@ export class Decider {
     const hot = this.hot
     for (const row of this.changed) {
       const e = this.entryOf[row] as Entry
-      const h = row * ROW
+      const h = row * this.stride
       e.attempts = hot[h + ATTEMPTS] as number
       e.firstSeen = hot[h + FIRST_SEEN] as number
       e.lastSeen = hot[h + LAST_SEEN] as number
@@ -473,8 +509,8 @@ export class Decider {
       if (n !== -1) e.users = this.users.slice(row * MAX_USERS, row * MAX_USERS + n)
       const success = this.lastSuccess[row] as number
       if (!Number.isNaN(success)) e.lastSuccess = success
-      const tried = this.tried[row]
-      if (tried !== null && tried !== undefined && tried.length > 0) e.tried = [...tried]
+      const tried = this.stride === ROW_USERS ? this.pairsOf(row) : IN_ROW
+      if (tried.length > 0) e.tried = tried
       else delete e.tried
       const rule = this.rule[row]
       if (rule !== undefined) e.rule = rule
@@ -485,7 +521,7 @@ export class Decider {
   }
 
   private blockActive(row: number, time: number): boolean {
-    const h = row * ROW
+    const h = row * this.stride
     const until = this.hot[h + BLOCKED_UNTIL] as number
     return !Number.isNaN(this.hot[h + BLOCKED_AT]) && (Number.isNaN(until) || until > time)
   }
@@ -535,7 +571,7 @@ export class Decider {
       const netRow = this.blockedNetworkRow(event.instance, ip, event.time)
       if (netRow !== -1) {
         this.touch(netRow)
-        const nh = netRow * ROW
+        const nh = netRow * this.stride
         this.hot[nh + ATTEMPTS] = (this.hot[nh + ATTEMPTS] as number) + 1
         if (event.time >= (this.hot[nh + LAST_SEEN] as number)) {
           this.hot[nh + LAST_SEEN] = event.time
@@ -559,7 +595,7 @@ export class Decider {
     }
     this.touch(row)
     const hot = this.hot
-    const h = row * ROW
+    const h = row * this.stride
     hot[h + ATTEMPTS] = (hot[h + ATTEMPTS] as number) + 1
     hot[h + FIRST_SEEN] = Math.min(hot[h + FIRST_SEEN] as number, event.time)
     const sig = userSig(name)
@@ -622,7 +658,7 @@ export class Decider {
     let rule = ''
     if ((hot[h + FAILS] as number) === FAIL_SLOTS) {
       // Full: the times move to a list of their own.
-      this.failures[row] = Array.from(hot.subarray(h + FAIL0, h + ROW))
+      this.failures[row] = Array.from(hot.subarray(h + FAIL0, h + FAIL0 + FAIL_SLOTS))
       hot[h + FAILS] = -1
     }
     const fails = hot[h + FAILS] as number
@@ -679,11 +715,15 @@ export class Decider {
       held = failures.length
     }
     if (windows.users.length > 0) {
-      let tried = this.tried[row] ?? null
-      if (tried === null) {
-        tried = []
-        this.tried[row] = tried
-      }
+      // The pairs in the row are worked on in a list of their own (scratch), then put back.
+      const inRow = (hot[h + PAIRS] as number) !== -1
+      let tried: number[]
+      if (inRow) {
+        tried = scratch
+        const n = 2 * (hot[h + PAIRS] as number)
+        tried.length = n
+        for (let i = 0; i < n; i++) tried[i] = hot[h + PAIR0 + i] as number
+      } else tried = this.tried[row] as number[]
       addTried(tried, event.time, nameHash(event.user), windows.keepTriedMs + SKEW_MS, windows.thinMs)
       for (const w of windows.users) {
         if (this.succeededNear(row, event.time, w.periodMs)) continue
@@ -693,6 +733,7 @@ export class Decider {
           rule = w.rule
         }
       }
+      if (inRow) this.setPairs(row, tried)
     }
     if (rule === '') {
       return {

@@ -26,7 +26,7 @@
  * `list` and `--verbose` say which one it was.
  */
 import {accountOf} from './attempts.js'
-import {cutUser} from '../store/bounds.js'
+import {cutUser, MAX_USER_LENGTH} from '../store/bounds.js'
 
 export type WindowSetting = {maxAttempts: number; periodMinutes: number} | {maxUsers: number; periodMinutes: number}
 
@@ -135,8 +135,21 @@ export function windowsOf(settings: {maxAttempts: number; periodMinutes: number;
  * names than were tried.
  */
 export function nameHash(user: string): number {
-  const account = cutUser(accountOf(user))
   let h = 0x811c9dc5
+  // Most names: printable ASCII without blanks, at most the cut's length; lowercased here, without a copy.
+  if (user.length <= MAX_USER_LENGTH) {
+    let i = 0
+    for (; i < user.length; i++) {
+      let c = user.charCodeAt(i)
+      if (c <= 0x20 || c > 0x7e) break
+      if (c >= 0x41 && c <= 0x5a) c += 0x20
+      h ^= c
+      h = Math.imul(h, 0x01000193)
+    }
+    if (i === user.length) return h >>> 0
+    h = 0x811c9dc5
+  }
+  const account = cutUser(accountOf(user))
   for (let i = 0; i < account.length; i++) {
     h ^= account.charCodeAt(i)
     h = Math.imul(h, 0x01000193)
@@ -158,7 +171,8 @@ export function nameHash(user: string): number {
 export function addTried(tried: number[], time: number, hash: number, keepMs: number, thinMs: number): void {
   let i = tried.length
   while (i > 0 && (tried[i - 2] as number) > time) i -= 2
-  tried.splice(i, 0, time, hash)
+  if (i === tried.length) tried.push(time, hash)
+  else tried.splice(i, 0, time, hash)
   const newest = tried[tried.length - 2] as number
   let drop = 0
   while (drop < tried.length && (tried[drop] as number) < newest - keepMs) drop += 2
@@ -167,23 +181,33 @@ export function addTried(tried: number[], time: number, hash: number, keepMs: nu
   if (tried.length > MAX_TRIED * 2) tried.splice(0, tried.length - MAX_TRIED * 2)
 }
 
-/** Drops the middle one of every three times of `hash` spanning at most thinMs (see addTried). */
+/** Marks a thinned pair (no hash is negative) until the list is compacted. */
+const GONE = -1
+
+/** Drops the middle one of every three times of `hash` spanning at most thinMs (see addTried), in one pass. */
 function thinTried(tried: number[], hash: number, thinMs: number): void {
-  // The positions of the name's pairs, oldest first.
-  const at: number[] = []
-  for (let i = 0; i < tried.length; i += 2) if (tried[i + 1] === hash) at.push(i)
-  if (at.length < 3) return
-  const gone = new Set<number>()
-  let a = 0
-  for (let b = 1; b + 1 < at.length; b++) {
-    // t_a, t_b, t_c with a the last one kept before b.
-    if ((tried[at[b + 1] as number] as number) - (tried[at[a] as number] as number) <= thinMs) gone.add(at[b] as number)
-    else a = b
+  // a: the time of the name's last pair kept; b: the index of the pair after it, still undecided.
+  let a = Number.NaN
+  let b = -1
+  let gone = 0
+  for (let i = 0; i < tried.length; i += 2) {
+    if (tried[i + 1] !== hash) continue
+    const t = tried[i] as number
+    if (b !== -1) {
+      if (t - a <= thinMs) {
+        tried[b + 1] = GONE
+        gone++
+      } else a = tried[b] as number
+    } else if (Number.isNaN(a)) {
+      a = t
+      continue
+    }
+    b = i
   }
-  if (gone.size === 0) return
+  if (gone === 0) return
   let w = 0
   for (let i = 0; i < tried.length; i += 2) {
-    if (gone.has(i)) continue
+    if (tried[i + 1] === GONE) continue
     tried[w] = tried[i] as number
     tried[w + 1] = tried[i + 1] as number
     w += 2
