@@ -14,9 +14,10 @@
  *   (n) the default windows and networkBlock's NetworkWatch (/24, 10
  *       addresses in 60 min) fed as the pipeline feeds it.
  * Each is run in a child process of its own (--expose-gc), BENCH_WINDOW_RUNS
- * times (default 5) alternating, and reported as the median time per event,
- * the heap per entry after the run (garbage collected), and the bytes per
- * entry of the database file.
+ * times (default 5) alternating, and reported as the median time per event
+ * (the decisions), the time per entry of writing the rows back into the
+ * entries (flush), the heap per entry after the run (garbage collected, the
+ * decider's rows still held), and the bytes per entry of the database file.
  */
 import {spawnSync} from 'node:child_process'
 import {fileURLToPath} from 'node:url'
@@ -64,14 +65,16 @@ function child(mode: Mode): void {
     if (d.action === 'blocked') blocked++
     if (watch !== null && d.key !== undefined && (d.action === 'counted' || d.action === 'blocked')) watch.add(e.instance, d.key, e.time)
   }
+  const applied = process.hrtime.bigint()
   decider.flush()
-  const ns = Number(process.hrtime.bigint() - start) / evs.length
+  const ns = Number(applied - start) / evs.length
+  const flushNs = Number(process.hrtime.bigint() - applied) / Math.max(1, data.entries.length)
   gc()
   // The events are still held (evs is used below): the heap grown is what the entries and the decider keep.
   const heap = process.memoryUsage().heapUsed - before
   let bytes = 0
   for (const e of data.entries) bytes += encodeEntry(e).length + 2
-  process.stdout.write(JSON.stringify({ns, heapPerEntry: heap / data.entries.length, filePerEntry: bytes / data.entries.length, entries: data.entries.length, blocked, events: evs.length, keep: watch === null ? 0 : 1}))
+  process.stdout.write(JSON.stringify({ns, flushNs, heapPerEntry: heap / data.entries.length, filePerEntry: bytes / data.entries.length, entries: data.entries.length, blocked, events: evs.length, keep: watch === null ? 0 : 1}))
 }
 
 function median(xs: number[]): number {
@@ -82,7 +85,7 @@ function median(xs: number[]): number {
 if (process.argv[2] === '--child') child(process.argv[3] as Mode)
 else {
   const modes: Mode[] = ['1', 'w', 'n']
-  const got = new Map<Mode, {ns: number; heapPerEntry: number; filePerEntry: number; entries: number; blocked: number; events: number}[]>(modes.map((m) => [m, []]))
+  const got = new Map<Mode, {ns: number; flushNs: number; heapPerEntry: number; filePerEntry: number; entries: number; blocked: number; events: number}[]>(modes.map((m) => [m, []]))
   for (let r = 0; r < RUNS; r++) {
     for (const m of modes) {
       const p = spawnSync(process.execPath, ['--expose-gc', '--max-old-space-size=4096', '--import', 'tsx', SELF, '--child', m], {encoding: 'utf8', maxBuffer: 1 << 20})
@@ -92,16 +95,17 @@ else {
   }
   const name: Record<Mode, string> = {'1': 'first rule alone (anchor)', w: 'default windows', n: 'default windows + networkBlock'}
   const base = got.get('1') ?? []
-  const anchor = {ns: median(base.map((x) => x.ns)), heap: median(base.map((x) => x.heapPerEntry)), file: median(base.map((x) => x.filePerEntry))}
+  const anchor = {ns: median(base.map((x) => x.ns)), flush: median(base.map((x) => x.flushNs)), heap: median(base.map((x) => x.heapPerEntry)), file: median(base.map((x) => x.filePerEntry))}
   console.log(`windows: ${N} addresses x ${K} failures (${(N * K).toLocaleString('en')} events), median of ${RUNS} runs each, alternating`)
   for (const m of modes) {
     const xs = got.get(m) ?? []
     const ns = median(xs.map((x) => x.ns))
+    const flush = median(xs.map((x) => x.flushNs))
     const heap = median(xs.map((x) => x.heapPerEntry))
     const file = median(xs.map((x) => x.filePerEntry))
     const pct = (v: number, a: number): string => (m === '1' ? '' : ` (${v >= a ? '+' : ''}${(((v - a) / a) * 100).toFixed(0)}%)`)
     console.log(
-      `  ${name[m].padEnd(32)} ${ns.toFixed(0).padStart(5)} ns/event${pct(ns, anchor.ns)}  heap ${heap.toFixed(0)} B/entry${pct(heap, anchor.heap)}  file ${file.toFixed(0)} B/entry${pct(file, anchor.file)}  blocked ${xs[0]?.blocked}`,
+      `  ${name[m].padEnd(32)} ${ns.toFixed(0).padStart(5)} ns/event${pct(ns, anchor.ns)}  flush ${flush.toFixed(0)} ns/entry${pct(flush, anchor.flush)}  heap ${heap.toFixed(0)} B/entry${pct(heap, anchor.heap)}  file ${file.toFixed(0)} B/entry${pct(file, anchor.file)}  blocked ${xs[0]?.blocked}`,
     )
   }
 }
