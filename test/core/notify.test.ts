@@ -22,6 +22,7 @@ const BLOCKED: BlockLike[] = [
     blockedAt: NOW,
     blockedUntil: NOW + 60 * MIN,
     users: ['alice@example.com', 'bob', 'alice@example.com'],
+    rule: 'users:5/60',
   },
   {ip: '2001:db8::1', instance: 'webmail', attempts: 12, lastUser: 'admin', blockedAt: NOW - MIN, blockedUntil: null},
 ]
@@ -189,6 +190,7 @@ test('the digest: ISO times, block length, distinct users tried', () => {
         blockedAt: '2026-11-25T13:00:00.000Z',
         blockedUntil: '2026-11-25T14:00:00.000Z',
         minutes: 60,
+        rule: 'users:5/60',
       },
       {
         ip: '2001:db8::1',
@@ -198,6 +200,7 @@ test('the digest: ISO times, block length, distinct users tried', () => {
         blockedAt: '2026-11-25T12:59:00.000Z',
         blockedUntil: null,
         minutes: null,
+        rule: null,
       },
     ],
     released: [
@@ -209,6 +212,7 @@ test('the digest: ISO times, block length, distinct users tried', () => {
         blockedAt: '2026-11-25T11:00:00.000Z',
         blockedUntil: '2026-11-25T13:00:00.000Z',
         minutes: 120,
+        rule: null,
       },
     ],
   })
@@ -232,13 +236,13 @@ test('the text: one subject with counts, an aligned table per section', () => {
       'rcguard on mail.example.org at 2026-11-25 13:00:00Z: 2 blocked, 1 released.',
       '',
       'Blocked (2):',
-      '  address      instance  attempts  block          until                 users tried',
-      '  203.0.113.7  master           6  1 h            2026-11-25 14:00:00Z  alice@example.com, bob',
-      '  2001:db8::1  webmail         12  until deleted  -                     admin',
+      '  address      instance  attempts  block          until                 by              users tried',
+      '  203.0.113.7  master           6  1 h            2026-11-25 14:00:00Z  5 users in 60m  alice@example.com, bob',
+      '  2001:db8::1  webmail         12  until deleted  -                     -               admin',
       '',
       'Released (1):',
-      '  address       instance  attempts  block  until                 users tried',
-      '  198.51.100.9  master           8  2 h    2026-11-25 13:00:00Z  carol',
+      '  address       instance  attempts  block  until                 by  users tried',
+      '  198.51.100.9  master           8  2 h    2026-11-25 13:00:00Z  -   carol',
       '',
       'User names are as the log shows them, with control and format characters escaped (\\xNN, \\u{N}).',
       'See every block with "rcguard list"; lift one with "rcguard unblock ADDRESS".',
@@ -328,9 +332,9 @@ test('SMTP: one message per notify() call, with its headers, the table and the J
   assert.equal(header(mail.message, 'Auto-Submitted'), 'auto-generated')
   assert.equal(mail.text, digestText(digest).text)
   const lines = mail.text.split('\n')
-  assert.ok(lines.includes('  203.0.113.7  master           6  1 h            2026-11-25 14:00:00Z  alice@example.com, bob'))
-  assert.ok(lines.includes('  2001:db8::1  webmail         12  until deleted  -                     admin'))
-  assert.ok(lines.includes('  198.51.100.9  master           8  2 h    2026-11-25 13:00:00Z  carol'))
+  assert.ok(lines.includes('  203.0.113.7  master           6  1 h            2026-11-25 14:00:00Z  5 users in 60m  alice@example.com, bob'))
+  assert.ok(lines.includes('  2001:db8::1  webmail         12  until deleted  -                     -               admin'))
+  assert.ok(lines.includes('  198.51.100.9  master           8  2 h    2026-11-25 13:00:00Z  -   carol'))
   assert.deepEqual(mail.json, digest)
 
   assert.deepEqual(await notify(cfg, digest), [])
@@ -434,7 +438,7 @@ test('sendmail: the binary gets -i -f FROM and the recipients, and the message w
   assert.equal(header(mail.message, 'Subject'), '[rcguard] mail.example.org: 2 blocked')
   assert.match(header(mail.message, 'Message-ID'), /^<.+@.+>$/)
   assert.ok(!Number.isNaN(Date.parse(header(mail.message, 'Date'))))
-  assert.ok(mail.text.split('\n').includes('  203.0.113.7  master           6  1 h            2026-11-25 14:00:00Z  alice@example.com, bob'))
+  assert.ok(mail.text.split('\n').includes('  203.0.113.7  master           6  1 h            2026-11-25 14:00:00Z  5 users in 60m  alice@example.com, bob'))
   assert.deepEqual(mail.json, {...digestOf(), released: []})
 })
 

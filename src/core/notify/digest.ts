@@ -4,6 +4,7 @@
  * from the attacker: they are escaped to one printable line before they go
  * anywhere (mail body, JSON), and the subject carries none of them.
  */
+import {ruleShort} from '../decisions/windows.js'
 import {escapeText} from '../text/escape.js'
 
 /** A block as the guard reports it (BlockInfo), optionally with the users tried. */
@@ -16,6 +17,8 @@ export interface BlockLike {
   blockedUntil: number | null
   /** The user names tried, oldest first; otherwise only lastUser is known. */
   users?: string[]
+  /** The rule that made the block (decisions/windows.ts); absent: not known. */
+  rule?: string
 }
 
 export interface DigestBlock {
@@ -30,6 +33,8 @@ export interface DigestBlock {
   blockedUntil: string | null
   /** The block's length in minutes, or null: until deleted. */
   minutes: number | null
+  /** The rule that made the block (`failures:6/10`, `users:5/60`, `network:10/60`, `account:20/10`, `hand`), or null: not known. */
+  rule: string | null
 }
 
 /** An account reported under attack (accountAlert): its name escaped, how many addresses failed on it, when. */
@@ -87,6 +92,7 @@ function digestBlock(b: BlockLike): DigestBlock {
     blockedAt: iso(b.blockedAt),
     blockedUntil: b.blockedUntil === null ? null : iso(b.blockedUntil),
     minutes: b.blockedUntil === null ? null : Math.max(0, Math.round((b.blockedUntil - b.blockedAt) / 60_000)),
+    rule: b.rule ?? null,
   }
 }
 
@@ -151,11 +157,12 @@ function section(title: string, blocks: DigestBlock[]): string[] {
     String(b.attempts),
     duration(b.minutes),
     b.blockedUntil === null ? '-' : shortTime(b.blockedUntil),
+    b.rule === null ? '-' : ruleShort(b.rule),
     b.users.length === 0 ? '-' : b.users.join(', '),
   ])
   return [
     `${title} (${blocks.length}):`,
-    ...table(['address', 'instance', 'attempts', 'block', 'until', 'users tried'], rows),
+    ...table(['address', 'instance', 'attempts', 'block', 'until', 'by', 'users tried'], rows),
     '',
   ]
 }
