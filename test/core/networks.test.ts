@@ -365,7 +365,7 @@ test('networkBlock: records are checked like every value of the database, and re
     {...good, network: '2001:db8::/15'},
     {...good, network: '2001:DB8::/48'},
     {...good, recent: [{ip: '198.51.100.01', time: T0}]},
-    {...good, recent: [{ip: '198.51.100.0/24', time: T0}]},
+    {...good, recent: [{ip: '198.51.100.0/8', time: T0}]},
     {...good, instance: 'a b'},
     {...good, recent: Array.from({length: MAX_WINDOW_ADDRESSES + 1}, (_, i) => ({ip: `10.0.${i >> 8}.${i & 255}`, time: T0}))},
   ]
