@@ -136,7 +136,7 @@ test('block of a network that overlaps anything never blocked is refused with on
     assert.equal(r.stdout, '')
   }
   assert.equal(dbText(s), before, 'the database was not written')
-  assert.deepEqual(await rows(s, 2), [{ip: '100.64.7.0/24', state: 'whitelisted', instance: null, blockedUntil: null, comment: null, attempts: 0, firstSeen: null, lastSeen: null, blockedAt: null, lastUser: null, blocks: 0}])
+  assert.deepEqual(await rows(s, 2), [{ip: '100.64.7.0/24', state: 'whitelisted', instance: null, blockedUntil: null, comment: null, attempts: 0, firstSeen: null, lastSeen: null, blockedAt: null, lastUser: null, blocks: 0, rule: null}])
   // Both in one line when several are refused; an address keeps its own wording.
   const two = await cli(['block', '198.51.100.0/24', '127.0.0.9', '--config', s.config], {env: nowEnv(1)})
   assert.equal(two.exitCode, 2)
