@@ -292,16 +292,21 @@ test('networkBlock: never a network overlapping what is never blocked; refused()
     ],
   )
   assert.equal(calls.length, 4)
-  // Per instance, each refused network once.
-  drive(w, swarm().slice(0, 3), 'other')
+  // Per instance, each refused network once; a few failures there are no swarm, and nothing to tell.
+  drive(w, failures.slice(0, 3), 'other')
+  assert.deepEqual(w.refused().filter((r) => r.instance === 'other'), [])
+  drive(w, failures, 'other')
   assert.deepEqual(w.refused().filter((r) => r.instance === 'other').map((r) => r.network), ['198.51.100.0/24'])
   assert.equal(calls.length, 4, 'the verdict is the network\'s, whatever the instance')
-  // A window saved before the address was whitelisted: forgotten at its network's next failure.
+  // A window saved before the address was whitelisted: counted on, and forgotten, with one refusal, when it holds a swarm.
   const saved = [{instance: 'master', network: '198.51.100.0/24', first: T0, recent: [{ip: '198.51.100.1', time: T0}]}]
   const later = watchOf(swarmSettings, saved, check)
   assert.equal(later.save(T0).length, 1, 'kept while nothing fails there (it only expires)')
   assert.equal(later.add('master', '198.51.100.2', T0 + 1), null)
+  assert.deepEqual(later.refused(), [])
+  for (let i = 3; i <= swarmSettings.minAddresses; i++) assert.equal(later.add('master', `198.51.100.${i}`, T0 + i), null)
   assert.deepEqual(later.save(T0), [])
+  assert.deepEqual(later.refused().map((r) => r.network), ['198.51.100.0/24'])
   // A network wider than a whitelisted one is refused; one inside a whitelisted network too.
   assert.match(neverBlockedIn(new NetworkList(['10.0.0.0/8']))('10.1.2.0/24') ?? '', /never blocked/)
   assert.equal(neverBlockedIn(new NetworkList(['10.0.0.0/8']))('11.1.2.0/24'), null)

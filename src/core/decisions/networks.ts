@@ -218,16 +218,17 @@ export class NetworkWatch {
   add(instance: string, ip: string, time: number): NetworkHit | null {
     const network = this.networkFor(ip)
     if (network === null) return null
+    const t = this.track(instance, network, time)
+    this.place(t, ip, time)
+    if (t.recent.size < this.settings.minAddresses) return null
     const why = this.verdict(network)
     if (why !== null) {
+      // A swarm the network may not be blocked for: told once (refused()), and a fresh one is needed to be told again.
       const key = keyOf(instance, network)
       this.tracked.delete(key)
       if (!this.refusals.has(key) && this.refusals.size < MAX_NETWORKS) this.refusals.set(key, {instance, network, why})
       return null
     }
-    const t = this.track(instance, network, time)
-    this.place(t, ip, time)
-    if (t.recent.size < this.settings.minAddresses) return null
     return {instance, network, addresses: t.recent.size, first: t.first, at: time}
   }
 

@@ -134,8 +134,8 @@ async function scanInto(ctx: GuardContext, data: StoreData, options: ScanOptions
   const proxies = proxyList(config.trustedProxies)
   const before = new Set(data.entries.filter((e) => isBlockActive(e, now)).map((e) => `${e.instance} ${e.ip}`))
   const decider = new Decider(data, {...config, ipv6Prefix: config.firewall.ipv6Prefix}, whitelistOf(config, data), now, options.collect === true)
-  // A first read counts what the longest window can still hold.
-  const periodMs = windowsOf(config).longestMs
+  // A first read counts what the longest window (networkBlock's and accountAlert's included) can still hold.
+  const periodMs = Math.max(windowsOf(config).longestMs, (config.networkBlock?.periodMinutes ?? 0) * 60_000, (config.accountAlert?.periodMinutes ?? 0) * 60_000)
   const accounts = config.accountAlert === undefined ? null : new AccountWatch(data.accounts ?? [], config.accountAlert)
   const networks = config.networkBlock === undefined ? null : new NetworkWatch(data.networks ?? [], config.networkBlock, neverBlockedIn(whitelistOf(config, data)))
   const networkRule = config.networkBlock === undefined ? '' : ruleName('network', config.networkBlock.minAddresses, config.networkBlock.periodMinutes)
