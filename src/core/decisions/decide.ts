@@ -201,7 +201,7 @@ const IN_ROW: number[] = []
  * many (time, name hash) pairs it holds (-1: more than PAIR_SLOTS, kept in
  * the row's list, `tried`), then the pairs.
  */
-const ROW_USERS = 32
+const ROW_USERS = 25
 const PAIRS = ROW
 const PAIR0 = ROW + 1
 const PAIR_SLOTS = (ROW_USERS - PAIR0) >> 1
