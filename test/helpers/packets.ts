@@ -3,6 +3,7 @@
  * in one, connection attempts from a chosen local address in the other.
  */
 import {execa, type ResultPromise} from 'execa'
+import {stripSaveComments} from './env.js'
 
 /** Runs a command in a namespace; a failure is the test's set-up failing. */
 export async function sh(ns: string, args: string[]): Promise<void> {
@@ -54,4 +55,25 @@ export async function linkPair(stem: string, server: {ns: string; v4: string; v6
   for (const a of client.v4) await sh(client.ns, ['ip', 'addr', 'add', `${a}/24`, 'dev', `${stem}c`])
   for (const a of client.v6) await sh(client.ns, ['ip', '-6', 'addr', 'add', `${a}/64`, 'dev', `${stem}c`, 'nodad'])
   await sh(client.ns, ['ip', 'link', 'set', `${stem}c`, 'up'])
+}
+
+/** A namespace's command runner, as test/helpers/env.ts netns() gives it. */
+type Runner = {run: (cmd: string, args: string[], input?: string) => Promise<{stdout: string}>}
+
+/**
+ * What the backend holds, as text: the kernel's own listing (nft's table;
+ * iptables-save and ip6tables-save without counters or save comments; the
+ * instance's ipset sets).
+ */
+export async function firewallListing(server: Runner, backend: string, instance = 'master'): Promise<string> {
+  if (backend === 'nftables') return (await server.run('nft', ['list', 'table', 'inet', 'rcguard'])).stdout
+  const save = async (tool: string): Promise<string> => stripSaveComments((await server.run(tool, ['-t', 'filter'])).stdout).replace(/\[\d+:\d+\]/g, '[]')
+  const tables = `${await save('iptables-save')}\n${await save('ip6tables-save')}`
+  if (backend === 'iptables') return tables
+  return `${tables}\n${(await server.run('ipset', ['save', `rcguard-${instance}-4`])).stdout}\n${(await server.run('ipset', ['save', `rcguard-${instance}-6`])).stdout}`
+}
+
+/** Whether a listing holds the network or address (as each tool writes it: alone, or in a list). */
+export function listingHolds(text: string, cidr: string): boolean {
+  return new RegExp(`(^|[\\s,{])${cidr.replace(/[./]/g, '\\$&')}([\\s,}]|$)`, 'm').test(text)
 }

@@ -14,8 +14,8 @@
 import {test, type TestContext} from 'node:test'
 import assert from 'node:assert/strict'
 import {writeFileSync} from 'node:fs'
-import {connect as reach, linkPair, listen, sh} from '../helpers/packets.js'
-import {appendLines, at, cli, cliJson, f2, netns, nowEnv, requireRoot, setup, stripSaveComments} from '../helpers/env.js'
+import {connect as reach, firewallListing, linkPair, listen, listingHolds, sh} from '../helpers/packets.js'
+import {appendLines, at, cli, cliJson, f2, netns, nowEnv, requireRoot, setup} from '../helpers/env.js'
 
 const SERVER_4 = '192.0.2.1'
 const SERVER_6 = '2001:db8:5::1'
@@ -29,19 +29,7 @@ const FREE = '203.0.113.20'
 const WHITELISTED = '198.51.100.200'
 const GUARDED = 8443
 
-type Ns = Awaited<ReturnType<typeof netns>>
 
-/** What the backend holds, as text: the kernel's own listing. */
-async function rules(server: Ns, backend: string): Promise<string> {
-  if (backend === 'nftables') return (await server.run('nft', ['list', 'table', 'inet', 'rcguard'])).stdout
-  const save = async (tool: string) => stripSaveComments((await server.run(tool, ['-t', 'filter'])).stdout).replace(/\[\d+:\d+\]/g, '[]')
-  const tables = `${await save('iptables-save')}\n${await save('ip6tables-save')}`
-  if (backend === 'iptables') return tables
-  return `${tables}\n${(await server.run('ipset', ['save', 'rcguard-master-4'])).stdout}`
-}
-
-/** Whether the kernel's listing holds the network (as each tool writes it). */
-const holds = (text: string, cidr: string): boolean => new RegExp(`(^|[\\s,{])${cidr.replace(/[./]/g, '\\$&')}([\\s,}]|$)`, 'm').test(text)
 
 /** 30 addresses of the /24 (1 to 30), one failure each, 10 s apart, twice: 15 min between the passes. */
 function swarm(): string[] {
@@ -103,8 +91,8 @@ for (const backend of ['iptables', 'ipset', 'nftables'] as const) {
     const list = await run(['list'], 25)
     assert.match(list.stdout, /^198\.51\.100\.0\/24 +blocked .* 10 addrs in 60m /m)
 
-    const kernel = await rules(server, backend)
-    assert.ok(holds(kernel, NET), `the kernel holds ${NET}:\n${kernel}`)
+    const kernel = await firewallListing(server, backend)
+    assert.ok(listingHolds(kernel, NET), `the kernel holds ${NET}:\n${kernel}`)
     assert.ok(!/198\.51\.100\.(?!0\/24)/.test(kernel), `no address of the /24 alone:\n${kernel}`)
     const again = await cliJson<{firewall: {changed: boolean; drift: string[]}}>(['hacks', '--config', s.config], {netns: server.name, env: nowEnv(26)})
     assert.deepEqual([again.firewall.changed, again.firewall.drift], [false, []])
@@ -123,8 +111,8 @@ for (const backend of ['iptables', 'ipset', 'nftables'] as const) {
       h.stderr.split('\n').filter((l) => l.includes('networkBlock')),
       [`rcguard: warning: networkBlock: ${NET} on master is not blocked: it holds what is never blocked: whitelisted in the configuration (198.51.100.200/32)`],
     )
-    const kernel = await rules(server, backend)
-    assert.ok(!holds(kernel, NET), `no ${NET} in the kernel:\n${kernel}`)
+    const kernel = await firewallListing(server, backend)
+    assert.ok(!listingHolds(kernel, NET), `no ${NET} in the kernel:\n${kernel}`)
     assert.ok(!kernel.includes('198.51.100.'), `no element of the /24 at all:\n${kernel}`)
     assert.deepEqual(
       Object.fromEntries(await Promise.all([WHITELISTED, SWARMER, QUIET, FREE].map(async (a) => [a, await from(a)]))),

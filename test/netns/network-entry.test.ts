@@ -17,8 +17,8 @@ import {test} from 'node:test'
 import assert from 'node:assert/strict'
 import {writeFileSync} from 'node:fs'
 import {execa} from 'execa'
-import {connect as reach, listen, sh} from '../helpers/packets.js'
-import {cli, cliJson, netns, nowEnv, oneLine, requireRoot, setup, stripSaveComments} from '../helpers/env.js'
+import {connect as reach, firewallListing, listen, listingHolds, sh} from '../helpers/packets.js'
+import {cli, cliJson, netns, nowEnv, oneLine, requireRoot, setup} from '../helpers/env.js'
 
 const SERVER_4 = '192.0.2.1'
 const SERVER_6 = '2001:db8:5::1'
@@ -37,19 +37,7 @@ const FREE_6 = '2001:db8:8::5'
 const WHITELISTED = '198.51.101.200'
 const GUARDED = 8443
 
-type Ns = Awaited<ReturnType<typeof netns>>
 
-/** What the backend holds for the instance, as text: the kernel's own listing. */
-async function rules(server: Ns, backend: string): Promise<string> {
-  if (backend === 'nftables') return (await server.run('nft', ['list', 'table', 'inet', 'rcguard'])).stdout
-  const save = async (tool: string) => stripSaveComments((await server.run(tool, ['-t', 'filter'])).stdout).replace(/\[\d+:\d+\]/g, '[]')
-  const tables = `${await save('iptables-save')}\n${await save('ip6tables-save')}`
-  if (backend === 'iptables') return tables
-  return `${tables}\n${(await server.run('ipset', ['save', 'rcguard-master-4'])).stdout}\n${(await server.run('ipset', ['save', 'rcguard-master-6'])).stdout}`
-}
-
-/** Whether the kernel's listing holds the network (as each tool writes it). */
-const holds = (text: string, cidr: string): boolean => new RegExp(`(^|[\\s,{])${cidr.replace(/[./]/g, '\\$&')}([\\s,}]|$)`, 'm').test(text)
 
 for (const backend of ['iptables', 'ipset', 'nftables'] as const) {
   test(`${backend}: block of a /24 and a /48 blocks every address in them as one entry each; a network holding a whitelisted address is refused; unblock lifts them`, async (t) => {
@@ -101,9 +89,9 @@ for (const backend of ['iptables', 'ipset', 'nftables'] as const) {
     assert.deepEqual(inNet.map((r) => r.ip), [NET_4])
 
     // The kernel holds the networks and the address outside; the address inside needs no rule of its own.
-    const blocked = await rules(server, backend)
-    for (const net of [NET_4, NET_6]) assert.ok(holds(blocked, net), `the kernel holds ${net}:\n${blocked}`)
-    assert.ok(holds(blocked, OUTSIDE_ENTRY) || holds(blocked, `${OUTSIDE_ENTRY}/32`), `the kernel holds ${OUTSIDE_ENTRY}:\n${blocked}`)
+    const blocked = await firewallListing(server, backend)
+    for (const net of [NET_4, NET_6]) assert.ok(listingHolds(blocked, net), `the kernel holds ${net}:\n${blocked}`)
+    assert.ok(listingHolds(blocked, OUTSIDE_ENTRY) || listingHolds(blocked, `${OUTSIDE_ENTRY}/32`), `the kernel holds ${OUTSIDE_ENTRY}:\n${blocked}`)
     assert.ok(!blocked.includes(INSIDE_ENTRY), `no rule of its own for ${INSIDE_ENTRY}:\n${blocked}`)
     // What the kernel holds reads back as what the database wants: a second run changes nothing.
     const again = await cliJson<{firewall: {changed: boolean; drift: string[]}}>(['hacks', '--config', s.config], {netns: server.name, env: nowEnv(3)})
@@ -119,15 +107,15 @@ for (const backend of ['iptables', 'ipset', 'nftables'] as const) {
     const refused = await run(['block', '198.51.101.0/24'], 4)
     assert.equal(refused.exitCode, 2, refused.stderr)
     oneLine(refused, 'block of a network holding a whitelisted address', /^rcguard: refused: 198\.51\.101\.0\/24 overlaps what is never blocked \(whitelisted in the configuration \(198\.51\.101\.200\/32\)\)$/)
-    assert.equal(await rules(server, backend), blocked, 'the firewall is as it was')
+    assert.equal(await firewallListing(server, backend), blocked, 'the firewall is as it was')
 
     // unblock of the networks lifts them (and the address entry inside the /24); the address outside stays blocked.
     const u = await run(['unblock', NET_4, NET_6], 5)
     assert.equal(u.exitCode, 0, u.stderr)
     assert.match(u.stdout, /^198\.51\.100\.0\/24: network 198\.51\.100\.0\/24, 198\.51\.100\.9 unblocked and forgotten/m)
     assert.match(u.stdout, /^2001:db8:7::\/48: unblocked and forgotten/m)
-    const after = await rules(server, backend)
-    for (const net of [NET_4, NET_6]) assert.ok(!holds(after, net), `${net} is gone from the kernel:\n${after}`)
+    const after = await firewallListing(server, backend)
+    for (const net of [NET_4, NET_6]) assert.ok(!listingHolds(after, net), `${net} is gone from the kernel:\n${after}`)
     assert.deepEqual(await matrix(), {...open, [OUTSIDE_ENTRY]: 'timeout'}, 'after unblock of the networks')
   })
 }
