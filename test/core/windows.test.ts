@@ -10,6 +10,8 @@ import fc from 'fast-check'
 import {addTried, DEFAULT_WINDOWS, findUsers, MAX_TRIED, nameHash, RULE_PATTERN, ruleName, ruleShort, ruleText, windowsOf} from '../../src/core/decisions/windows.js'
 import {Decider, type DecisionSettings, type SourcedEvent} from '../../src/core/decisions/decide.js'
 import {NetworkList} from '../../src/core/net/ip.js'
+import {accountOf} from '../../src/core/decisions/attempts.js'
+import {cutUser} from '../../src/core/store/bounds.js'
 import {emptyData, type StoreData} from '../../src/core/store/schema.js'
 
 const MIN = 60_000
@@ -62,6 +64,21 @@ test('a name is compared as an account: case and surrounding blanks make no new 
   assert.notEqual(nameHash('alice'), nameHash('bob'))
   // Cut as entries cut names: two names alike in their first 64 characters are one.
   assert.equal(nameHash(`${'x'.repeat(64)}a`), nameHash(`${'x'.repeat(64)}b`))
+})
+
+test('property: a name\'s hash is that of its account, whatever the client sent (controls, blanks, any code point, any length)', () => {
+  const fnv = (text: string): number => {
+    let h = 0x811c9dc5
+    for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193)
+    return h >>> 0
+  }
+  const piece = fc.oneof(fc.string({unit: 'binary', maxLength: 80}), fc.constantFrom(' ', '\n', '\t', '\u00a0', 'A', 'Z', '@', '\u{1F600}', 'İ', 'ß', '\u0000'))
+  fc.assert(
+    fc.property(fc.array(piece, {maxLength: 6}).map((p) => p.join('')), (user) => {
+      assert.equal(nameHash(user), fnv(cutUser(accountOf(user))), JSON.stringify(user))
+    }),
+    {seed: 1302, numRuns: 2000},
+  )
 })
 
 test('rule names: what entries keep, in words and in a table cell', () => {
