@@ -203,3 +203,23 @@ test('beside cron runs of hacks and admin commands: no failure lost or counted t
   for (let i = 0; i < 3; i++) assert.equal(byIp.get(`192.0.2.${200 + i}`)?.state, 'blocked')
   assert.ok(codes.length > 0)
 })
+
+test('the windows beside the first rule keep their state across watch cycles: a scanner\'s fifth name, each read by a cycle of its own, blocks it by the user window', async (t) => {
+  const s = setup(t)
+  configure(s)
+  const w = started(t, new Watcher(s.config))
+  await w.waitFor(/^rcguard watch: following 1 log/)
+  const now = Date.now()
+  const names = ['admin', 'root', 'info', 'test', 'webmaster']
+  for (const [i, user] of names.entries()) {
+    // 9 minutes apart on the log's clock, the last a minute ago: only the user window (5 names within 60 min) can block.
+    appendLines(s.log, [f2(new Date(now - (4 - i) * 9 * 60_000 - 60_000), '203.0.113.9', user)])
+    await sleep(1_500)
+    if (i < 4) assert.equal(w.count(/^blocked 203\.0\.113\.9 /), 0, w.out.join('\n'))
+  }
+  const line = await w.waitFor(/^blocked 203\.0\.113\.9 on master /)
+  assert.match(line, / by 5 user names within 60 min /)
+  assert.equal(await w.stop(), 0, w.err.join('\n'))
+  const cycles = Number(/stopped after (\d+) cycle/.exec(w.out.at(-1) ?? '')?.[1] ?? 0)
+  assert.ok(cycles >= 1 + names.length, `each line read by a cycle of its own (${cycles} cycles)`)
+})
