@@ -2,7 +2,7 @@ import {test} from 'node:test'
 import assert from 'node:assert/strict'
 import {readFileSync, statSync, writeFileSync, mkdirSync} from 'node:fs'
 import {join} from 'node:path'
-import {loadConfig} from '../../src/core/config/config.js'
+import {loadConfig, validateConfig} from '../../src/core/config/config.js'
 import {ConfigError, StoreError, BusyError} from '../../src/core/errors.js'
 import {JsonStore} from '../../src/core/store/json-store.js'
 import {emptyData} from '../../src/core/store/schema.js'
@@ -112,4 +112,14 @@ test('store: a temporary file left by a killed writer is removed by the next wri
   assert.equal(existsSync(orphan), false)
   assert.equal(existsSync(live), true)
   assert.deepEqual(await new JsonStore(path).read(), emptyData())
+})
+
+test('networkBlock.ipv6Prefix no shorter than firewall.ipv6Prefix is refused: such a network would be one entry, never a swarm', () => {
+  const base = {instances: [{name: 'master', logs: ['/var/log/roundcube/userlogins.log'], ports: [443]}]}
+  assert.throws(
+    () => validateConfig({...base, firewall: {ipv6Prefix: 64}, networkBlock: {ipv6Prefix: 64, minAddresses: 10, periodMinutes: 60}}, 'test', '/'),
+    /networkBlock\.ipv6Prefix: must be shorter than firewall\.ipv6Prefix \(64\)/,
+  )
+  validateConfig({...base, firewall: {ipv6Prefix: 64}, networkBlock: {ipv6Prefix: 48, minAddresses: 10, periodMinutes: 60}}, 'test', '/')
+  validateConfig({...base, networkBlock: {ipv6Prefix: 64, minAddresses: 10, periodMinutes: 60}}, 'test', '/')
 })

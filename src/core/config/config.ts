@@ -194,6 +194,11 @@ export const configSchema = z
   // Every name that reaches iptables, ipset or nft, checked against what that tool takes.
   .superRefine((config, ctx) => {
     for (const p of firewallNameProblems(config)) ctx.addIssue({code: 'custom', path: p.path, message: p.message})
+    // IPv6 failures count against their firewall.ipv6Prefix network: a networkBlock network no wider is one such entry, never a swarm.
+    const nb = config.networkBlock
+    if (nb !== undefined && config.firewall.ipv6Prefix < 128 && nb.ipv6Prefix >= config.firewall.ipv6Prefix) {
+      ctx.addIssue({code: 'custom', path: ['networkBlock', 'ipv6Prefix'], message: `must be shorter than firewall.ipv6Prefix (${config.firewall.ipv6Prefix}): IPv6 failures count against those networks, so a network no wider is one address`})
+    }
   })
 
 export type Config = z.infer<typeof configSchema>
