@@ -259,7 +259,7 @@ export class Decider {
    * rows: a failure from inside one while its block lasts counts against it.
    * null: no instance has one (nearly always), nothing to look at.
    */
-  private nets: Map<string, {list: Networks; keys: Map<string, string>}> | null = null
+  private nets: Map<string, {list: Networks | null; keys: Map<string, string>}> | null = null
   /** Rows changed since the last flush (each once). */
   private dirty = new Uint8Array(1024)
   private changed: number[] = []
@@ -294,17 +294,21 @@ export class Decider {
   private addNetwork(instance: string, cidr: string): void {
     const net = parseCidr(cidr)
     if (net === null || (net.family === 6 && net.prefix >= (this.settings.ipv6Prefix ?? 128))) return
+    // A network the firewall does not block (it came to overlap what is never blocked) holds nobody: its addresses are judged alone.
+    if (neverBlockReason(cidr, this.whitelist) !== null) return
     this.nets ??= new Map()
-    const had = this.nets.get(instance)
-    const keys = had?.keys ?? new Map<string, string>()
-    keys.set(net.text, cidr)
-    this.nets.set(instance, {list: new Networks(keys.keys()), keys})
+    let nets = this.nets.get(instance)
+    if (nets === undefined) this.nets.set(instance, (nets = {list: null, keys: new Map()}))
+    nets.keys.set(net.text, cidr)
+    // Made again at the next look (once for all the entries index() adds, not once per network).
+    nets.list = null
   }
 
   /** The row of a blocked network entry that holds `ip` at `time`, or -1. */
   private blockedNetworkRow(instance: string, ip: string, time: number): number {
     const nets = this.nets?.get(instance)
     if (nets === undefined) return -1
+    nets.list ??= new Networks(nets.keys.keys())
     const net = nets.list.match(ip)
     if (net === undefined) return -1
     const row = this.rowOf(instance, nets.keys.get(net.text) ?? net.text)

@@ -178,7 +178,31 @@ export function addTried(tried: number[], time: number, hash: number, keepMs: nu
   while (drop < tried.length && (tried[drop] as number) < newest - keepMs) drop += 2
   if (drop > 0) tried.splice(0, drop)
   thinTried(tried, hash, thinMs)
-  if (tried.length > MAX_TRIED * 2) tried.splice(0, tried.length - MAX_TRIED * 2)
+  if (tried.length > MAX_TRIED * 2) capTried(tried)
+}
+
+/**
+ * Past MAX_TRIED pairs, drops the oldest pair of a name that has a newer one
+ * (each name keeps its newest time, so the longest window still sees every
+ * name tried within it); only when all are distinct names, the oldest pair.
+ */
+function capTried(tried: number[]): void {
+  let drop = 0
+  for (let i = 0; i < tried.length; i += 2) {
+    const h = tried[i + 1]
+    let later = false
+    for (let j = i + 2; j < tried.length; j += 2) {
+      if (tried[j + 1] === h) {
+        later = true
+        break
+      }
+    }
+    if (later) {
+      drop = i
+      break
+    }
+  }
+  tried.splice(drop, 2)
 }
 
 /** Marks a thinned pair (no hash is negative) until the list is compacted. */
