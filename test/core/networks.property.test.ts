@@ -37,6 +37,13 @@ function networkRef(ip: string, s: NetworkBlockSettings): string | null {
   return (parseCidr(`${own.network.toString()}/${prefix}`) as Cidr).text
 }
 
+/** The address a failure counts as, written independently too: in a network wider than /64, an IPv6 address (or narrower network) is its /64. */
+function unitRef(ip: string, s: NetworkBlockSettings): string {
+  const own = parseCidr(ip) as Cidr
+  if (own.family === 4 || s.ipv6Prefix >= 64 || own.prefix <= 64) return ip
+  return (parseCidr(`${own.network.toString()}/64`) as Cidr).text
+}
+
 /** Runs a watch over failures, clearing each hit network (without blocking it: its later failures are a new window). */
 function feed(watch: NetworkWatch, failures: readonly Failure[]): NetworkHit[] {
   const hits: NetworkHit[] = []
@@ -51,6 +58,7 @@ function feed(watch: NetworkWatch, failures: readonly Failure[]): NetworkHit[] {
 
 /** Brute force over failures in time order: the hits, with the episode's first failure and the window's count. */
 function reference(failures: readonly Failure[], s: NetworkBlockSettings): NetworkHit[] {
+  failures = failures.map((f) => ({...f, ip: unitRef(f.ip, s)}))
   const periodMs = s.periodMinutes * MIN
   const open = new Map<string, {first: number; last: number; fails: Failure[]}>()
   const hits: NetworkHit[] = []
@@ -75,6 +83,7 @@ function reference(failures: readonly Failure[], s: NetworkBlockSettings): Netwo
 
 /** The module's rule in its plainest form, for any order (no bound reached): newest failure per address, the window before the newest failure. */
 function model(failures: readonly Failure[], s: NetworkBlockSettings): NetworkHit[] {
+  failures = failures.map((f) => ({...f, ip: unitRef(f.ip, s)}))
   const periodMs = s.periodMinutes * MIN
   const open = new Map<string, {first: number; last: number; recent: Map<string, number>}>()
   const hits: NetworkHit[] = []
@@ -237,7 +246,7 @@ test('property: under a flood of networks and addresses, in order or not, what i
           assert.deepEqual(times, [...times].sort((a, b) => a - b), 'saved in time order')
           assert.ok((times.at(-1) as number) - (times[0] as number) <= periodMs, 'one window')
           const net = parseCidr(r.network) as Cidr
-          assert.ok(r.recent.every((a) => cidrContains(net, a.ip)))
+          assert.ok(r.recent.every((a) => cidrContains(net, a.ip.split('/')[0] as string)))
           keys.add(`${r.instance} ${r.network}`)
         }
         assert.equal(keys.size, all.length)

@@ -20,7 +20,7 @@
 import type {Entry, NetworkRecord, StoreData} from '../store/schema.js'
 import {MAX_NETWORKS, MAX_USERS, MAX_WINDOW_ADDRESSES} from '../store/bounds.js'
 import {MIN_IPV4_PREFIX, MIN_IPV6_PREFIX} from '../store/values.js'
-import {ipv4Key, isPlainIpv4, networkOf, overlapsLoopback, parseCidr, type NetworkList} from '../net/ip.js'
+import {ipv4Key, isPlainIpv4, networkOf, overlapsLoopback, parseCidr, widenIpv6, type NetworkList} from '../net/ip.js'
 
 
 /**
@@ -215,9 +215,11 @@ export class NetworkWatch {
   }
 
   /** One counted failure of `ip` (an address that may be blocked) at log time `time`; a hit when its network's window completes, else null. */
-  add(instance: string, ip: string, time: number): NetworkHit | null {
-    const network = this.networkFor(ip)
+  add(instance: string, key: string, time: number): NetworkHit | null {
+    const network = this.networkFor(key)
     if (network === null) return null
+    // One IPv6 host has a whole /64 to take addresses from: in a network wider than that, the addresses counted are its /64s.
+    const ip = this.settings.ipv6Prefix < 64 ? widenIpv6(key, 64) : key
     const t = this.track(instance, network, time)
     this.place(t, ip, time)
     if (t.recent.size < this.settings.minAddresses) return null

@@ -491,6 +491,19 @@ export function networkOf(ip: string, prefix: number): Cidr {
 }
 
 /**
+ * An IPv6 address or network (CIDR text) as its network of `prefix` when it
+ * is narrower than that (canonical CIDR text); anything else as it is. What
+ * a swarm or an account counts one host as: one machine has a whole /64.
+ */
+export function widenIpv6(key: string, prefix: number): string {
+  if (isPlainIpv4(key) || familyOf(key) === 4) return key
+  const slash = key.indexOf('/')
+  const own = slash === -1 ? 128 : Number(key.slice(slash + 1))
+  if (own <= prefix) return key
+  return networkOf(slash === -1 ? key : key.slice(0, slash), prefix).text
+}
+
+/**
  * What an address is counted and blocked as: with `ipv6Prefix` below 128, an
  * IPv6 address (or a narrower network) becomes its network of that prefix,
  * as canonical CIDR text (`2001:db8:1:2::/64`), unless that network would

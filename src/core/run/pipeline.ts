@@ -19,6 +19,7 @@ import {isRotatedName, readNewLines, readTail, unreadable} from '../logreader/re
 import {buildDigest, notify} from '../notify/index.js'
 import {EntryParser, LineParser, type ParseOptions, type SourcedLine} from '../parser/parse.js'
 import {proxyList} from '../parser/proxy.js'
+import {widenIpv6} from '../net/ip.js'
 import {DoubtTally} from '../report/doubts.js'
 import {emptyData, type StoreData, type StoredPosition} from '../store/schema.js'
 import {type GuardContext, type BlockInfo, whitelistOf, readData, readDataTracked, blockInfo} from './context.js'
@@ -193,7 +194,9 @@ async function scanInto(ctx: GuardContext, data: StoreData, options: ScanOptions
           }
           // …and for the account it tried.
           if (accounts !== null && sourced.outcome === 'failure' && sourced.ip !== null && COUNTED_ACTIONS.has(decision.action)) {
-            const alert = accounts.add(instance.name, sourced.user, sourced.ip, sourced.time)
+            // Counted as the entry it counts against, an IPv6 one as its /64 at least: one host is one address, however many it has.
+            const who = widenIpv6(decision.inside === true || decision.key === undefined ? sourced.ip : decision.key, 64)
+            const alert = accounts.add(instance.name, sourced.user, who, sourced.time)
             if (alert !== null) result.accountAlerts.push(alert)
             // accountAlert.block: the addresses that failed on it twice, as they become due.
             for (const due of accounts.takeBlocks()) {
