@@ -4,7 +4,7 @@
  *
  * BENCH_WINDOW_ADDRESSES addresses (default 100,000) each fail
  * BENCH_WINDOW_FAILURES times (default 4) within an hour, trying two user
- * names, the lines of all addresses interleaved in time order (a wide, slow
+ * names (BENCH_WINDOW_NAMES=1: one), the lines of all addresses interleaved in time order (a wide, slow
  * attack: what the windows are for, and the worst case for their memory).
  * The lines are plugin lines (F4), which wait for no twin: what is timed is
  * the decisions, not the attempt ledger.
@@ -34,6 +34,8 @@ const SELF = fileURLToPath(import.meta.url)
 const N = Number(process.env.BENCH_WINDOW_ADDRESSES ?? 100_000)
 const K = Number(process.env.BENCH_WINDOW_FAILURES ?? 4)
 const RUNS = Number(process.env.BENCH_WINDOW_RUNS ?? 5)
+/** User names per address: 2 (default, the user window's worst case here) or 1 (a bot on one name). */
+const NAMES = Number(process.env.BENCH_WINDOW_NAMES ?? 2)
 const T0 = Date.UTC(2026, 11, 1, 8, 0, 0)
 type Mode = '1' | 'w' | 'n'
 
@@ -44,7 +46,7 @@ function events(): SourcedEvent[] {
     for (let i = 0; i < N; i++) {
       const ip = `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`
       const time = T0 + k * 15 * 60_000 + Math.floor((i / N) * 10 * 60_000)
-      out.push({grammar: 'F4', outcome: 'failure', time, ip, user: `user${(i + k) % 2 === 0 ? i % 997 : (i * 7) % 1009}@example.com`, session: null, errorCode: 0, counted: true, reason: '', instance: 'master', file: 'f', lineNo: out.length})
+      out.push({grammar: 'F4', outcome: 'failure', time, ip, user: `user${NAMES === 1 || (i + k) % 2 === 0 ? i % 997 : (i * 7) % 1009}@example.com`, session: null, errorCode: 0, counted: true, reason: '', instance: 'master', file: 'f', lineNo: out.length})
     }
   }
   return out
@@ -105,7 +107,7 @@ else {
   const name: Record<Mode, string> = {'1': 'first rule alone (anchor)', w: 'default windows', n: 'default windows + networkBlock'}
   const base = got.get('1') ?? []
   const anchor = {ns: median(base.map((x) => x.ns)), flush: median(base.map((x) => x.flushNs)), heap: median(base.map((x) => x.heapPerEntry)), file: median(base.map((x) => x.filePerEntry))}
-  console.log(`windows: ${N} addresses x ${K} failures (${(N * K).toLocaleString('en')} events), median of ${RUNS} runs each, alternating`)
+  console.log(`windows: ${N} addresses x ${K} failures, ${NAMES} user name(s) each (${(N * K).toLocaleString('en')} events), median of ${RUNS} runs each, alternating`)
   for (const m of modes) {
     const xs = got.get(m) ?? []
     const ns = median(xs.map((x) => x.ns))
