@@ -46,7 +46,10 @@ function events(): SourcedEvent[] {
     for (let i = 0; i < N; i++) {
       const ip = `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`
       const time = T0 + k * 15 * 60_000 + Math.floor((i / N) * 10 * 60_000)
-      out.push({grammar: 'F4', outcome: 'failure', time, ip, user: `user${NAMES === 1 || (i + k) % 2 === 0 ? i % 997 : (i * 7) % 1009}@example.com`, session: null, errorCode: 0, counted: true, reason: '', instance: 'master', file: 'f', lineNo: out.length})
+      // The name as the parser gives it: a piece of the line's text (not a string built for it).
+      const line = `Failed login for user${NAMES === 1 || (i + k) % 2 === 0 ? i % 997 : (i * 7) % 1009}@example.com from ${ip}`
+      const user = line.slice(17, line.indexOf(' from '))
+      out.push({grammar: 'F4', outcome: 'failure', time, ip, user, session: null, errorCode: 0, counted: true, reason: '', instance: 'master', file: 'f', lineNo: out.length})
     }
   }
   return out

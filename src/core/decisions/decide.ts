@@ -694,9 +694,9 @@ export class Decider {
               break
             }
           }
-        } else if (at >= 0 && !this.succeededNear(row, event.time, w.periodMs)) {
+        } else if (at >= 0) {
           const end = findFailures(hot, base, m, at, k, w.periodMs)
-          if (end !== -1 && end < trigger) [trigger, rule] = [end, w.rule]
+          if (end !== -1 && end < trigger && !this.succeededNear(row, event.time, w.periodMs)) [trigger, rule] = [end, w.rule]
         }
       }
       held = m
@@ -711,9 +711,9 @@ export class Decider {
         if (w.first) {
           const start = findWindow(failures, w.count, w.periodMs)
           if (start !== -1 && (failures[start + w.count - 1] as number) < trigger) [trigger, rule] = [failures[start + w.count - 1] as number, w.rule]
-        } else if (at >= 0 && !this.succeededNear(row, event.time, w.periodMs)) {
+        } else if (at >= 0) {
           const end = findFailures(failures, 0, failures.length, at, w.count, w.periodMs)
-          if (end !== -1 && end < trigger) [trigger, rule] = [end, w.rule]
+          if (end !== -1 && end < trigger && !this.succeededNear(row, event.time, w.periodMs)) [trigger, rule] = [end, w.rule]
         }
       }
       held = failures.length
@@ -730,9 +730,9 @@ export class Decider {
       } else tried = this.tried[row] as number[]
       addTried(tried, event.time, nameHash(event.user), windows.keepTriedMs + SKEW_MS, windows.thinMs)
       for (const w of windows.users) {
-        if (this.succeededNear(row, event.time, w.periodMs)) continue
+        // The success is looked up only for a window that would block (most failures complete none).
         const at = findUsers(tried, w.count, w.periodMs, event.time)
-        if (at !== -1 && at < trigger) {
+        if (at !== -1 && at < trigger && !this.succeededNear(row, event.time, w.periodMs)) {
           trigger = at
           rule = w.rule
         }
