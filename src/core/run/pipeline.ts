@@ -6,9 +6,9 @@
  */
 import type {Config, LogConfig} from '../config/config.js'
 import {Decider, SKEW_MS, expireBlocks, isBlockActive, type Decision, type SourcedEvent} from '../decisions/decide.js'
-import {AccountWatch, type AccountAlert} from '../decisions/accounts.js'
-import {NetworkWatch, neverBlockedIn} from '../decisions/networks.js'
-import {ruleName, windowsOf} from '../decisions/windows.js'
+import type {AccountAlert} from '../decisions/accounts.js'
+import {BesideRules} from '../decisions/beside.js'
+import {windowsOf} from '../decisions/windows.js'
 import {keepSmall} from '../store/keep-small.js'
 import {ExitCode, FirewallError, RcguardError, UsageError} from '../errors.js'
 import {afterSave} from '../firewall/backend.js'
@@ -19,7 +19,6 @@ import {isRotatedName, readNewLines, readTail, unreadable} from '../logreader/re
 import {buildDigest, notify} from '../notify/index.js'
 import {EntryParser, LineParser, type ParseOptions, type SourcedLine} from '../parser/parse.js'
 import {proxyList} from '../parser/proxy.js'
-import {widenIpv6} from '../net/ip.js'
 import {DoubtTally} from '../report/doubts.js'
 import {emptyData, type StoreData, type StoredPosition} from '../store/schema.js'
 import {type GuardContext, type BlockInfo, whitelistOf, readData, readDataTracked, blockInfo} from './context.js'
@@ -60,9 +59,6 @@ export interface HacksResult extends ScanResult {
   enabled: boolean
 }
 
-
-/** What the decider did with a failure that is a new attempt of an address that may be blocked. */
-const COUNTED_ACTIONS: ReadonlySet<Decision['action']> = new Set(['counted', 'blocked', 'already-blocked'])
 
 const GLOB_CHARS = /[*?[\]{}]/
 
@@ -134,13 +130,11 @@ async function scanInto(ctx: GuardContext, data: StoreData, options: ScanOptions
   const positions: Record<string, StoredPosition> = {}
   const proxies = proxyList(config.trustedProxies)
   const before = new Set(data.entries.filter((e) => isBlockActive(e, now)).map((e) => `${e.instance} ${e.ip}`))
-  const decider = new Decider(data, {...config, ipv6Prefix: config.firewall.ipv6Prefix}, whitelistOf(config, data), now, options.collect === true)
+  const never = whitelistOf(config, data)
+  const decider = new Decider(data, {...config, ipv6Prefix: config.firewall.ipv6Prefix}, never, now, options.collect === true)
+  const beside = new BesideRules(config, data, never, decider)
   // A first read counts what the longest window (networkBlock's and accountAlert's included) can still hold.
   const periodMs = Math.max(windowsOf(config).longestMs, (config.networkBlock?.periodMinutes ?? 0) * 60_000, (config.accountAlert?.periodMinutes ?? 0) * 60_000)
-  const accounts = config.accountAlert === undefined ? null : new AccountWatch(data.accounts ?? [], config.accountAlert)
-  const networks = config.networkBlock === undefined ? null : new NetworkWatch(data.networks ?? [], config.networkBlock, neverBlockedIn(whitelistOf(config, data)))
-  const networkRule = config.networkBlock === undefined ? '' : ruleName('network', config.networkBlock.minAddresses, config.networkBlock.periodMinutes)
-  const accountRule = config.accountAlert === undefined ? '' : ruleName('account', config.accountAlert.minAddresses, config.accountAlert.periodMinutes)
   options.before?.()
   for (const instance of config.instances) {
     const parseOptions: ParseOptions = {countErrors: new Set(config.countErrors), trustedProxies: proxies, loginLc: instance.loginLc, userNameCut: instance.userNameCut}
@@ -181,29 +175,9 @@ async function scanInto(ctx: GuardContext, data: StoreData, options: ScanOptions
           }
           doubts.add(sourced)
           const decision = decider.apply(sourced)
-          // Blocks by a rule beside the windows that this failure set off (their event: a copy of this one, without its text).
-          const extra: Decision[] = []
-          // A new attempt of an address that may be blocked, and only that, counts for its network (not one from inside a blocked network: that counted against it)…
-          if (networks !== null && sourced.outcome === 'failure' && sourced.ip !== null && COUNTED_ACTIONS.has(decision.action) && decision.key !== undefined && decision.inside !== true) {
-            const hit = networks.add(instance.name, decision.key, sourced.time)
-            if (hit !== null) {
-              const made = decider.blockEntry(hit.instance, hit.network, hit.at, networkRule, {...sourced})
-              networks.clear(hit.instance, hit.network)
-              if (made.action === 'blocked') extra.push(made)
-            }
-          }
-          // …and for the account it tried.
-          if (accounts !== null && sourced.outcome === 'failure' && sourced.ip !== null && COUNTED_ACTIONS.has(decision.action)) {
-            // Counted as the entry it counts against, an IPv6 one as its /64 at least: one host is one address, however many it has.
-            const who = widenIpv6(decision.inside === true || decision.key === undefined ? sourced.ip : decision.key, 64)
-            const alert = accounts.add(instance.name, sourced.user, who, sourced.time)
-            if (alert !== null) result.accountAlerts.push(alert)
-            // accountAlert.block: the addresses that failed on it twice, as they become due.
-            for (const due of accounts.takeBlocks()) {
-              const made = decider.blockEntry(due.instance, due.ip, due.at, accountRule, {...sourced})
-              if (made.action === 'blocked') extra.push(made)
-            }
-          }
+          // The rules beside the windows (networkBlock, accountAlert): the blocks this failure set off, the account it completed.
+          const {blocks: extra, alert} = beside.feed(sourced, decision)
+          if (alert !== null) result.accountAlerts.push(alert)
           if (sourced.outcome === 'failure') {
             result.stats.failures++
             if (sourced.counted && sourced.ip !== null) result.stats.counted++
@@ -260,16 +234,8 @@ async function scanInto(ctx: GuardContext, data: StoreData, options: ScanOptions
   }
   decider.flush()
   data.ledger = decider.ledger.save()
-  if (networks !== null) {
-    for (const r of networks.refused()) result.warnings.push(`networkBlock: ${r.network} on ${r.instance} is not blocked: ${r.why}`)
-  }
-  const swarms = networks === null ? [] : networks.save(now)
-  if (swarms.length > 0) data.networks = swarms
-  else delete data.networks
-  // Without accountAlert, nothing is kept of the accounts (switching it off forgets them).
-  const kept = accounts === null ? [] : accounts.save(now)
-  if (kept.length > 0) data.accounts = kept
-  else delete data.accounts
+  // Without networkBlock or accountAlert, nothing is kept of them (switching one off forgets its records).
+  result.warnings.push(...beside.save(data, now))
   result.stats.addresses = decider.countedAddresses
   result.newlyBlocked = data.entries
     .filter((e) => isBlockActive(e, now) && !before.has(`${e.instance} ${e.ip}`))
