@@ -5,26 +5,12 @@
  */
 import {test} from 'node:test'
 import assert from 'node:assert/strict'
-import {writeFileSync} from 'node:fs'
-import {appendLines, at, cli, cliJson, f2, nowEnv, setup, type Setup} from '../helpers/env.js'
+import {appendLines, at, cli, cliJson, f2, nowEnv, oneLogConfig, setup, type Setup} from '../helpers/env.js'
 
 interface Row {
   ip: string
   state: string
   rule?: string
-}
-
-function configure(s: Setup, extra: Record<string, unknown>, firewall: Record<string, unknown> = {}): void {
-  writeFileSync(
-    s.config,
-    JSON.stringify({
-      database: s.db,
-      instances: [{name: 'master', logs: [s.log], ports: [443]}],
-      firewall: {backend: 'none', ...firewall},
-      windows: [],
-      ...extra,
-    }),
-  )
 }
 
 async function hacks(s: Setup, min: number): Promise<string> {
@@ -37,7 +23,7 @@ const blockedRows = async (s: Setup, min: number): Promise<Row[]> => (await cliJ
 
 test('adversary: one host rotating through the addresses of its own /64 must not get its whole /48 blocked (default firewall.ipv6Prefix 128)', async (t) => {
   const s = setup(t)
-  configure(s, {networkBlock: {minAddresses: 10, periodMinutes: 60}})
+  oneLogConfig(s, {networkBlock: {minAddresses: 10, periodMinutes: 60}})
   await hacks(s, -1)
   // The attacker: one machine, ten privacy addresses of 2001:db8:5:1::/64, one failure each.
   const lines = Array.from({length: 10}, (_, i) => f2(at(0, i * 10), `2001:db8:5:1::${(i + 1).toString(16)}`, `guess${i}`))
@@ -51,7 +37,7 @@ test('adversary: one host rotating through the addresses of its own /64 must not
 
 test('adversary: with firewall.ipv6Prefix 64, the addresses of one /64 are one address for accountAlert (no report, no block of the owner)', async (t) => {
   const s = setup(t)
-  configure(s, {accountAlert: {minAddresses: 5, periodMinutes: 30, block: true}}, {ipv6Prefix: 64})
+  oneLogConfig(s, {accountAlert: {minAddresses: 5, periodMinutes: 30, block: true}}, {ipv6Prefix: 64})
   await hacks(s, -1)
   const lines: string[] = []
   // The owner mistypes twice from home, as anyone does.

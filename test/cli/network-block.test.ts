@@ -15,8 +15,8 @@
  */
 import {test} from 'node:test'
 import assert from 'node:assert/strict'
-import {readFileSync, writeFileSync} from 'node:fs'
-import {appendLines, at, cli, cliJson, f2, nowEnv, seededRandom, setup, type Setup} from '../helpers/env.js'
+import {readFileSync} from 'node:fs'
+import {appendLines, at, cli, cliJson, f2, nowEnv, oneLogConfig, seededRandom, setup, type Setup} from '../helpers/env.js'
 
 interface Row {
   ip: string
@@ -36,17 +36,7 @@ const v4 = (i: number): string => `198.51.100.${i}`
 const v6 = (i: number): string => `2001:db8:5:${i.toString(16)}::${(i + 1).toString(16)}`
 
 function configure(s: Setup, extra: Record<string, unknown> = {}, firewall: Record<string, unknown> = {}): void {
-  writeFileSync(
-    s.config,
-    JSON.stringify({
-      database: s.db,
-      instances: [{name: 'master', logs: [s.log], ports: [443]}],
-      firewall: {backend: 'none', ...firewall},
-      windows: [],
-      networkBlock: {minAddresses: 10, periodMinutes: 60},
-      ...extra,
-    }),
-  )
+  oneLogConfig(s, {networkBlock: {minAddresses: 10, periodMinutes: 60}, ...extra}, firewall)
 }
 
 /** The first read of the (empty) log: its position is saved, so every line written after it counts. */

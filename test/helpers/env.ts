@@ -78,6 +78,18 @@ export function setup(t: {after: (fn: () => void) => void}, extra: Record<string
   return {dir, config, db, log, errorsLog}
 }
 
+/**
+ * Rewrites a setup's configuration for one instance reading only its
+ * userlogins log on port 443, backend none and the first rule alone
+ * (`windows: []`), with `extra` keys and `firewall` keys on top.
+ */
+export function oneLogConfig(s: Setup, extra: Record<string, unknown> = {}, firewall: Record<string, unknown> = {}): void {
+  writeFileSync(
+    s.config,
+    JSON.stringify({database: s.db, instances: [{name: 'master', logs: [s.log], ports: [443]}], firewall: {backend: 'none', ...firewall}, windows: [], ...extra}),
+  )
+}
+
 export interface CliResult {
   stdout: string
   stderr: string
