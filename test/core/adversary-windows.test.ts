@@ -37,8 +37,8 @@ test('adversary: an address inside a blocked network entry that the firewall no 
   assert.ok(activeBlocks(data, whitelist, T0 + 10 * MIN).get('master')?.includes('198.51.100.9'), 'the attacker is blocked by the firewall')
 })
 
-test('adversary: the 64-pair cap must not let a scanner slip past a long user window (filler guesses on one name between fresh names)', () => {
-  // A short user window makes thinMs 1 min: one name's pairs 2 min apart are all kept.
+test('adversary: filler guesses on one name between fresh names must not let a scanner slip past a long user window', () => {
+  // Every failure time within the longest window is kept with its name's tag: the fillers push no name out.
   const settings: DecisionSettings = {maxAttempts: 6, periodMinutes: 10, blockMinutes: 60, windows: [{maxUsers: 2, periodMinutes: 1}, {maxUsers: 5, periodMinutes: 1440}]}
   const decider = new Decider(emptyData(), settings, new NetworkList([]), T0, false)
   const names: string[] = []

@@ -59,9 +59,9 @@ const anyEntry = fc.record({
   tried: maybe(
     fc.option(
       fc.oneof(
-        fc.array(fc.tuple(fc.integer({min: 0, max: MAX_TIME}), fc.integer({min: 0, max: 0xffffffff})), {maxLength: 4}).map((ps) => ps.sort((a, b) => a[0] - b[0]).flat()),
-        fc.array(fc.oneof(time, fc.constantFrom(0xffffffff, 0x100000000, -1)), {maxLength: 5}),
-        fc.constant(Array.from({length: 130}, (_, i) => i)),
+        fc.array(fc.integer({min: 0, max: 0xffff}), {maxLength: 4}).map((gs) => gs.map((g) => g.toString(16).padStart(4, '0')).join('')),
+        fc.constantFrom('', 'abc', 'ABCD', '12345', 'g000', '0000\n', ' 0000', '00000000'),
+        fc.array(fc.integer({min: 0, max: 9}), {maxLength: 3}),
       ),
       {nil: undefined},
     ),

@@ -1,13 +1,13 @@
 /**
  * The windows beside the first rule (decisions/windows.ts): the user
- * windows' kept pairs decide exactly as all pairs would, names compare as
+ * windows over the failure times' name tags decide as brute force does, names compare as
  * accounts, and the Decider blocks the slow guesser and the scanner while it
  * leaves the stale phone, the forgotten password and the office NAT alone.
  */
 import {test} from 'node:test'
 import assert from 'node:assert/strict'
 import fc from 'fast-check'
-import {addTried, DEFAULT_WINDOWS, findUsers, MAX_TRIED, nameHash, RULE_PATTERN, ruleName, ruleShort, ruleText, windowsOf} from '../../src/core/decisions/windows.js'
+import {DEFAULT_WINDOWS, findUsers, nameHash, nameTag, RULE_PATTERN, ruleName, ruleShort, ruleText, tagsOf, tagsText, windowsOf} from '../../src/core/decisions/windows.js'
 import {Decider, type DecisionSettings, type SourcedEvent} from '../../src/core/decisions/decide.js'
 import {NetworkList} from '../../src/core/net/ip.js'
 import {accountOf} from '../../src/core/decisions/attempts.js'
@@ -17,44 +17,70 @@ import {emptyData, type StoreData} from '../../src/core/store/schema.js'
 const MIN = 60_000
 const T0 = Date.UTC(2026, 11, 1, 8, 0, 0)
 
-/** The first pair's time `end` at or after `at` (and within periodMs of it) whose window [end - periodMs, end] holds count names, or -1. */
-function naiveUsers(pairs: readonly [number, number][], count: number, periodMs: number, at: number): number {
-  const sorted = [...pairs].sort((a, b) => a[0] - b[0])
-  for (const [end] of sorted) {
+/** The first failure's time `end` at or after `at` (and within periodMs of it) whose window [end - periodMs, end] holds count known names, or -1. */
+function naiveUsers(kept: readonly [number, number][], count: number, periodMs: number, at: number): number {
+  for (const [end] of kept) {
     if (end < at || end > at + periodMs) continue
-    const names = new Set(sorted.filter(([t]) => t <= end && t >= end - periodMs).map(([, h]) => h))
+    const names = new Set(kept.filter(([t, g]) => t <= end && t >= end - periodMs && g !== 0).map(([, g]) => g))
     if (names.size >= count) return end
   }
   return -1
 }
 
-test('property: the thinned pairs of the user windows find every window all the pairs find, at the same time', () => {
+test('property: findUsers over the failure times and their tags finds the earliest window holding the new failure that brute force finds', () => {
   fc.assert(
     fc.property(
-      fc.array(fc.record({gap: fc.integer({min: -3 * MIN, max: 20 * MIN}), name: fc.integer({min: 0, max: 5})}), {minLength: 1, maxLength: 120}),
+      fc.array(fc.record({gap: fc.integer({min: -3 * MIN, max: 20 * MIN}), name: fc.integer({min: 0, max: 6})}), {minLength: 1, maxLength: 120}),
       fc.subarray([5, 10, 30, 60], {minLength: 1}),
       fc.integer({min: 2, max: 5}),
-      (steps, periods, count) => {
+      fc.integer({min: 0, max: 3}),
+      (steps, periods, count, base) => {
         const windows = windowsOf({maxAttempts: 6, periodMinutes: 10, windows: periods.map((p) => ({maxUsers: count, periodMinutes: p}))})
-        const tried: number[] = []
-        const all: [number, number][] = []
+        // Sorted (time, tag) as the Decider keeps them, a new failure after those of its time; name 6: a tag not known (0).
+        let kept: [number, number][] = []
         let t = T0
         for (const s of steps) {
           t += s.gap
-          const h = nameHash(`user${s.name}`)
-          addTried(tried, t, h, windows.keepTriedMs, windows.thinMs)
-          // All pairs the longest window can still use (what addTried keeps before thinning).
-          all.push([t, h])
-          const newest = Math.max(...all.map((p) => p[0]))
-          const live = all.filter((p) => p[0] >= newest - windows.keepTriedMs)
-          assert.ok(tried.length <= MAX_TRIED * 2)
-          for (let i = 2; i < tried.length; i += 2) assert.ok((tried[i] as number) >= (tried[i - 2] as number), 'pairs in time order')
-          for (const w of windows.users) assert.equal(findUsers(tried, w.count, w.periodMs, t), naiveUsers(live, w.count, w.periodMs, t), `window ${w.rule}`)
+          const g = s.name === 6 ? 0 : nameTag(`user${s.name}`)
+          let i = kept.length
+          while (i > 0 && (kept[i - 1] as [number, number])[0] > t) i--
+          kept.splice(i, 0, [t, g])
+          const newest = (kept[kept.length - 1] as [number, number])[0]
+          const drop = kept.findIndex(([x]) => x >= newest - windows.longestMs)
+          kept = kept.slice(drop)
+          const at = i - drop
+          // Laid out as the Decider's rows are: the times and the tags at offsets of their own arrays.
+          const times = new Float64Array(base + kept.length)
+          const tags = new Uint16Array(2 * base + kept.length)
+          kept.forEach(([x, y], j) => {
+            times[base + j] = x
+            tags[2 * base + j] = y
+          })
+          for (const w of windows.users) {
+            const want = at < 0 ? -1 : naiveUsers(kept, w.count, w.periodMs, t)
+            assert.equal(findUsers(times, base, tags, 2 * base, kept.length, at, w.count, w.periodMs), want, `window ${w.rule}`)
+          }
         }
       },
     ),
     {seed: 1301, numRuns: 300},
   )
+})
+
+test('a name tag is its hash folded to 16 bits and never 0; tags round-trip through the text an entry keeps', () => {
+  for (const name of ['alice', 'bob', '', 'x'.repeat(80), 'été']) {
+    const g = nameTag(name)
+    assert.ok(g >= 1 && g <= 0xffff, name)
+    const h = nameHash(name)
+    assert.equal(g, ((h ^ (h >>> 16)) & 0xffff) || 1)
+  }
+  const tags = [0, 1, 0xabcd, 0xffff, 0x0f00]
+  const text = tagsText(tags, 0, tags.length)
+  assert.equal(text, '00000001abcdffff0f00')
+  assert.deepEqual(tagsOf(text, tags.length), tags)
+  // Of another length than the failures (a database written without a user window): all unknown.
+  assert.deepEqual(tagsOf(text, 3), [0, 0, 0])
+  assert.deepEqual(tagsOf(undefined, 2), [0, 0])
 })
 
 test('a name is compared as an account: case and surrounding blanks make no new name, a domain does', () => {

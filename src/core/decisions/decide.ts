@@ -12,7 +12,7 @@ import type {LoginEvent} from '../parser/types.js'
 import type {Entry, StoreData} from '../store/schema.js'
 import {AttemptLedger, detached, SKEW_MS} from './attempts.js'
 import {cutUser, MAX_USERS} from '../store/bounds.js'
-import {addTried, findFailures, findUsers, nameHash, ruleText, windowsOf, type WindowSetting, type Windows} from './windows.js'
+import {findFailures, findUsers, nameTag, ruleText, tagsOf, tagsText, windowsOf, type WindowSetting, type Windows} from './windows.js'
 
 export interface DecisionSettings {
   /** The instances and their logs (the attempt ledger drops sooner what a single log cannot need). */
@@ -195,18 +195,15 @@ const NAMES = 6
 const FAILS = 7
 const FAIL0 = 8
 const FAIL_SLOTS = ROW - FAIL0
-const IN_ROW: number[] = []
 /**
- * With a user window, a row is ROW_USERS doubles: after the ROW above, how
- * many (time, name hash) pairs it holds (-1: more than PAIR_SLOTS, kept in
- * the row's list, `tried`), then the pairs.
+ * With a user window, a row holds TAGGED_SLOTS failure times, and its last
+ * two doubles the 16-bit tags of their names (windows.ts nameTag): one row
+ * is still one look at memory per failure.
  */
-const ROW_USERS = 25
-const PAIRS = ROW
-const PAIR0 = ROW + 1
-const PAIR_SLOTS = (ROW_USERS - PAIR0) >> 1
-/** The pairs of the row being decided, as windows.ts works on them (one list, reused). */
-const scratch: number[] = []
+const TAGGED_SLOTS = FAIL_SLOTS - 2
+/** Where a row's tags start in the 16-bit view of the rows (see TAGGED_SLOTS). */
+const tagBase = (row: number): number => (row * ROW + FAIL0 + TAGGED_SLOTS) * 4
+const IN_ROW: number[] = []
 
 const orNaN = (v: number | null): number => (v === null ? Number.NaN : v)
 const orNull = (v: number): number | null => (Number.isNaN(v) ? null : v)
@@ -240,18 +237,27 @@ export class Decider {
   private readonly names = new Map<string, string>()
   /** The rows (see ROW). */
   private rows = 0
-  /** Doubles per row: ROW, or ROW_USERS with a user window. */
-  private readonly stride: number
+  /** Doubles per row. */
+  private readonly stride = ROW
   private hot: Float64Array
+  /**
+   * With a user window: the rows' 16-bit view, where each row's tags follow
+   * its failure times (TAGGED_SLOTS), and the tags of the lists (`failTags`,
+   * aligned with `failures`); without one, empty.
+   */
+  private readonly tagging: boolean
+  /** How many failure times a row holds: FAIL_SLOTS, or TAGGED_SLOTS with a user window. */
+  private readonly slots: number
+  private tags: Uint16Array
+  private failTags: number[][] = []
   private sigs = new Int32Array(MAX_USERS * 1024)
   private users: string[] = []
   private lastUser: string[] = []
   /** The failure times of rows that hold more than FAIL_SLOTS (IN_ROW for the others). */
   private failures: number[][] = []
   private entryOf: Entry[] = []
-  /** Per row: its newest successful login (NaN: none known), its (time, name hash) pairs (windows.ts addTried; null: none), the rule of its block. */
+  /** Per row: its newest successful login (NaN: none known), the rule of its block. */
   private lastSuccess: number[] = []
-  private tried: (number[] | null)[] = []
   private rule: (string | undefined)[] = []
   /**
    * Per instance, the network entries wider than any key (IPv4 networks, IPv6
@@ -273,8 +279,10 @@ export class Decider {
     private readonly explain = true,
   ) {
     this.windows = windowsOf(settings)
-    this.stride = this.windows.users.length > 0 ? ROW_USERS : ROW
     this.hot = new Float64Array(this.stride * 1024)
+    this.tagging = this.windows.users.length > 0
+    this.slots = this.tagging ? TAGGED_SLOTS : FAIL_SLOTS
+    this.tags = this.tagging ? new Uint16Array(this.hot.buffer) : new Uint16Array(0)
     this.relaxing = this.windows.failures.length > 1 || this.windows.users.length > 0
     const oneLog = (settings.instances ?? []).filter((i) => i.logs.length === 1 && !/[*?[\]{}]/.test(i.logs[0]?.path ?? '*')).map((i) => i.name)
     this.ledger = new AttemptLedger(data.ledger, new Set(oneLog))
@@ -358,8 +366,7 @@ export class Decider {
     hot[h + BLOCKED_UNTIL] = orNaN(blockedUntil)
     const repeat = blocks > 0 && lengthMin !== settings.blockMinutes ? ` (block ${blocks + 1} of this ${key.includes('/') ? 'network' : 'address'}: escalated)` : ''
     hot[h + BLOCKS] = blocks + 1
-    this.setFailures(row, [])
-    if (this.stride === ROW_USERS) this.setPairs(row, IN_ROW)
+    this.setFailures(row, IN_ROW, IN_ROW)
     this.rule[row] = rule
     const length = lengthMin === 0 ? 'until deleted' : `for ${minutes(lengthMin)}${repeat}`
     const stale = blockedUntil !== null && blockedUntil <= this.now ? ' (already over: the lines are old)' : ''
@@ -407,6 +414,7 @@ export class Decider {
       const dirty = new Uint8Array(this.dirty.length * 2)
       dirty.set(this.dirty)
       this.dirty = dirty
+      if (this.tagging) this.tags = new Uint16Array(hot.buffer)
     }
     const h = row * this.stride
     const hot = this.hot
@@ -418,12 +426,11 @@ export class Decider {
     hot[h + BLOCKS] = entry.blocks
     this.entryOf.push(entry)
     this.lastSuccess.push(entry.lastSuccess ?? Number.NaN)
-    this.tried.push(null)
-    if (this.stride === ROW_USERS) this.setPairs(row, entry.tried ?? IN_ROW)
     this.rule.push(entry.rule)
     this.lastUser.push(entry.lastUser)
     this.failures.push(IN_ROW)
-    this.setFailures(row, entry.failures)
+    this.failTags.push(IN_ROW)
+    this.setFailures(row, entry.failures, this.tagging ? tagsOf(entry.tried, entry.failures.length) : IN_ROW)
     for (let i = 0; i < MAX_USERS; i++) this.users.push('')
     this.namesFrom(row, entry.users)
     return row
@@ -452,37 +459,31 @@ export class Decider {
     return n === -1 ? (this.failures[row] as number[]) : Array.from(this.hot.subarray(h + FAIL0, h + FAIL0 + n))
   }
 
-  /** Makes `list` (sorted) the row's failure times: in the row when they fit, else the list itself. */
-  private setFailures(row: number, list: number[]): void {
+  /** The tags of the row's failure times (with a user window), aligned with failuresOf. */
+  private tagsOfRow(row: number): number[] {
+    const n = this.hot[row * this.stride + FAILS] as number
+    if (!this.tagging) return IN_ROW
+    return n === -1 ? (this.failTags[row] as number[]) : Array.from(this.tags.subarray(tagBase(row), tagBase(row) + n))
+  }
+
+  /**
+   * Makes `list` (sorted) the row's failure times, and `tags` their names'
+   * tags (with a user window; shorter: unknown): in the row when they fit,
+   * else the lists themselves.
+   */
+  private setFailures(row: number, list: number[], tags: readonly number[]): void {
     const h = row * this.stride
-    if (list.length > FAIL_SLOTS) {
+    if (list.length > this.slots) {
       this.failures[row] = list
+      if (this.tagging) this.failTags[row] = list.map((_, i) => tags[i] ?? 0)
       this.hot[h + FAILS] = -1
       return
     }
     this.failures[row] = IN_ROW
+    this.failTags[row] = IN_ROW
     for (let i = 0; i < list.length; i++) this.hot[h + FAIL0 + i] = list[i] as number
+    if (this.tagging) for (let i = 0; i < list.length; i++) this.tags[tagBase(row) + i] = tags[i] ?? 0
     this.hot[h + FAILS] = list.length
-  }
-
-  /** The row's (time, name hash) pairs as a list (a new one when they are in the row). */
-  private pairsOf(row: number): number[] {
-    const h = row * this.stride
-    const n = this.hot[h + PAIRS] as number
-    return n === -1 ? (this.tried[row] as number[]) : Array.from(this.hot.subarray(h + PAIR0, h + PAIR0 + 2 * n))
-  }
-
-  /** Makes `list` (flat pairs, sorted) the row's pairs: in the row when they fit, else the list itself. */
-  private setPairs(row: number, list: readonly number[]): void {
-    const h = row * this.stride
-    if (list.length > 2 * PAIR_SLOTS) {
-      this.tried[row] = [...list]
-      this.hot[h + PAIRS] = -1
-      return
-    }
-    this.tried[row] = null
-    for (let i = 0; i < list.length; i++) this.hot[h + PAIR0 + i] = list[i] as number
-    this.hot[h + PAIRS] = list.length >> 1
   }
 
   private touch(row: number): void {
@@ -513,8 +514,8 @@ export class Decider {
       if (n !== -1) e.users = this.users.slice(row * MAX_USERS, row * MAX_USERS + n)
       const success = this.lastSuccess[row] as number
       if (!Number.isNaN(success)) e.lastSuccess = success
-      const tried = this.stride === ROW_USERS ? this.pairsOf(row) : IN_ROW
-      if (tried.length > 0) e.tried = tried
+      const n2 = hot[h + FAILS] as number
+      if (this.tagging && e.failures.length > 0) e.tried = n2 === -1 ? tagsText(this.failTags[row] as number[], 0, e.failures.length) : tagsText(this.tags, tagBase(row), n2)
       else delete e.tried
       const rule = this.rule[row]
       if (rule !== undefined) e.rule = rule
@@ -552,7 +553,13 @@ export class Decider {
       const failures = row === -1 ? [] : this.failuresOf(row)
       const earlier = failures.filter((t) => t <= event.time).length
       if (row !== -1 && earlier > 0 && !this.blockActive(row, event.time)) {
-        this.setFailures(row, failures.filter((t) => t > event.time))
+        const tags = this.tagsOfRow(row)
+        const later = failures.flatMap((t, i) => (t > event.time ? [i] : []))
+        this.setFailures(
+          row,
+          later.map((i) => failures[i] as number),
+          later.map((i) => tags[i] ?? 0),
+        )
         this.touch(row)
         return {action: 'reset', event, why: `${(this.entryOf[row] as Entry).ip}: successful login, ${earlier} earlier failure(s) forgotten (resetOnSuccess)`}
       }
@@ -656,33 +663,48 @@ export class Decider {
     }
     // The first rule's window, the other failures windows, then the user windows: the earliest completion blocks.
     const first = windows.failures[0] as (typeof windows.failures)[number]
-    const keepMs = windows.keepFailuresMs
+    const keepMs = windows.longestMs
     let held: number
     let trigger = Number.POSITIVE_INFINITY
     let rule = ''
-    if ((hot[h + FAILS] as number) === FAIL_SLOTS) {
-      // Full: the times move to a list of their own.
-      this.failures[row] = Array.from(hot.subarray(h + FAIL0, h + FAIL0 + FAIL_SLOTS))
+    // With a user window, the tag of the name tried goes beside the failure's time (one hash per line).
+    const tag = this.tagging ? nameTag(event.user) : 0
+    if ((hot[h + FAILS] as number) === this.slots) {
+      // Full: the times (and their tags) move to lists of their own.
+      this.failures[row] = Array.from(hot.subarray(h + FAIL0, h + FAIL0 + this.slots))
+      if (this.tagging) this.failTags[row] = Array.from(this.tags.subarray(tagBase(row), tagBase(row) + this.slots))
       hot[h + FAILS] = -1
     }
     const fails = hot[h + FAILS] as number
+    let times: ArrayLike<number>
+    let tBase: number
+    let tagList: ArrayLike<number>
+    let gBase: number
+    let at: number
     if (fails !== -1) {
       // The same steps as insertSorted, dropBefore and findWindow below, on the times in the row.
       const base = h + FAIL0
+      const tags = this.tags
+      const g = tagBase(row)
       const t = event.time
       let i = fails
-      for (; i > 0 && (hot[base + i - 1] as number) > t; i--) hot[base + i] = hot[base + i - 1] as number
+      for (; i > 0 && (hot[base + i - 1] as number) > t; i--) {
+        hot[base + i] = hot[base + i - 1] as number
+        if (this.tagging) tags[g + i] = tags[g + i - 1] as number
+      }
       hot[base + i] = t
+      if (this.tagging) tags[g + i] = tag
       let m = fails + 1
       const keepFrom = (hot[base + m - 1] as number) - keepMs - SKEW_MS
       let drop = 0
       while (drop < m && (hot[base + drop] as number) < keepFrom) drop++
       if (drop > 0) {
         for (let j = drop; j < m; j++) hot[base + j - drop] = hot[base + j] as number
+        if (this.tagging) for (let j = drop; j < m; j++) tags[g + j - drop] = tags[g + j] as number
         m -= drop
       }
       hot[h + FAILS] = m
-      const at = i - drop
+      at = i - drop
       for (const w of windows.failures) {
         if (m < w.count) continue
         const k = w.count
@@ -700,12 +722,23 @@ export class Decider {
         }
       }
       held = m
+      times = hot
+      tBase = base
+      tagList = tags
+      gBase = g
     } else {
       const failures = this.failures[row] as number[]
       const inserted = insertSorted(failures, event.time)
       const newest = failures[failures.length - 1] ?? event.time
       const keepFrom = newest - keepMs - SKEW_MS
-      const at = inserted - dropBefore(failures, keepFrom)
+      let tags: number[] = IN_ROW
+      if (this.tagging) {
+        tags = this.failTags[row] as number[]
+        tags.splice(inserted, 0, tag)
+      }
+      const dropped = dropBefore(failures, keepFrom)
+      if (dropped > 0 && this.tagging) tags.splice(0, dropped)
+      at = inserted - dropped
       for (const w of windows.failures) {
         if (failures.length < w.count) continue
         if (w.first) {
@@ -717,27 +750,18 @@ export class Decider {
         }
       }
       held = failures.length
+      times = failures
+      tBase = 0
+      tagList = tags
+      gBase = 0
     }
-    if (windows.users.length > 0) {
-      // The pairs in the row are worked on in a list of their own (scratch), then put back.
-      const inRow = (hot[h + PAIRS] as number) !== -1
-      let tried: number[]
-      if (inRow) {
-        tried = scratch
-        const n = 2 * (hot[h + PAIRS] as number)
-        tried.length = n
-        for (let i = 0; i < n; i++) tried[i] = hot[h + PAIR0 + i] as number
-      } else tried = this.tried[row] as number[]
-      addTried(tried, event.time, nameHash(event.user), windows.keepTriedMs + SKEW_MS, windows.thinMs)
-      for (const w of windows.users) {
-        // The success is looked up only for a window that would block (most failures complete none).
-        const at = findUsers(tried, w.count, w.periodMs, event.time)
-        if (at !== -1 && at < trigger && !this.succeededNear(row, event.time, w.periodMs)) {
-          trigger = at
-          rule = w.rule
-        }
+    for (const w of windows.users) {
+      // Over the failure times themselves and their tags; the success is looked up only for a window that would block (most failures complete none).
+      const end = findUsers(times, tBase, tagList, gBase, held, at, w.count, w.periodMs)
+      if (end !== -1 && end < trigger && !this.succeededNear(row, event.time, w.periodMs)) {
+        trigger = end
+        rule = w.rule
       }
-      if (inRow) this.setPairs(row, tried)
     }
     if (rule === '') {
       return {
@@ -823,6 +847,7 @@ export function pruneEntries(data: StoreData, settings: DecisionSettings, now: n
     if (!(e.blocks > 0 && Math.max(e.lastBlockEnd ?? 0, e.lastSeen) >= forget)) return false
     if (e.failures.length > 0 || e.users.length > 0 || e.lastUser !== '') compacted++
     if (e.failures.length > 0) e.failures = []
+    delete e.tried
     if (e.users.length > 0) e.users = []
     e.lastUser = ''
     return true

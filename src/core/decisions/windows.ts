@@ -6,14 +6,16 @@
  * - A failures window `{maxAttempts, periodMinutes}`: that many counted
  *   failures within the period (first to last inclusive), as the first rule.
  *   It works on the entry's failure times, which are kept for the longest
- *   failures window.
+ *   window of either kind.
  * - A user window `{maxUsers, periodMinutes}`: that many distinct user names
  *   tried within the period. A phone retrying one stale password never trips
  *   it; a scanner walking a list of names does. Names are compared as
  *   accounts (trimmed, lowercased: `Alice` and `alice ` are one) and kept as
- *   a 32-bit hash with the time of the failure, never as text: per entry at
- *   most MAX_TRIED (time, hash) pairs, within the longest user window, thinned
- *   without changing any decision (see thinTried).
+ *   a 16-bit tag beside each failure time (nameTag), never as text: the user
+ *   windows read the failure times themselves, so a failure costs them two
+ *   bytes and one sweep (findUsers). Two names with one tag count as one:
+ *   never more names than were tried. How many failure times an entry keeps
+ *   is bounded by the first rule: fewer than maxAttempts in any periodMinutes.
  *
  * A successful login relaxes the windows, never the first rule: a window does
  * not block an address that logged in successfully within that window's
@@ -47,8 +49,6 @@ export const DEFAULT_WINDOWS: readonly WindowSetting[] = [
 export const MAX_WINDOWS = 8
 /** The most distinct user names a user window may ask for. */
 export const MAX_WINDOW_USERS = 32
-/** The most (time, name hash) pairs an entry keeps for the user windows; past it the oldest go. */
-export const MAX_TRIED = 64
 
 /** What an entry's `rule` holds: `failures:K/M`, `users:N/M`, `network:N/M`, `account:N/M` (M in minutes), or `hand` (rcguard block). */
 export const RULE_PATTERN = /^(hand|(failures|users|network|account):[0-9]{1,5}\/[0-9]{1,7}(\.[0-9]{1,6})?)$/
@@ -74,13 +74,7 @@ export interface Windows {
   /** The first rule first, then the failures windows in the configuration's order. */
   failures: FailureWindow[]
   users: UserWindow[]
-  /** How long failure times are kept: the longest failures window. */
-  keepFailuresMs: number
-  /** How long (time, name) pairs are kept: the longest user window; 0 without one. */
-  keepTriedMs: number
-  /** The shortest user window: pairs closer than it are thinned (thinTried). */
-  thinMs: number
-  /** The longest window of any kind (what the store keeps an entry's counting for). */
+  /** The longest window of any kind: how long failure times (and their names' tags) are kept, and what the store keeps an entry's counting for. */
   longestMs: number
 }
 
@@ -122,10 +116,7 @@ export function windowsOf(settings: {maxAttempts: number; periodMinutes: number;
     if ('maxUsers' in w) users.push({kind: 'users', count: w.maxUsers, periodMs: w.periodMinutes * 60_000, rule: ruleName('users', w.maxUsers, w.periodMinutes)})
     else failures.push({kind: 'failures', count: w.maxAttempts, periodMs: w.periodMinutes * 60_000, rule: ruleName('failures', w.maxAttempts, w.periodMinutes), first: false})
   }
-  const keepFailuresMs = Math.max(...failures.map((w) => w.periodMs))
-  const keepTriedMs = users.length === 0 ? 0 : Math.max(...users.map((w) => w.periodMs))
-  const thinMs = users.length === 0 ? 0 : Math.min(...users.map((w) => w.periodMs))
-  return {failures, users, keepFailuresMs, keepTriedMs, thinMs, longestMs: Math.max(keepFailuresMs, keepTriedMs)}
+  return {failures, users, longestMs: Math.max(...failures.map((w) => w.periodMs), ...users.map((w) => w.periodMs))}
 }
 
 /**
@@ -157,134 +148,84 @@ export function nameHash(user: string): number {
   return h >>> 0
 }
 
-/**
- * Adds a (time, hash) pair to a sorted flat list [t0, h0, t1, h1, …], drops
- * the pairs older than the newest by more than `keepMs`, thins the pairs of
- * the same name, and keeps at most MAX_TRIED. In place.
- *
- * Thinning: of three times t1 < t2 < t3 of one name with t3 − t1 ≤ thinMs,
- * t2 is dropped. Any period of at most thinMs (every user window's) that
- * holds t2 holds t1 or t3 as well, so which names a window holds never
- * changes; what remains of one name is then spaced more than thinMs apart
- * every second time.
- */
-export function addTried(tried: number[], time: number, hash: number, keepMs: number, thinMs: number): void {
-  let i = tried.length
-  while (i > 0 && (tried[i - 2] as number) > time) i -= 2
-  if (i === tried.length) tried.push(time, hash)
-  else tried.splice(i, 0, time, hash)
-  const newest = tried[tried.length - 2] as number
-  let drop = 0
-  while (drop < tried.length && (tried[drop] as number) < newest - keepMs) drop += 2
-  if (drop > 0) tried.splice(0, drop)
-  thinTried(tried, hash, thinMs)
-  if (tried.length > MAX_TRIED * 2) capTried(tried)
+/** A name's tag: its hash folded to 16 bits, never 0 (0 is a failure whose name is not known: it counts as no name). */
+export function nameTag(user: string): number {
+  const h = nameHash(user)
+  return ((h ^ (h >>> 16)) & 0xffff) || 1
 }
 
+/** How many tags an entry's `tried` may hold (one per failure time kept). */
+export const MAX_TRIED = 65_536
+/** What an entry's `tried` holds: 4 lowercase hexadecimal digits per tag. */
+export const TRIED_PATTERN = /^(?:[0-9a-f]{4})*$/
+
+const HEX: string[] = Array.from({length: 256}, (_, i) => i.toString(16).padStart(2, '0'))
+
+/** Tags as an entry keeps them: 4 hexadecimal digits each, in the order of the failure times. */
+export function tagsText(tags: ArrayLike<number>, base: number, n: number): string {
+  let s = ''
+  for (let i = base; i < base + n; i++) {
+    const g = tags[i] as number
+    s += (HEX[g >> 8] as string) + (HEX[g & 255] as string)
+  }
+  return s
+}
+
+/** The tags of an entry's `tried` for `n` failure times: all 0 (unknown) when absent or of another length (a database written without them). */
+export function tagsOf(text: string | undefined, n: number): number[] {
+  const out = new Array<number>(n).fill(0)
+  if (text === undefined || text.length !== 4 * n) return out
+  for (let i = 0; i < n; i++) out[i] = Number.parseInt(text.slice(4 * i, 4 * i + 4), 16)
+  return out
+}
+
+/** Per tag, how many of the failures in the window looked at hold it (all 0 between calls). */
+const seen = new Uint32Array(0x10000)
+
 /**
- * Past MAX_TRIED pairs, drops the oldest pair of a name that has a newer one
- * (each name keeps its newest time, so the longest window still sees every
- * name tried within it); only when all are distinct names, the oldest pair.
+ * The earliest time a window of periodMs holding the failure at index `at`
+ * of sorted `times` (from `tBase`, `length` of them; their tags from
+ * `gBase` in `tags`) holds `count` distinct names: the time of the failure
+ * that completes it, or -1. Only windows holding the new failure are looked
+ * at: the others were looked at when their own last failure came. A window
+ * holding a time T and count names, cut at its last failure t ≥ T, is
+ * [t − periodMs, t]: so only the windows ending at the failures from T to
+ * T + periodMs are counted, in one sweep.
  */
-function capTried(tried: number[]): void {
-  let drop = 0
-  for (let i = 0; i < tried.length; i += 2) {
-    const h = tried[i + 1]
-    let later = false
-    for (let j = i + 2; j < tried.length; j += 2) {
-      if (tried[j + 1] === h) {
-        later = true
-        break
-      }
+export function findUsers(times: ArrayLike<number>, tBase: number, tags: ArrayLike<number>, gBase: number, length: number, at: number, count: number, periodMs: number): number {
+  if (at < 0 || length < count) return -1
+  const t0 = times[tBase + at] as number
+  let left = at
+  while (left > 0 && (times[tBase + left - 1] as number) >= t0 - periodMs) left--
+  let distinct = 0
+  let found = -1
+  let right = left
+  for (; right < length; right++) {
+    const t = times[tBase + right] as number
+    if (t > t0 + periodMs) break
+    const g = tags[gBase + right] as number
+    if (g !== 0) {
+      const c = seen[g] as number
+      seen[g] = c + 1
+      if (c === 0) distinct++
     }
-    if (later) {
-      drop = i
+    while ((times[tBase + left] as number) < t - periodMs) {
+      const lg = tags[gBase + left] as number
+      if (lg !== 0) {
+        const c = (seen[lg] as number) - 1
+        seen[lg] = c
+        if (c === 0) distinct--
+      }
+      left++
+    }
+    if (right >= at && distinct >= count) {
+      found = t
+      right++
       break
     }
   }
-  tried.splice(drop, 2)
-}
-
-/** Marks a thinned pair (no hash is negative) until the list is compacted. */
-const GONE = -1
-
-/** Drops the middle one of every three times of `hash` spanning at most thinMs (see addTried), in one pass. */
-function thinTried(tried: number[], hash: number, thinMs: number): void {
-  // a: the time of the name's last pair kept; b: the index of the pair after it, still undecided.
-  let a = Number.NaN
-  let b = -1
-  let gone = 0
-  for (let i = 0; i < tried.length; i += 2) {
-    if (tried[i + 1] !== hash) continue
-    const t = tried[i] as number
-    if (b !== -1) {
-      if (t - a <= thinMs) {
-        tried[b + 1] = GONE
-        gone++
-      } else a = tried[b] as number
-    } else if (Number.isNaN(a)) {
-      a = t
-      continue
-    }
-    b = i
-  }
-  if (gone === 0) return
-  let w = 0
-  for (let i = 0; i < tried.length; i += 2) {
-    if (tried[i + 1] === GONE) continue
-    tried[w] = tried[i] as number
-    tried[w + 1] = tried[i + 1] as number
-    w += 2
-  }
-  tried.length = w
-}
-
-const counts = new Map<number, number>()
-
-/**
- * The first time a window of periodMs holding `at` holds `count` distinct
- * names, in a sorted flat list: the time of the pair that completes it, or
- * -1. Only windows holding `at` (the failure just added) are looked at: the
- * others were looked at when their own last failure came.
- */
-export function findUsers(tried: readonly number[], count: number, periodMs: number, at: number): number {
-  if (tried.length < count * 2) return -1
-  counts.clear()
-  let distinct = 0
-  let left = 0
-  // The window that ends at `at` itself, whose pair thinning may have dropped: once every pair up to it is in.
-  let endAt = false
-  const drop = (before: number): void => {
-    while (left < tried.length && (tried[left] as number) < before) {
-      const lh = tried[left + 1] as number
-      const lc = (counts.get(lh) as number) - 1
-      if (lc === 0) {
-        counts.delete(lh)
-        distinct--
-      } else counts.set(lh, lc)
-      left += 2
-    }
-  }
-  for (let right = 0; right < tried.length; right += 2) {
-    const t = tried[right] as number
-    if (t > at + periodMs) break
-    if (!endAt && t > at) {
-      endAt = true
-      drop(at - periodMs)
-      if (distinct >= count) return at
-    }
-    const h = tried[right + 1] as number
-    const c = counts.get(h) ?? 0
-    counts.set(h, c + 1)
-    if (c === 0) distinct++
-    drop(t - periodMs)
-    if (t >= at && distinct >= count) return t
-  }
-  if (!endAt) {
-    drop(at - periodMs)
-    if (distinct >= count) return at
-  }
-  return -1
+  for (let i = left; i < right; i++) seen[tags[gBase + i] as number] = 0
+  return found
 }
 
 /**

@@ -23,7 +23,7 @@
 import type {z} from 'zod'
 import {dataSchema, type Entry, type StoreData} from './schema.js'
 import {entryAddressProblem, instanceProblem, MAX_TIME} from './values.js'
-import {MAX_TRIED, RULE_PATTERN} from '../decisions/windows.js'
+import {MAX_TRIED, RULE_PATTERN, TRIED_PATTERN} from '../decisions/windows.js'
 
 type Doc = Record<string, unknown>
 
@@ -79,16 +79,9 @@ function decodeEntry(item: unknown): unknown {
   }
 }
 
-/** Whether entrySchema's `tried` accepts `v`: (time, name hash) pairs, flat, in time order, at most MAX_TRIED. */
+/** Whether entrySchema's `tried` accepts `v`: name tags, 4 hexadecimal digits each, at most MAX_TRIED. */
 function isTried(v: unknown): boolean {
-  if (!Array.isArray(v) || v.length % 2 !== 0 || v.length > MAX_TRIED * 2) return false
-  for (let i = 0; i < v.length; i += 2) {
-    const t = v[i] as unknown
-    const h = v[i + 1] as unknown
-    if (!isTime(t) || typeof h !== 'number' || !Number.isSafeInteger(h) || h < 0 || h > 0xffffffff) return false
-    if (i >= 2 && (t as number) < (v[i - 2] as number)) return false
-  }
-  return true
+  return typeof v === 'string' && v.length <= MAX_TRIED * 4 && TRIED_PATTERN.test(v)
 }
 
 const isTime = (v: unknown): boolean => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 && v <= MAX_TIME
@@ -180,7 +173,7 @@ export function encodeEntry(e: Entry): string {
   if (e.comment !== null) s += `,"comment":${stringJson(e.comment)}`
   // A rule name holds nothing JSON escapes (RULE_PATTERN).
   if (e.rule !== undefined) s += `,"rule":"${e.rule}"`
-  if (e.tried !== undefined) s += `,"tried":[${e.tried.join(",")}]`
+  if (e.tried !== undefined) s += `,"tried":"${e.tried}"`
   if (e.lastSuccess !== undefined) s += `,"lastSuccess":${e.lastSuccess}`
   return `${s}}`
 }

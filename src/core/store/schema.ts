@@ -15,7 +15,7 @@
  */
 import * as z from 'zod'
 import {MAX_ACCOUNTS, MAX_NETWORKS, MAX_USER_LENGTH, MAX_WINDOW_ADDRESSES} from './bounds.js'
-import {MAX_TRIED, RULE_PATTERN} from '../decisions/windows.js'
+import {MAX_TRIED, RULE_PATTERN, TRIED_PATTERN} from '../decisions/windows.js'
 import {
   entryAddressProblem,
   fingerprintProblem,
@@ -72,11 +72,11 @@ export const entrySchema = z.object({
   comment: z.string().nullable(),
   /** The rule that made its latest block (decisions/windows.ts RULE_PATTERN); absent: the first rule, or a block by hand. */
   rule: z.string().regex(RULE_PATTERN, 'not a rule rcguard names (e.g. failures:6/10)').optional(),
-  /** The user windows' (time, name hash) pairs, flat and sorted by time (decisions/windows.ts); absent: none. */
+  /** The user windows' tags of the names tried, 4 hexadecimal digits per failure time, in the order of `failures` (decisions/windows.ts nameTag); absent: none. */
   tried: z
-    .array(z.number().int().nonnegative().max(MAX_TIME))
-    .max(MAX_TRIED * 2)
-    .refine((a) => a.length % 2 === 0 && a.every((v, i) => i % 2 === 1 ? v <= 0xffffffff : i < 2 || v >= (a[i - 2] as number)), {message: 'not (time, name hash) pairs in time order'})
+    .string()
+    .max(MAX_TRIED * 4)
+    .regex(TRIED_PATTERN, 'not name tags (4 hexadecimal digits each)')
     .optional(),
   /** Its newest successful login seen after it was first counted against (relaxes the windows); absent: none. */
   lastSuccess: ms.optional(),
