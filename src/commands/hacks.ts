@@ -1,7 +1,7 @@
 import {Flags} from '@oclif/core'
 import {BaseCommand} from '../base-command.js'
 import {hacks, type HacksResult} from '../core/run/pipeline.js'
-import {accountJson, accountLine, blockLine, scanReport, expiredLine} from '../ui/format.js'
+import {accountJson, accountLine, blockLine, firewallChangeLine, scanReport, expiredLine} from '../ui/format.js'
 import {progressBar} from '../ui/progress.js'
 import {blockJson, eventJson, type BlockJson, type EventJson} from '../ui/json-stream.js'
 
@@ -27,7 +27,7 @@ function hacksJson(r: HacksResult): HacksJson {
     expired: r.expired.map(blockJson),
     accountAlerts: r.accountAlerts.map(accountJson),
     enabled: r.enabled,
-    firewall: {backend: r.firewall.backend, changed: r.firewall.changed, drift: r.firewall.drift, applied: r.firewall.applied, ...(r.firewall.rendered === undefined ? {} : {rendered: r.firewall.rendered})},
+    firewall: {backend: r.firewall.backend, changed: r.firewall.changed, drift: r.firewall.drift, applied: r.firewall.applied, ...(r.firewall.cause === undefined ? {} : {cause: r.firewall.cause}), ...(r.firewall.rendered === undefined ? {} : {rendered: r.firewall.rendered})},
     stats: r.stats,
     files: r.files,
     warnings: r.warnings,
@@ -86,7 +86,7 @@ export default class Hacks extends BaseCommand<typeof Hacks> {
       if (!result.firewall.changed && (result.firewall.warnings ?? []).length === 0) this.log('firewall already as wanted: nothing applied')
       else if (!result.firewall.changed) this.log("firewall rules as wanted, nothing applied, but rules of others let packets past rcguard's: the blocks do not hold (see the warnings)")
     } else if (result.firewall.changed && result.newlyBlocked.length === 0 && result.expired.length === 0) {
-      this.log(`firewall rules corrected: ${result.firewall.drift.join('; ')}`)
+      this.log(firewallChangeLine(result.firewall))
     }
     return hacksJson(result)
   }

@@ -1,7 +1,7 @@
 import {Flags} from '@oclif/core'
 import {BaseCommand} from '../base-command.js'
 import {watch} from '../core/run/watch.js'
-import {blockLine, expiredLine} from '../ui/format.js'
+import {blockLine, expiredLine, firewallChangeLine} from '../ui/format.js'
 
 export default class Watch extends BaseCommand<typeof Watch> {
   static override summary = 'Follow the logs and block within seconds: what hacks does, whenever a log grows (for systemd).'
@@ -40,7 +40,7 @@ export default class Watch extends BaseCommand<typeof Watch> {
             for (const d of result.firewall.drift) this.log(`drift: ${d}`)
           } else {
             this.commandsRun.length = 0
-            if (result.firewall.changed && result.newlyBlocked.length === 0 && result.expired.length === 0) this.log(`firewall rules corrected: ${result.firewall.drift.join('; ')}`)
+            if (result.firewall.changed && result.newlyBlocked.length === 0 && result.expired.length === 0) this.log(firewallChangeLine(result.firewall))
           }
         },
       })

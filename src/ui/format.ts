@@ -30,6 +30,18 @@ export function firewallLine(changed: boolean, warnings: string[]): string {
   return warnings.length === 0 ? line : `${line}, but rules of others let packets past rcguard's (see the warnings)`
 }
 
+/**
+ * What a run that changed the firewall without a block made or ended did:
+ * set the rules up (first run, after rcguard flush, enabled again) or
+ * corrected drift (each difference named).
+ */
+export function firewallChangeLine(fw: {backend: string; drift: string[]; cause?: 'first' | 'after-flush' | 're-enabled'}): string {
+  if (fw.cause === 'first') return `firewall rules set up (${fw.backend}): the first run with this database`
+  if (fw.cause === 'after-flush') return `firewall rules set up again (${fw.backend}) after rcguard flush`
+  if (fw.cause === 're-enabled') return `firewall rules set up again (${fw.backend}): rcguard is enabled again`
+  return `firewall rules corrected: ${fw.drift.join('; ')}`
+}
+
 export function blockLine(b: BlockInfo): string {
   const by = b.rule === undefined || b.rule === 'hand' ? '' : ` by ${ruleText(b.rule)}`
   return `blocked ${b.ip} on ${b.instance} ${until(b)}${by} (${b.attempts} failed logins, last user "${safe(b.lastUser)}")`

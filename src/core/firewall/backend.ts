@@ -38,6 +38,12 @@ export interface ApplyResult {
   warnings?: string[]
   /** Objects with rcguard's names that are not rcguard's, left as they are: one line each, naming the object and why. */
   kept?: string[]
+  /**
+   * Why the rules were set up rather than corrected (set by the run, not the
+   * backend): the database's first run, the first after rcguard flush, the
+   * first with enabled true again. Absent: what differed was drift.
+   */
+  cause?: 'first' | 'after-flush' | 're-enabled'
 }
 
 /**

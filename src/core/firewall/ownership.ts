@@ -10,6 +10,8 @@ export interface FirewallRecord {
   prefix: string
   /** A run of this rcguard applied the backend and prefix: every object it left carries the mark. */
   marked?: boolean
+  /** Its objects were removed on purpose since (rcguard flush, enabled: false): the next run sets them up again, it does not correct drift. */
+  removed?: 'flush' | 'disabled'
 }
 
 /**
@@ -24,7 +26,7 @@ export function ownershipOf(record: FirewallRecord | undefined, backend: string,
 /** Records that `backend` under `prefix` is live and marked; whether the record changed (and must be written). */
 export function recordMarked(data: {firewall?: FirewallRecord}, backend: string, prefix: string): boolean {
   const was = data.firewall
-  if (was?.backend === backend && was.prefix === prefix && was.marked === true) return false
+  if (was?.backend === backend && was.prefix === prefix && was.marked === true && was.removed === undefined) return false
   data.firewall = {backend, prefix, marked: true}
   return true
 }

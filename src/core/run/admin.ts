@@ -262,6 +262,8 @@ export async function flush(ctx: GuardContext, options: {all: boolean}): Promise
     const firewall = await removeEverywhere(ctx, data)
     if (data === null) throw readError
     const result = {entriesRemoved: data.entries.length, whitelistRemoved: options.all ? data.whitelist.length : 0, firewall}
+    // The next run sets the rules up again (ApplyResult.cause): not drift to be reported as corrected.
+    if (data.firewall !== undefined) data.firewall.removed = 'flush'
     data.entries = []
     if (options.all) data.whitelist = []
     await ctx.store.write(data)

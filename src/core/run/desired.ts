@@ -64,7 +64,17 @@ export async function syncFirewall(ctx: GuardContext, data: StoreData): Promise<
   }
   const own = ownershipOf(previous, current.backend, current.prefix)
   merge(result, ctx.config.enabled ? await ctx.firewall.apply(desiredState(ctx.config, data, ctx.now()), own) : await ctx.firewall.remove(own))
-  if (recordMarked(data, current.backend, current.prefix)) await ctx.store.write(data)
+  if (ctx.config.enabled && result.changed) {
+    const cause = previous === undefined ? 'first' : previous.removed === 'flush' ? 'after-flush' : previous.removed === 'disabled' ? 're-enabled' : undefined
+    if (cause !== undefined) result.cause = cause
+  }
+  let write = recordMarked(data, current.backend, current.prefix)
+  if (!ctx.config.enabled && data.firewall !== undefined) {
+    // Removed on purpose: the run that sets them up again says so (see ApplyResult.cause).
+    write ||= data.firewall.removed !== 'disabled'
+    data.firewall.removed = 'disabled'
+  }
+  if (write) await ctx.store.write(data)
   return result
 }
 

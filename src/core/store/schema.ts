@@ -174,6 +174,8 @@ export const dataSchema = z.object({
       prefix: z.string().regex(/^[A-Za-z][A-Za-z0-9_]{0,9}$/, 'not a firewall prefix (1 to 10 letters, digits or "_", starting with a letter)'),
       /** Its objects carry rcguard's mark (firewall/backend.ts MARK): nothing unmarked is adopted any more. */
       marked: z.boolean().optional(),
+      /** Its objects were removed on purpose (rcguard flush, enabled: false) since they were applied. */
+      removed: z.enum(['flush', 'disabled']).optional(),
     })
     .optional(),
   /** What the attempt ledger keeps between runs. */
