@@ -327,7 +327,7 @@ export type CycleOptions = {dryRun: boolean; metrics?: MetricsRun | null} & Pick
 export async function cycle(ctx: GuardContext, options: CycleOptions): Promise<HacksResult> {
   const {data, merged} = await readDataTracked(ctx)
   const run = options.dryRun ? null : (options.metrics ?? null)
-  // What the firewall should hold before this read: when it is still what it should hold after, a change the apply makes is a repair.
+  // What the firewall held as the last run left it: when that is still what it must hold after this run, a change the apply makes is a repair.
   const wantedBefore = run === null ? '' : JSON.stringify(wanted(ctx, data))
   const was = {positions: JSON.stringify(data.positions), ledger: JSON.stringify(data.ledger), accounts: JSON.stringify(data.accounts), networks: JSON.stringify(data.networks)}
   const scanned = await scanInto(ctx, data, {collect: options.collect, progress: options.progress, repeatWarnings: options.dryRun})
@@ -371,7 +371,7 @@ export async function cycle(ctx: GuardContext, options: CycleOptions): Promise<H
     run?.error('firewall')
   }
   if (run !== null) {
-    // Rules put right that nobody here asked to change: the same backend as before, the same wanted state as before the read.
+    // Rules put right that this run did not ask to change: the same backend as before, the same blocks as the last run left.
     const sameBackend = previous !== undefined && previous.backend === ctx.firewall.name && previous.prefix === ctx.config.firewall.prefix
     run.applied(performance.now() - applyStart, firewallError === undefined && applied.changed && sameBackend && JSON.stringify(wanted(ctx, data)) === wantedBefore)
     run.blocksInForce(data, now)
@@ -380,9 +380,15 @@ export async function cycle(ctx: GuardContext, options: CycleOptions): Promise<H
   return {...base, firewall: {...applied, backend: ctx.firewall.name}, ...(firewallError === undefined ? {} : {firewallError})}
 }
 
-/** What the firewall should hold now: the blocks in force, or nothing when rcguard is disabled. */
+/**
+ * What the firewall holds when it is as rcguard left it: every block not yet
+ * ended in the database (a block whose time ran out since the last run is
+ * still in the rules until this run ends it), or nothing when rcguard is
+ * disabled. Taken before the read and after the expiry: equal, nothing this
+ * run did asks the rules to change.
+ */
 function wanted(ctx: GuardContext, data: StoreData): DesiredState {
-  return ctx.config.enabled ? desiredState(ctx.config, data, ctx.now()) : {instances: []}
+  return ctx.config.enabled ? desiredState(ctx.config, data, Number.NEGATIVE_INFINITY) : {instances: []}
 }
 
 /** The earliest end of a block in force after `now`; null when none ends. */
