@@ -10,6 +10,7 @@ import {join} from 'node:path'
 import {execa} from 'execa'
 import {appendLines, at, burst, cli, f2, nowEnv, oneLogConfig, setup, stderrLines, type Setup} from '../helpers/env.js'
 import {parseSamples} from '../../src/core/metrics/exposition.js'
+import {sleep, Watcher} from '../helpers/watcher.js'
 
 function withMetrics(t: Parameters<typeof setup>[0], extra: Record<string, unknown> = {}): Setup & {prom: string; promDir: string} {
   const s = setup(t)
@@ -198,4 +199,23 @@ test('promtool check metrics passes on the textfile with no warning or lint prob
   const r = await execa(promtool, ['check', 'metrics'], {input: readFileSync(s.prom), reject: false})
   assert.equal(r.exitCode, 0, `${r.stdout}${r.stderr}`)
   assert.equal(`${r.stdout}${r.stderr}`.trim(), '', 'promtool reported problems')
+})
+
+test('watch writes the textfile after each cycle', async (t) => {
+  const s = withMetrics(t)
+  const w = new Watcher(s.config)
+  t.after(async () => {
+    if (w.alive) await w.stop()
+  })
+  await w.waitFor(/^rcguard watch: following/)
+  appendLines(s.log, burst(new Date(Date.now() - 60_000), '192.0.2.50', 6, 1))
+  await w.waitFor(/^blocked 192\.0\.2\.50 /m)
+  // The textfile is written after the cycle's report: wait for it.
+  const deadline = Date.now() + 10_000
+  while (Date.now() < deadline && (!existsSync(s.prom) || v(read(s.prom), COUNTED) !== 6)) await sleep(50)
+  const m = read(s.prom)
+  assert.equal(v(m, COUNTED), 6)
+  assert.equal(v(m, BY('failures')), 1)
+  assert.equal(v(m, ACTIVE('ipv4')), 1)
+  assert.equal(await w.stop(), 0)
 })
