@@ -178,6 +178,16 @@ export const configSchema = z
       })
       .strict()
       .optional(),
+    /** Prometheus metrics for node_exporter's textfile collector (core/metrics); absent: none written. */
+    metrics: z
+      .object({
+        textfile: z
+          .string()
+          .min(1)
+          .refine((p) => /[^/]\.prom$/.test(p), {message: 'must name a file ending in .prom (node_exporter\'s textfile collector reads only those)'}),
+      })
+      .strict()
+      .optional(),
     escalation: z
       .object({
         /** Each new block of an address blocked before lasts blockMinutes × factor^(earlier blocks). 1: no escalation. */
@@ -238,6 +248,7 @@ export function validateConfig(raw: unknown, source: string, baseDir: string): C
   }
   const config = result.data
   config.database = resolve(baseDir, config.database)
+  if (config.metrics !== undefined) config.metrics.textfile = resolve(baseDir, config.metrics.textfile)
   for (const instance of config.instances) {
     for (const log of instance.logs) log.path = resolve(baseDir, log.path)
   }

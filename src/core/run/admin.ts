@@ -3,6 +3,7 @@
  * that changes the store holds the lock, writes, then brings the firewall in
  * line (desired.ts).
  */
+import {countHandBlocks} from '../metrics/metrics.js'
 import {blockLength, neverBlockOverlap, neverBlockReason, newEntry, pruneEntries} from '../decisions/decide.js'
 import {UsageError} from '../errors.js'
 import type {ApplyResult} from '../firewall/index.js'
@@ -167,6 +168,7 @@ export async function block(
     if (refused.length > 0) throw new UsageError(`refused: ${refused.join('; ')}`)
     const now = ctx.now()
     const done: string[] = []
+    const handBlocks: string[] = []
     for (const {ip, written} of targets) {
       // With ipv6Prefix set, an IPv6 address's (or narrower network's) network: the entry its failures count against.
       const k = key(ip)
@@ -185,10 +187,12 @@ export async function block(
         entry.rule = 'hand'
         delete entry.tried
         if (options.comment !== undefined) entry.comment = options.comment
+        handBlocks.push(instance)
         done.push(`${name}: blocked on ${instance} ${minutes === 0 ? 'until deleted' : `for ${minutes} min`}`)
       }
     }
     pruneEntries(data, ctx.config, now)
+    await countHandBlocks(ctx.config, data, handBlocks)
     await ctx.store.write(data)
     try {
       const fw = await syncFirewall(ctx, data)

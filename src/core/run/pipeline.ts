@@ -10,10 +10,11 @@ import type {AccountAlert} from '../decisions/accounts.js'
 import {BesideRules} from '../decisions/beside.js'
 import {windowsOf} from '../decisions/windows.js'
 import {keepSmall} from '../store/keep-small.js'
-import {ExitCode, FirewallError, RcguardError, UsageError} from '../errors.js'
+import {BusyError, ExitCode, FirewallError, RcguardError, UsageError} from '../errors.js'
 import {afterSave} from '../firewall/backend.js'
 import type {ApplyResult, DesiredState} from '../firewall/index.js'
 import {hostname} from 'node:os'
+import {performance} from 'node:perf_hooks'
 import {basename} from 'node:path'
 import {isRotatedName, readNewLines, readTail, unreadable} from '../logreader/reader.js'
 import {buildDigest, notify} from '../notify/index.js'
@@ -23,6 +24,7 @@ import {DoubtTally} from '../report/doubts.js'
 import {emptyData, type StoreData, type StoredPosition} from '../store/schema.js'
 import {type GuardContext, type BlockInfo, whitelistOf, readData, readDataTracked, blockInfo} from './context.js'
 import {desiredState, syncFirewall} from './desired.js'
+import {failedRun, MetricsRun, newTally, tallyBlock, tallyDecision, tallyError, tallyLines, type RunTally} from '../metrics/metrics.js'
 
 export interface FileReport {
   file: string
@@ -45,6 +47,8 @@ export interface ScanResult {
   /** Accounts reported under attack by this read (accountAlert), in the order their windows completed. */
   accountAlerts: AccountAlert[]
   warnings: string[]
+  /** What this read adds to the metrics counters (core/metrics). */
+  tally: RunTally
 }
 
 export interface HacksResult extends ScanResult {
@@ -126,6 +130,7 @@ async function scanInto(ctx: GuardContext, data: StoreData, options: ScanOptions
     accountAlerts: [],
     warnings: [],
     stats: {failures: 0, counted: 0, addresses: 0},
+    tally: newTally(),
   }
   const positions: Record<string, StoredPosition> = {}
   const proxies = proxyList(config.trustedProxies)
@@ -140,7 +145,10 @@ async function scanInto(ctx: GuardContext, data: StoreData, options: ScanOptions
     const parseOptions: ParseOptions = {countErrors: new Set(config.countErrors), trustedProxies: proxies, loginLc: instance.loginLc, userNameCut: instance.userNameCut}
     for (const log of instance.logs) {
       const {paths, warning} = await expandLog(log.path)
-      if (warning !== undefined) result.warnings.push(warning)
+      if (warning !== undefined) {
+        result.warnings.push(warning)
+        tallyError(result.tally, 'log')
+      }
       for (const file of paths) {
         const saved = data.positions[file]
         let cutoff = -Infinity
@@ -178,6 +186,9 @@ async function scanInto(ctx: GuardContext, data: StoreData, options: ScanOptions
           // The rules beside the windows (networkBlock, accountAlert): the blocks this failure set off, the account it completed.
           const {blocks: extra, alert} = beside.feed(sourced, decision)
           if (alert !== null) result.accountAlerts.push(alert)
+          tallyDecision(result.tally, decision)
+          tallyBlock(result.tally, decision)
+          for (const d of extra) tallyBlock(result.tally, d)
           if (sourced.outcome === 'failure') {
             result.stats.failures++
             if (sourced.counted && sourced.ip !== null) result.stats.counted++
@@ -227,6 +238,9 @@ async function scanInto(ctx: GuardContext, data: StoreData, options: ScanOptions
         old += parser.skipped
         if (old > 0) notes.push(`first read: ${old} failed login(s) older than ${periodMs / 60_000} min before the log's newest line not counted`)
         result.warnings.push(...report.warnings)
+        // A log that could not be read (missing, unreadable, not a file, lines too long): an error of the log stage.
+        tallyError(result.tally, 'log', report.warnings.length)
+        tallyLines(result.tally, instance.name, report.lines)
         if (report.position !== undefined) positions[file] = {...report.position, parser: parser.state, warned}
         result.files.push({file, bytes: report.bytes, lines: report.lines, events, notes})
       }
@@ -302,7 +316,7 @@ export async function scanFile(
   return {...result, replayBlocks}
 }
 
-export type CycleOptions = {dryRun: boolean} & Pick<ScanOptions, 'collect' | 'progress'>
+export type CycleOptions = {dryRun: boolean; metrics?: MetricsRun | null} & Pick<ScanOptions, 'collect' | 'progress'>
 
 /**
  * One run of the guard, the caller holding the lock (unless a dry run): scan
@@ -312,6 +326,9 @@ export type CycleOptions = {dryRun: boolean} & Pick<ScanOptions, 'collect' | 'pr
  */
 export async function cycle(ctx: GuardContext, options: CycleOptions): Promise<HacksResult> {
   const {data, merged} = await readDataTracked(ctx)
+  const run = options.dryRun ? null : (options.metrics ?? null)
+  // What the firewall held as the last run left it: when that is still what it must hold after this run, a change the apply makes is a repair.
+  const wantedBefore = run === null ? '' : JSON.stringify(wanted(ctx, data))
   const was = {positions: JSON.stringify(data.positions), ledger: JSON.stringify(data.ledger), accounts: JSON.stringify(data.accounts), networks: JSON.stringify(data.networks)}
   const scanned = await scanInto(ctx, data, {collect: options.collect, progress: options.progress, repeatWarnings: options.dryRun})
   const now = ctx.now()
@@ -337,19 +354,41 @@ export async function cycle(ctx: GuardContext, options: CycleOptions): Promise<H
       firewall: {backend: ctx.firewall.name, changed: false, drift: [], applied: [], rendered: ctx.firewall.render(desired)},
     }
   }
+  // The counters ride along with the run's own write (a run that changes nothing leaves them to the textfile: metrics.ts).
+  if (run !== null) await run.count(data, scanned.tally)
   if (changed) await ctx.store.write(data)
   else ctx.store.unchanged?.(data)
   let applied: ApplyResult = {changed: false, drift: [], applied: []}
   let firewallError: FirewallError | undefined
+  const previous = data.firewall
+  const applyStart = performance.now()
   try {
     applied = await syncFirewall(ctx, data)
   } catch (err) {
     // The blocks are in the database: report and notify them all the same, then fail.
     if (!(err instanceof FirewallError)) throw err
     firewallError = afterSave(err)
+    run?.error('firewall')
+  }
+  if (run !== null) {
+    // Rules put right that this run did not ask to change: the same backend as before, the same blocks as the last run left.
+    const sameBackend = previous !== undefined && previous.backend === ctx.firewall.name && previous.prefix === ctx.config.firewall.prefix
+    run.applied(performance.now() - applyStart, firewallError === undefined && applied.changed && sameBackend && JSON.stringify(wanted(ctx, data)) === wantedBefore)
+    run.blocksInForce(data, now)
   }
   base.warnings.push(...(applied.warnings ?? []))
   return {...base, firewall: {...applied, backend: ctx.firewall.name}, ...(firewallError === undefined ? {} : {firewallError})}
+}
+
+/**
+ * What the firewall holds when it is as rcguard left it: every block not yet
+ * ended in the database (a block whose time ran out since the last run is
+ * still in the rules until this run ends it), or nothing when rcguard is
+ * disabled. Taken before the read and after the expiry: equal, nothing this
+ * run did asks the rules to change.
+ */
+function wanted(ctx: GuardContext, data: StoreData): DesiredState {
+  return ctx.config.enabled ? desiredState(ctx.config, data, Number.NEGATIVE_INFINITY) : {instances: []}
 }
 
 /** The earliest end of a block in force after `now`; null when none ends. */
@@ -378,14 +417,28 @@ export async function notifyChanges(
   return {notified, warnings}
 }
 
-/** `hacks`: one cycle under the lock (giving up at once when it is held), then one digest. */
+/**
+ * `hacks`: one cycle under the lock (giving up at once when it is held), then
+ * one digest, then the metrics textfile (when configured; not for a dry run).
+ * A run that fails still writes the textfile, its error counted.
+ */
 export async function hacks(ctx: GuardContext, options: CycleOptions): Promise<HacksResult> {
   if (options.dryRun) return cycle(ctx, options)
-  return ctx.store.withLock({wait: false}, async () => {
-    const result = await cycle(ctx, options)
-    const sent = await notifyChanges(ctx, {blocked: result.newlyBlocked, released: result.expired, accounts: result.accountAlerts})
-    result.warnings.push(...sent.warnings)
-    return {...result, notified: sent.notified}
-  })
+  const run = MetricsRun.start(ctx.config, ctx.now, false)
+  try {
+    return await ctx.store.withLock({wait: false}, async () => {
+      const result = await cycle(ctx, {...options, metrics: run})
+      const sent = await notifyChanges(ctx, {blocked: result.newlyBlocked, released: result.expired, accounts: result.accountAlerts})
+      result.warnings.push(...sent.warnings)
+      run?.error('notify', sent.warnings.length)
+      const problem = (await run?.write(result.firewallError === undefined)) ?? null
+      if (problem !== null) result.warnings.push(problem)
+      return {...result, notified: sent.notified}
+    })
+  } catch (err) {
+    // Another run holds the lock (BusyError): it writes the textfile.
+    if (!(err instanceof BusyError)) await failedRun(run, err)
+    throw err
+  }
 }
 

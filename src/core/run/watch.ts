@@ -39,6 +39,7 @@ import {CachingStore} from '../store/cache.js'
 import type {BlockInfo, GuardContext} from './context.js'
 import type {AccountAlert} from '../decisions/accounts.js'
 import {cycle, expandLog, notifyChanges, type HacksResult} from './pipeline.js'
+import {failedRun, MetricsRun} from '../metrics/metrics.js'
 
 export interface WatchOptions {
   signal: AbortSignal
@@ -203,6 +204,8 @@ export async function watch(given: GuardContext, options: WatchOptions): Promise
   let dueAt = 0
   const pending = {blocked: [] as BlockInfo[], released: [] as BlockInfo[], accounts: [] as AccountAlert[]}
   let lastNotify = -Infinity
+  /** Notifications that failed since the last cycle: counted in the next cycle's metrics. */
+  let notifyErrors = 0
 
   const sendPending = async (force: boolean): Promise<void> => {
     if (pending.blocked.length === 0 && pending.released.length === 0 && pending.accounts.length === 0) return
@@ -212,6 +215,7 @@ export async function watch(given: GuardContext, options: WatchOptions): Promise
     try {
       const sent = await notifyChanges(ctx, changes)
       for (const w of sent.warnings) problem(w)
+      notifyErrors += sent.warnings.length
       for (const n of sent.notified) options.onNote?.(n)
     } catch (err) {
       if (!(err instanceof RcguardError)) throw err
@@ -246,8 +250,17 @@ export async function watch(given: GuardContext, options: WatchOptions): Promise
 
   async function runCycle(): Promise<'ok' | 'busy' | 'failed'> {
     const started = Date.now()
+    // Each cycle writes the metrics textfile (when configured), as a hacks run does.
+    const run = MetricsRun.start(ctx.config, ctx.now, false)
     try {
-      const result = await ctx.store.withLock({wait: false}, () => cycle(ctx, {dryRun: false}))
+      const result = await ctx.store.withLock({wait: false}, async () => {
+        const r = await cycle(ctx, {dryRun: false, metrics: run})
+        run?.error('notify', notifyErrors)
+        const unwritten = (await run?.write(r.firewallError === undefined)) ?? null
+        if (run !== null) notifyErrors = 0
+        if (unwritten !== null) r.warnings.push(unwritten)
+        return r
+      })
       summary.cycles++
       for (const w of result.warnings) problem(w)
       options.onCycle(result)
@@ -266,6 +279,9 @@ export async function watch(given: GuardContext, options: WatchOptions): Promise
     } catch (err) {
       if (err instanceof BusyError) return 'busy'
       if (!(err instanceof RcguardError)) throw err
+      run?.error('notify', notifyErrors)
+      await failedRun(run, err)
+      if (run !== null) notifyErrors = 0
       summary.failed++
       problem(`${err.message}; trying again in ${Math.round(retryMs / 1000)} s`)
       dueAt = Date.now() + retryMs

@@ -171,10 +171,10 @@ async function removeOrphans(path: string): Promise<void> {
  * byte written (writeFile loops over short writes and reports ENOSPC), its
  * length checked, flushed to disk, renamed over the old one (rename replaces
  * a link of that name, never what it points to), and the directory flushed
- * so the rename survives a power cut. On any failure the temporary file goes
+ * so the rename survives a power cut (`mode`: another mode than 0600). On any failure the temporary file goes
  * and the old file is untouched. The directory must be one rcguard trusts.
  */
-export async function atomicWrite(path: string, text: string | Iterable<string>): Promise<void> {
+export async function atomicWrite(path: string, text: string | Iterable<string>, options: {mode?: number} = {}): Promise<void> {
   await removeOrphans(path)
   const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`)
   // Pieces are written one after another: the whole text need not fit in one string.
@@ -185,6 +185,8 @@ export async function atomicWrite(path: string, text: string | Iterable<string>)
   try {
     fh = await createExclusive(tmp)
     made = true
+    // A file others must read (the metrics textfile, for node_exporter): widened before anything is in it.
+    if (options.mode !== undefined) await fh.chmod(options.mode)
     for (const part of parts) {
       const bytes = Buffer.from(part)
       length += bytes.length

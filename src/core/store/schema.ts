@@ -16,6 +16,7 @@
 import * as z from 'zod'
 import {MAX_ACCOUNTS, MAX_NETWORKS, MAX_USER_LENGTH, MAX_WINDOW_ADDRESSES} from './bounds.js'
 import {MAX_TRIED, RULE_PATTERN, TRIED_PATTERN} from '../decisions/windows.js'
+import {MAX_SERIES, SERIES_KEY} from '../metrics/exposition.js'
 import {
   entryAddressProblem,
   fingerprintProblem,
@@ -129,6 +130,20 @@ export const networkRecordSchema = z.object({
   recent: z.array(z.object({ip: address, time: ms})).max(MAX_WINDOW_ADDRESSES),
 })
 
+/**
+ * What the metrics textfile's counters (core/metrics) keep between runs: each series by its name and labels
+ * as the exposition format writes it (`rcguard_blocks_total{instance="master",reason="failures"}`), and when
+ * the last successful run ended. Optional and added without a schema bump: an older file lacks it (counting
+ * starts at 0), an older rcguard drops it.
+ */
+export const metricsRecordSchema = z.object({
+  series: z
+    .record(z.string().max(512).regex(SERIES_KEY, 'not a series rcguard writes (rcguard_…{label="value",…})'), count)
+    .refine((r) => Object.keys(r).length <= MAX_SERIES, {message: `more than ${MAX_SERIES} series`}),
+  /** Epoch milliseconds; absent: no run has succeeded yet. */
+  lastSuccess: ms.optional(),
+})
+
 export const whitelistEntrySchema = z.object({
   /** Canonical CIDR text. */
   cidr: checked(whitelistCidrProblem),
@@ -184,6 +199,8 @@ export const dataSchema = z.object({
   accounts: z.array(accountRecordSchema).max(MAX_ACCOUNTS).optional(),
   /** Networks with an open window (networkBlock): absent when none are kept. */
   networks: z.array(networkRecordSchema).max(MAX_NETWORKS).optional(),
+  /** The Prometheus counters (metrics.textfile, core/metrics): absent when no textfile is configured. */
+  metrics: metricsRecordSchema.optional(),
 })
 
 export type Entry = z.infer<typeof entrySchema>
@@ -194,6 +211,7 @@ export type TwinRecord = z.infer<typeof twinSchema>
 export type LedgerData = z.infer<typeof ledgerSchema>
 export type AccountRecord = z.infer<typeof accountRecordSchema>
 export type NetworkRecord = z.infer<typeof networkRecordSchema>
+export type MetricsRecord = z.infer<typeof metricsRecordSchema>
 
 export function emptyData(): StoreData {
   return {schemaVersion: SCHEMA_VERSION, entries: [], whitelist: [], positions: {}, ledger: {twins: [], accounts: []}}
