@@ -371,9 +371,9 @@ export async function cycle(ctx: GuardContext, options: CycleOptions): Promise<H
     run?.error('firewall')
   }
   if (run !== null) {
-    // Rules put right that this run did not ask to change: the same backend as before, the same blocks as the last run left.
+    // Rules put right that this run did not ask to change: the same backend as before, the same blocks as the last run left, not set up again (after flush, enabled again).
     const sameBackend = previous !== undefined && previous.backend === ctx.firewall.name && previous.prefix === ctx.config.firewall.prefix
-    run.applied(performance.now() - applyStart, firewallError === undefined && applied.changed && sameBackend && JSON.stringify(wanted(ctx, data)) === wantedBefore)
+    run.applied(performance.now() - applyStart, firewallError === undefined && applied.changed && applied.cause === undefined && sameBackend && JSON.stringify(wanted(ctx, data)) === wantedBefore)
     run.blocksInForce(data, now)
   }
   base.warnings.push(...(applied.warnings ?? []))
