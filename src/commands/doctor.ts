@@ -1,7 +1,5 @@
 import {Flags} from '@oclif/core'
 import {BaseCommand} from '../base-command.js'
-import {runDoctor} from '../core/doctor/doctor.js'
-import {doctorLines} from '../ui/doctor-output.js'
 
 export default class Doctor extends BaseCommand<typeof Doctor> {
   static override summary = "Check rcguard's configuration against Roundcube's real one."
@@ -14,6 +12,9 @@ export default class Doctor extends BaseCommand<typeof Doctor> {
   static override examples = ['<%= config.bin %> doctor', '<%= config.bin %> doctor --roundcube /var/www/roundcube --json']
 
   async run(): Promise<unknown> {
+    // Loaded here, not at start: the commands cron runs never load doctor's code.
+    const {runDoctor} = await import('../core/doctor/doctor.js')
+    const {doctorLines} = await import('../ui/doctor-output.js')
     const report = await runDoctor({configPath: this.flags.config, roundcubeDir: this.flags.roundcube})
     process.exitCode = report.status
     if (this.jsonEnabled()) return report

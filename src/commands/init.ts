@@ -1,10 +1,7 @@
 import {Flags} from '@oclif/core'
 import {BaseCommand} from '../base-command.js'
 import {DEFAULT_CONFIG_PATH} from '../core/config/config.js'
-import {readRoundcube, runDoctor} from '../core/doctor/doctor.js'
-import {initConfigText, writeInitConfig} from '../core/doctor/init.js'
 import {RcguardError} from '../core/errors.js'
-import {doctorLines} from '../ui/doctor-output.js'
 
 export default class Init extends BaseCommand<typeof Init> {
   static override summary = "Write rcguard's configuration from Roundcube's, then run doctor."
@@ -19,6 +16,9 @@ export default class Init extends BaseCommand<typeof Init> {
 
   async run(): Promise<unknown> {
     const path = this.flags.config ?? DEFAULT_CONFIG_PATH
+    const {readRoundcube, runDoctor} = await import('../core/doctor/doctor.js')
+    const {initConfigText, writeInitConfig} = await import('../core/doctor/init.js')
+    const {doctorLines} = await import('../ui/doctor-output.js')
     const rc = await readRoundcube(this.flags.roundcube)
     if ('id' in rc) throw new RcguardError(`${rc.message} (${rc.fix}): nothing written`, 2)
     await writeInitConfig(path, initConfigText(rc), this.flags.force)

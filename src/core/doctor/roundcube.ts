@@ -23,7 +23,6 @@
  */
 import {existsSync, statSync} from 'node:fs'
 import {dirname, join, resolve} from 'node:path'
-import {execa} from 'execa'
 import * as z from 'zod'
 
 export const DEFAULT_ROUNDCUBE_DIRS = ['/var/lib/roundcube', '/etc/roundcube', '/usr/share/roundcube', '/var/www/roundcube', '/var/www/html'] as const
@@ -190,6 +189,8 @@ export async function readRoundcubeConfig(dirs: RoundcubeDirs, options: ReadOpti
     throw new RoundcubeReadError(`no defaults.inc.php in ${dirs.configDir} or ${join(dirs.installDir, 'config')}: not a Roundcube 1.x configuration`, 'no-defaults', `point --roundcube at Roundcube's install directory or its config directory`)
   }
   const php = options.php ?? 'php'
+  // execa loads only for doctor and init (a cron run of hacks never loads it: test/cli/bundle.test.ts).
+  const {execa} = await import('execa')
   const r = await execa(php, ['-d', 'display_errors=stderr', '-d', 'log_errors=0', '-d', 'html_errors=0', '-r', SCRIPT, '--', dirs.defaultsFile, dirs.configFile, dirs.installDir, dirs.configDir, JSON.stringify(KEYS)], {
     cwd: dirs.installDir,
     reject: false,

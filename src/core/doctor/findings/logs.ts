@@ -14,7 +14,8 @@ export function logFindings(input: DoctorInput): Finding[] {
   const logs = guardLogs(config)
   /** rcguard logs that some profile writes to, by driver. */
   const used = new Set<GuardLog>()
-  const fileOfAnyProfile = (g: GuardLog): boolean => rc.profiles.some((p) => driverOf(p) === 'file' && fileLogs(p, rc).some((f) => reads(g, f.real, f.path)))
+  // A log at a file-driver path (<log_dir>/errors.log, userlogins.log) of any profile, whatever its driver, is no syslog or stdout log.
+  const fileOfAnyProfile = (g: GuardLog): boolean => rc.profiles.some((p) => fileLogs({...p, settings: {...p.settings, log_logins: true}}, rc).some((f) => reads(g, f.real, f.path)))
   const configFile = rc.dirs.configFile
 
   for (const p of rc.profiles) {
