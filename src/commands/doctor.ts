@@ -15,7 +15,7 @@ export default class Doctor extends BaseCommand<typeof Doctor> {
     // Loaded here, not at start: the commands cron runs never load doctor's code.
     const {runDoctor} = await import('../core/doctor/doctor.js')
     const {doctorLines} = await import('../ui/doctor-output.js')
-    const report = await runDoctor({configPath: this.flags.config, roundcubeDir: this.flags.roundcube})
+    const report = await runDoctor({configPath: this.flags.config, roundcubeDir: this.flags.roundcube, systemRoot: process.env.RCGUARD_DOCTOR_ROOT})
     process.exitCode = report.status
     if (this.jsonEnabled()) return report
     for (const line of doctorLines(report)) this.log(line)

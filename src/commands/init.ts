@@ -22,7 +22,7 @@ export default class Init extends BaseCommand<typeof Init> {
     const rc = await readRoundcube(this.flags.roundcube)
     if ('id' in rc) throw new RcguardError(`${rc.message} (${rc.fix}): nothing written`, 2)
     await writeInitConfig(path, initConfigText(rc), this.flags.force)
-    const report = await runDoctor({configPath: path, roundcubeDir: this.flags.roundcube})
+    const report = await runDoctor({configPath: path, roundcubeDir: this.flags.roundcube, systemRoot: process.env.RCGUARD_DOCTOR_ROOT})
     process.exitCode = report.status
     if (this.jsonEnabled()) return {written: path, ...report}
     this.log(`wrote ${path}`)

@@ -5,7 +5,7 @@
  */
 import {test} from 'node:test'
 import assert from 'node:assert/strict'
-import {mkdirSync, writeFileSync} from 'node:fs'
+import {existsSync, mkdirSync, symlinkSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {execa} from 'execa'
 import {BIN, cli, f2, fileDate, tempDir} from '../helpers/env.js'
@@ -14,7 +14,7 @@ import type {Finding} from '../../src/core/doctor/types.js'
 import {cleanGuard, rcFixture, requireRoundcube, type RcFixture} from './fixture.js'
 
 async function doctor(f: RcFixture, config: string): Promise<Finding[]> {
-  return (await runDoctor({configPath: config, roundcubeDir: f.rcDir})).findings
+  return (await runDoctor({configPath: config, roundcubeDir: f.rcDir, systemRoot: f.root})).findings
 }
 
 const ids = (fs: Finding[]): string[] => fs.map((x) => `${x.severity}:${x.id}`).sort()
@@ -24,7 +24,7 @@ test('a configuration that matches Roundcube: no finding, exit 0, one ok line', 
   const f = rcFixture(t)
   const config = cleanGuard(f)
   assert.deepEqual(await doctor(f, config), [])
-  const r = await cli(['doctor', '--config', config, '--roundcube', f.rcDir])
+  const r = await cli(['doctor', '--config', config, '--roundcube', f.rcDir], f.cliOptions)
   assert.equal(r.exitCode, 0, r.stderr + r.stdout)
   assert.match(r.stdout, /^ok: rcguard's configuration .* matches Roundcube's/)
   assert.equal(r.stdout.trim().split('\n').length, 1)
@@ -33,7 +33,7 @@ test('a configuration that matches Roundcube: no finding, exit 0, one ok line', 
 test('--json: one document with findings (id, severity, message, fix) and the status', async (t) => {
   if (!requireRoundcube(t)) return
   const f = rcFixture(t, "$config['log_logins'] = false;")
-  const r = await cli(['doctor', '--json', '--config', f.guard({instances: [{name: 'master', ports: [443], logs: [f.errors]}]}), '--roundcube', f.rcDir])
+  const r = await cli(['doctor', '--json', '--config', f.guard({instances: [{name: 'master', ports: [443], logs: [f.errors]}]}), '--roundcube', f.rcDir], f.cliOptions)
   assert.equal(r.exitCode, 1, r.stderr)
   const doc = JSON.parse(r.stdout) as {findings: Finding[]; status: number}
   assert.equal(doc.status, 1)
@@ -132,7 +132,7 @@ test('per_user_logging: a note only (login attempts stay in the main logs), exit
   if (!requireRoundcube(t)) return
   const f = rcFixture(t, "$config['per_user_logging'] = true;")
   assert.deepEqual(ids(await doctor(f, cleanGuard(f))), ['info:per-user-logging'])
-  const r = await cli(['doctor', '--config', cleanGuard(f), '--roundcube', f.rcDir])
+  const r = await cli(['doctor', '--config', cleanGuard(f), '--roundcube', f.rcDir], f.cliOptions)
   assert.equal(r.exitCode, 0)
 })
 
@@ -181,8 +181,13 @@ test('recent login lines with forwarded headers from an untrusted address: a war
 test('php missing: one line saying so, exit 2', async (t) => {
   if (!requireRoundcube(t)) return
   const f = rcFixture(t)
+  // A PATH with the firewall tools of the default backend (iptables) and no php.
   const empty = tempDir(t)
-  const r = await execa(process.execPath, [BIN, 'doctor', '--config', cleanGuard(f), '--roundcube', f.rcDir], {reject: false, env: {PATH: empty, NO_COLOR: '1'}, extendEnv: false})
+  for (const tool of ['iptables-restore', 'ip6tables-restore']) {
+    const found = ['/usr/sbin', '/sbin', '/usr/bin'].map((d) => join(d, tool)).find((p) => existsSync(p))
+    if (found !== undefined) symlinkSync(found, join(empty, tool))
+  }
+  const r = await execa(process.execPath, [BIN, 'doctor', '--config', cleanGuard(f), '--roundcube', f.rcDir], {reject: false, env: {PATH: empty, NO_COLOR: '1', RCGUARD_DOCTOR_ROOT: f.root}, extendEnv: false})
   assert.equal(r.exitCode, 2, String(r.stderr))
   assert.deepEqual(String(r.stdout).trim().split('\n'), [String(r.stdout).trim()])
   assert.match(String(r.stdout), /^error: php-missing: php not found on PATH.*fix: apt-get install php-cli/)
@@ -191,11 +196,11 @@ test('php missing: one line saying so, exit 2', async (t) => {
 test('a Roundcube directory that is none, and a broken config.inc.php: one error each, exit 2', async (t) => {
   if (!requireRoundcube(t)) return
   const f = rcFixture(t)
-  const r = await cli(['doctor', '--config', cleanGuard(f), '--roundcube', tempDir(t)])
+  const r = await cli(['doctor', '--config', cleanGuard(f), '--roundcube', tempDir(t)], f.cliOptions)
   assert.equal(r.exitCode, 2)
   assert.match(r.stdout, /^error: roundcube-not-found: /)
   f.php('this is not php(')
-  const broken = await cli(['doctor', '--config', cleanGuard(f), '--roundcube', f.rcDir])
+  const broken = await cli(['doctor', '--config', cleanGuard(f), '--roundcube', f.rcDir], f.cliOptions)
   assert.equal(broken.exitCode, 2)
   assert.match(broken.stdout, /^error: php-failed: php could not read Roundcube's configuration/)
 })
@@ -204,7 +209,7 @@ test("rcguard's own configuration invalid: an error finding, exit 2", async (t) 
   if (!requireRoundcube(t)) return
   const f = rcFixture(t)
   const bad = f.guard({maxAttempts: 'many'})
-  const r = await cli(['doctor', '--config', bad, '--roundcube', f.rcDir])
+  const r = await cli(['doctor', '--config', bad, '--roundcube', f.rcDir], f.cliOptions)
   assert.equal(r.exitCode, 2)
   assert.match(r.stdout, /^error: rcguard-config: invalid configuration .*maxAttempts/)
 })
@@ -215,7 +220,7 @@ test('an install directory (config/ inside) is accepted as --roundcube', async (
   const install = join(f.dir, 'install')
   mkdirSync(install)
   await execa('cp', ['-a', f.rcDir, join(install, 'config')])
-  const r = await cli(['doctor', '--config', cleanGuard(f), '--roundcube', install])
+  const r = await cli(['doctor', '--config', cleanGuard(f), '--roundcube', install], f.cliOptions)
   assert.equal(r.exitCode, 0, r.stdout)
   void fileDate
 })

@@ -42,6 +42,10 @@ export interface RcFixture {
   logDir: string
   errors: string
   userlogins: string
+  /** A system root whose /etc/cron.d/rcguard runs rcguard (doctor's scheduling checks look there, not at the host). */
+  root: string
+  /** For cli(): RCGUARD_DOCTOR_ROOT set to root. */
+  cliOptions: {env: Record<string, string>}
   /** Appends PHP to the copied config.inc.php. */
   php(code: string): void
   /** Writes an rcguard configuration (JSON, which is YAML) and returns its path. */
@@ -85,8 +89,13 @@ export function rcFixture(t: {after: (fn: () => void) => void}, extra = ''): RcF
     ].join('\n'),
   )
   if (extra !== '') php(extra)
+  const root = join(dir, 'root')
+  mkdirSync(join(root, 'etc', 'cron.d'), {recursive: true})
+  writeFileSync(join(root, 'etc', 'cron.d', 'rcguard'), 'PATH=/usr/sbin:/usr/bin:/sbin:/bin\n* * * * * root rcguard hacks\n')
   let n = 0
   return {
+    root,
+    cliOptions: {env: {RCGUARD_DOCTOR_ROOT: root}},
     dir,
     rcDir,
     logDir,

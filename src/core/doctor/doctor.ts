@@ -10,6 +10,7 @@ import {doctorStatus, type Finding} from './types.js'
 import {logFindings} from './findings/logs.js'
 import {loggingFindings} from './findings/logging.js'
 import {proxyFindings} from './findings/proxies.js'
+import {backendFindings, scheduleFindings, storeFindings} from './findings/system.js'
 
 export interface DoctorOptions {
   /** rcguard's configuration file; undefined: the default path (built-in defaults when missing). */
@@ -17,6 +18,8 @@ export interface DoctorOptions {
   /** `--roundcube DIR`; undefined: the usual places (roundcube.ts). */
   roundcubeDir?: string
   php?: string
+  /** Where /etc and /var are looked for by the scheduling checks: `/` but in tests (RCGUARD_DOCTOR_ROOT). */
+  systemRoot?: string
 }
 
 export interface DoctorReport {
@@ -68,6 +71,9 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
     for (const file of rc.unreadHosts) findings.push({id: 'roundcube-host-config', severity: 'warning', message: `include_host_config names ${file}, which php could not read: its settings are not checked`, fix: `create it, or remove it from include_host_config`})
     const input = {config: loaded.config, configPath: loaded.path, roundcube: rc}
     findings.push(...logFindings(input), ...loggingFindings(input), ...(await proxyFindings(input)))
+  }
+  if (loaded !== null) {
+    findings.push(...backendFindings(loaded.config), ...scheduleFindings(options.systemRoot ?? '/'), ...(await storeFindings(loaded.config)))
   }
   return {findings, status: doctorStatus(findings), config: loaded?.path ?? null, roundcube: 'id' in rc ? null : rc.dirs}
 }
