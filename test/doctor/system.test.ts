@@ -49,7 +49,7 @@ test('schedule: nothing scheduled is a warning; cron and the timer both are a wa
   assert.deepEqual(scheduleFindings(root), [])
 })
 
-test('a database that fails validation: an error with the store's own repair as its fix, exit 2', async (t) => {
+test("a database that fails validation: an error with the store's own repair as its fix, exit 2", async (t) => {
   if (!requireRoundcube(t)) return
   const f = rcFixture(t)
   writeFileSync(join(f.dir, 'db.json'), JSON.stringify({schemaVersion: 4, entries: [{ip: '300.1.2.3'}], whitelist: [], positions: {}}), {mode: 0o600})
