@@ -21,7 +21,9 @@ export default class Init extends BaseCommand<typeof Init> {
     const {doctorLines} = await import('../ui/doctor-output.js')
     const rc = await readRoundcube(this.flags.roundcube)
     if ('id' in rc) throw new RcguardError(`${rc.message} (${rc.fix}): nothing written`, 2)
-    await writeInitConfig(path, initConfigText(rc), this.flags.force)
+    const {listeners, webPorts} = await import('../core/doctor/findings/ports.js')
+    const sockets = await listeners()
+    await writeInitConfig(path, initConfigText(rc, {ports: sockets === null ? undefined : webPorts(sockets)}), this.flags.force)
     const report = await runDoctor({configPath: path, roundcubeDir: this.flags.roundcube, systemRoot: process.env.RCGUARD_DOCTOR_ROOT})
     process.exitCode = report.status
     if (this.jsonEnabled()) return {written: path, ...report}

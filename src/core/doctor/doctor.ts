@@ -10,6 +10,7 @@ import {doctorStatus, type Finding} from './types.js'
 import {logFindings} from './findings/logs.js'
 import {loggingFindings} from './findings/logging.js'
 import {proxyFindings} from './findings/proxies.js'
+import {listeners, portFindings} from './findings/ports.js'
 import {backendFindings, scheduleFindings, storeFindings} from './findings/system.js'
 
 export interface DoctorOptions {
@@ -74,6 +75,9 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
   }
   if (loaded !== null) {
     findings.push(...backendFindings(loaded.config), ...scheduleFindings(options.systemRoot ?? '/'), ...(await storeFindings(loaded.config)))
+    // The machine's sockets, only for the machine itself (a test's systemRoot is not where they are).
+    const sockets = options.systemRoot === undefined || options.systemRoot === '/' ? await listeners() : null
+    if (sockets !== null) findings.push(...portFindings(loaded.config, sockets))
   }
   return {findings, status: doctorStatus(findings), config: loaded?.path ?? null, roundcube: 'id' in rc ? null : rc.dirs}
 }

@@ -21,6 +21,8 @@ const q = (s: string): string => JSON.stringify(s)
 export interface InitChoices {
   /** The backend to write; default: the one `auto` would pick here (nft when installed). */
   backend?: string
+  /** The ports the web server listens on (findings/ports.ts); default 80 and 443. */
+  ports?: number[]
 }
 
 /** The configuration text for the Roundcube read. */
@@ -79,8 +81,8 @@ export function initConfigText(rc: RoundcubeConfig, choices: InitChoices = {}): 
     '  - name: master',
     `    # Roundcube's login_lc`,
     `    loginLc: ${loginLc}`,
-    '    # The ports the web server serves Roundcube on: blocked addresses lose these.',
-    '    ports: [80, 443]',
+    `    # The ports the web server serves Roundcube on${choices.ports !== undefined && choices.ports.length > 0 ? ' (where it listens now, by ss)' : ''}: blocked addresses lose these.`,
+    `    ports: [${(choices.ports !== undefined && choices.ports.length > 0 ? choices.ports : [80, 443]).join(', ')}]`,
     '    logs:',
     ...logs,
     '',
