@@ -98,7 +98,8 @@ $keys = json_decode($a[4], true);
 $pick = function ($c) use ($keys) { $o = []; foreach ($keys as $k) if (array_key_exists($k, $c)) $o[$k] = $c[$k]; return $o; };
 $d = rcguard_load($defaults);
 if ($d === null) { fwrite(STDERR, "defaults.inc.php sets no \$config array\n"); exit(3); }
-$hasMain = is_file($main) && is_readable($main);
+if (is_file($main) && !is_readable($main)) { fwrite(STDERR, "cannot read $main: run as root (or as a member of its group)\n"); exit(4); }
+$hasMain = is_file($main);
 $c = $hasMain ? rcguard_load($main) : null;
 $all = array_merge($d, is_array($c) ? $c : []);
 $hosts = [];
