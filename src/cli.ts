@@ -7,8 +7,10 @@
  * checks that every file of src/commands is).
  */
 import Block from './commands/block.js'
+import Doctor from './commands/doctor.js'
 import Flush from './commands/flush.js'
 import Hacks from './commands/hacks.js'
+import Init from './commands/init.js'
 import List from './commands/list.js'
 import Scan from './commands/scan.js'
 import Unblock from './commands/unblock.js'
@@ -18,6 +20,6 @@ import {commands as helpCommands} from '@oclif/plugin-help'
 import type {Command} from '@oclif/core'
 
 /** rcguard's commands (one per file in src/commands), and `help` from @oclif/plugin-help, bundled rather than loaded as a plugin. */
-export const COMMANDS: Record<string, Command.Class> = {block: Block, flush: Flush, hacks: Hacks, list: List, scan: Scan, unblock: Unblock, watch: Watch, whitelist: Whitelist, ...helpCommands}
+export const COMMANDS: Record<string, Command.Class> = {block: Block, doctor: Doctor, flush: Flush, hacks: Hacks, init: Init, list: List, scan: Scan, unblock: Unblock, watch: Watch, whitelist: Whitelist, ...helpCommands}
 
 export {Errors, flush, run} from '@oclif/core'

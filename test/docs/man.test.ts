@@ -90,8 +90,8 @@ describe('man pages', () => {
       text = pageText('rcguard.8')
     })
 
-    test('the eight commands are found', () => {
-      assert.deepEqual([...commands.keys()], ['block', 'flush', 'hacks', 'list', 'scan', 'unblock', 'watch', 'whitelist'])
+    test('the ten commands are found', () => {
+      assert.deepEqual([...commands.keys()], ['block', 'doctor', 'flush', 'hacks', 'init', 'list', 'scan', 'unblock', 'watch', 'whitelist'])
     })
 
     test('every command has its section', () => {

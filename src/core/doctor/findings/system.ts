@@ -1,0 +1,90 @@
+/**
+ * The machine around rcguard: the firewall backend's tools, how rcguard is
+ * scheduled (cron, the systemd timer, or watch), and the database and its
+ * lock (read as every run reads them: JsonStore.read validates, through
+ * store/diagnose.ts, and names the repair).
+ */
+import {existsSync, readFileSync, readdirSync} from 'node:fs'
+import {join} from 'node:path'
+import type {Config} from '../../config/config.js'
+import {BusyError, errorMessage, RcguardError} from '../../errors.js'
+import {resolveBackendName} from '../../firewall/index.js'
+import {searchPath} from '../../firewall/runner.js'
+import {JsonStore} from '../../store/json-store.js'
+import {acquireLock} from '../../store/lock.js'
+import type {Finding} from '../types.js'
+
+const TOOLS: Record<string, {tools: string[]; apt: string}> = {
+  nftables: {tools: ['nft', 'perl'], apt: 'nftables perl'},
+  ipset: {tools: ['ipset', 'iptables-restore', 'ip6tables-restore'], apt: 'ipset iptables'},
+  iptables: {tools: ['iptables-restore', 'ip6tables-restore'], apt: 'iptables'},
+}
+
+/** The firewall backend's tools are on PATH (cron's PATH lacks /usr/sbin: the README says to set it). */
+export function backendFindings(config: Config, path = process.env.PATH): Finding[] {
+  const name = resolveBackendName(config)
+  if (name === 'none') return [{id: 'backend-none', severity: 'warning', message: 'firewall.backend is none: rcguard records offenders but blocks nobody', fix: 'set firewall.backend: auto (or nftables, ipset, iptables)'}]
+  const need = TOOLS[name]
+  if (need === undefined) return []
+  const dirs = searchPath(path).split(':')
+  const missing = need.tools.filter((t) => !dirs.some((d) => existsSync(join(d, t))))
+  if (missing.length === 0) return []
+  return [{id: 'backend-tools', severity: 'error', message: `the ${name} backend needs ${missing.join(', ')}, not found on PATH (${searchPath(path)}): every run fails at the firewall`, fix: `apt-get install ${need.apt}`}]
+}
+
+/** Non-comment lines of a crontab that run rcguard. */
+function cronLines(file: string): string[] {
+  try {
+    return readFileSync(file, 'utf8').split('\n').filter((l) => !/^\s*(#|$)/.test(l) && /\brcguard\b/.test(l) && !/^\s*[A-Za-z_]+=/.test(l))
+  } catch {
+    return []
+  }
+}
+
+function wanted(root: string, unit: string): boolean {
+  const dir = join(root, 'etc/systemd/system')
+  try {
+    return readdirSync(dir).some((d) => d.endsWith('.wants') && existsSync(join(dir, d, unit)))
+  } catch {
+    return false
+  }
+}
+
+/** How rcguard runs: at least one of cron, rcguard.timer and rcguard-watch; cron and the timer not both. `root` is `/` but in tests. */
+export function scheduleFindings(root = '/'): Finding[] {
+  const cron = [join(root, 'etc/cron.d/rcguard'), join(root, 'etc/crontab'), join(root, 'var/spool/cron/crontabs/root')].filter((f) => cronLines(f).length > 0)
+  const timer = wanted(root, 'rcguard.timer')
+  const watch = wanted(root, 'rcguard-watch.service')
+  const out: Finding[] = []
+  if (cron.length === 0 && !timer && !watch) {
+    out.push({id: 'not-scheduled', severity: 'warning', message: 'nothing runs rcguard: no rcguard line in /etc/cron.d/rcguard, /etc/crontab or root\'s crontab, and neither rcguard.timer nor rcguard-watch.service is enabled', fix: 'write /etc/cron.d/rcguard with "* * * * * root rcguard hacks" (see rcguard(8)), or systemctl enable --now rcguard-watch'})
+  }
+  if (cron.length + (timer ? 1 : 0) > 1) {
+    out.push({id: 'scheduled-twice', severity: 'warning', message: `rcguard hacks is scheduled more than once (${[...cron, ...(timer ? ['rcguard.timer'] : [])].join(', ')}): the runs only wait for each other's lock (exit 75)`, fix: 'keep one of them'})
+  }
+  return out
+}
+
+/** The database reads and validates as a run would read it; its lock is not held by anything but a run. */
+export async function storeFindings(config: Config): Promise<Finding[]> {
+  const out: Finding[] = []
+  try {
+    await new JsonStore(config.database).read()
+  } catch (err) {
+    if (!(err instanceof RcguardError)) throw err
+    // The store's message ends with its repair ("it was left untouched: <what to do>"): that is the fix.
+    const repair = /; it was left untouched: (.*)$/.exec(err.message)
+    out.push({id: 'database', severity: 'error', message: repair === null ? err.message : err.message.slice(0, repair.index), fix: repair?.[1] ?? 'see rcguard(8), RECOVERY'})
+    return out
+  }
+  const lock = `${config.database}.lock`
+  if (!existsSync(lock)) return out
+  try {
+    const held = await acquireLock(lock, {waitMs: 0})
+    await held.release()
+  } catch (err) {
+    if (err instanceof BusyError) out.push({id: 'lock-busy', severity: 'info', message: `the lock ${lock} is held: a run (or watch) is at work now`, fix: 'nothing to change, unless it stays held: then see what holds it (fuser -v ' + lock + ')'})
+    else out.push({id: 'lock', severity: 'error', message: errorMessage(err), fix: 'see rcguard(8), RECOVERY'})
+  }
+  return out
+}
