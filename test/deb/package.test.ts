@@ -135,19 +135,23 @@ test('dpkg: install runs the installed dry run, an upgrade keeps an edited conff
     return
   }
   const [a, b] = await Promise.all([deb(VERSION_A), deb(VERSION_B)])
-  const ns = await netns(t)
+  let ns: Awaited<ReturnType<typeof netns>> | undefined
   /** dpkg in the namespace, retried while another dpkg or apt holds its lock. */
   const dpkg = async (...args: string[]) => {
+    assert.ok(ns !== undefined)
     for (let i = 0; ; i++) {
       const r = await ns.run('dpkg', args)
       if (r.exitCode === 0 || !/lock/i.test(r.stderr) || i >= 30) return r
       await new Promise((res) => setTimeout(res, 2000))
     }
   }
-  const before = snapshot()
+  // Added before the namespace's own after hook (which deletes it), so it runs first (after hooks run in the
+  // order they were added): the package is purged, its prerm's flush in the namespace, even when the test fails.
   t.after(async () => {
-    await dpkg('--purge', 'rcguard')
+    if (ns !== undefined) await dpkg('--purge', 'rcguard')
   })
+  ns = await netns(t)
+  const before = snapshot()
 
   let r = await dpkg('-i', a)
   assert.equal(r.exitCode, 0, `dpkg -i A: ${r.stderr}`)
