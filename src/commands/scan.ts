@@ -113,7 +113,8 @@ export default class Scan extends BaseCommand<typeof Scan> {
     }
     if (log !== undefined || verbose) {
       const {stats} = result
-      this.log(`${stats.failures} failed logins recognised, ${stats.counted} counted, from ${stats.addresses} address(es)`)
+      const twins = stats.duplicates > 0 ? ` (${stats.duplicates} twin line(s) of an attempt already counted)` : ''
+      this.log(`${stats.failures} failed-login line(s) recognised, ${stats.counted} counted against an address${twins}, from ${stats.addresses} address(es)`)
     }
     return undefined
   }

@@ -44,7 +44,10 @@ export function firewallChangeLine(fw: {backend: string; drift: string[]; cause?
 
 export function blockLine(b: BlockInfo): string {
   const by = b.rule === undefined || b.rule === 'hand' ? '' : ` by ${ruleText(b.rule)}`
-  return `blocked ${b.ip} on ${b.instance} ${until(b)}${by} (${b.attempts} failed logins, last user "${safe(b.lastUser)}")`
+  // The failures that caused this block (not the entry's lifetime count); a network's swarm has none of its own.
+  const n = b.failures ?? b.attempts
+  const parts = [...(n > 0 ? [`${n} failed login${n === 1 ? '' : 's'}`] : []), ...(b.lastUser !== '' ? [`last user "${safe(b.lastUser)}"`] : [])]
+  return `blocked ${b.ip} on ${b.instance} ${until(b)}${by}${parts.length > 0 ? ` (${parts.join(', ')})` : ''}`
 }
 
 /** An account reported under attack (accountAlert): its name is attacker text, escaped. */

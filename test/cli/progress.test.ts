@@ -27,5 +27,5 @@ test('a progress bar on a terminal for a large read; none in a pipe, with --json
   assert.doesNotMatch(await onTerminal([...base, '--json']), /reading big\.log/)
   const piped = await cli(base)
   assert.doesNotMatch(piped.stderr, /reading/)
-  assert.match(piped.stdout, /180000 failed logins recognised/)
+  assert.match(piped.stdout, /180000 failed-login line\(s\) recognised/)
 })

@@ -66,6 +66,8 @@ export interface Decision {
   rule?: string
   /** The failure counted against a blocked network entry that holds its address, not against its own. */
   inside?: true
+  /** For `blocked` by a window: the failures that caused the block (within the window's period up to the one that completed it). */
+  failures?: number
 }
 
 export {DUPLICATE_WINDOW_MS, SKEW_MS} from './attempts.js'
@@ -355,7 +357,7 @@ export class Decider {
   }
 
   /** Starts the block of a row at `trigger` by `rule`: its length by escalation, its windows emptied. */
-  private startBlock(row: number, key: string, trigger: number, rule: string, event: SourcedEvent): Decision {
+  private startBlock(row: number, key: string, trigger: number, rule: string, event: SourcedEvent, caused?: number): Decision {
     const {settings} = this
     const hot = this.hot
     const h = row * this.stride
@@ -378,6 +380,7 @@ export class Decider {
       blockedAt: trigger,
       blockedUntil,
       rule,
+      ...(caused === undefined ? {} : {failures: caused}),
     }
   }
 
@@ -772,7 +775,14 @@ export class Decider {
         why: this.explain ? `${key}: ${held} of ${first.count} failures within ${minutes(settings.periodMinutes)}` : '',
       }
     }
-    return this.startBlock(row, key, trigger, rule, event)
+    // The failures that caused it: those within the blocking window's period up to the one that completed it.
+    const period = (windows.failures.find((w) => w.rule === rule) ?? windows.users.find((w) => w.rule === rule))?.periodMs ?? 0
+    let caused = 0
+    for (let i = 0; i < held; i++) {
+      const t = times[tBase + i] as number
+      if (t >= trigger - period && t <= trigger) caused++
+    }
+    return this.startBlock(row, key, trigger, rule, event, caused)
   }
 
   /**

@@ -34,6 +34,8 @@ export interface BlockInfo {
   blockedUntil: number | null
   /** The rule that made the block (decisions/windows.ts); absent: not known (a block of an older rcguard). */
   rule?: string
+  /** The failed logins that caused this block (within the blocking window); absent: not counted by a window (a network's swarm, an account under attack, an older block). */
+  failures?: number
 }
 
 
@@ -72,7 +74,7 @@ export async function readDataTracked(ctx: GuardContext): Promise<{data: StoreDa
   return {data, merged}
 }
 
-export function blockInfo(e: Entry): BlockInfo {
+export function blockInfo(e: Entry, failures?: number): BlockInfo {
   return {
     ip: e.ip,
     instance: e.instance,
@@ -83,5 +85,6 @@ export function blockInfo(e: Entry): BlockInfo {
     blockedAt: e.blockedAt ?? 0,
     blockedUntil: e.blockedUntil,
     ...(e.rule === undefined ? {} : {rule: e.rule}),
+    ...(failures === undefined ? {} : {failures}),
   }
 }

@@ -42,7 +42,8 @@ export interface ScanResult {
   /** Every decision when collected; otherwise only the blocks. */
   decisions: Decision[]
   /** Counts, always kept. */
-  stats: {failures: number; counted: number; addresses: number}
+  /** Failed-login lines read; of them counted against an address; twin lines of an attempt already counted (the other log's line). */
+  stats: {failures: number; counted: number; duplicates: number; addresses: number}
   newlyBlocked: BlockInfo[]
   /** Accounts reported under attack by this read (accountAlert), in the order their windows completed. */
   accountAlerts: AccountAlert[]
@@ -129,12 +130,14 @@ async function scanInto(ctx: GuardContext, data: StoreData, options: ScanOptions
     newlyBlocked: [],
     accountAlerts: [],
     warnings: [],
-    stats: {failures: 0, counted: 0, addresses: 0},
+    stats: {failures: 0, counted: 0, duplicates: 0, addresses: 0},
     tally: newTally(),
   }
   const positions: Record<string, StoredPosition> = {}
   const proxies = proxyList(config.trustedProxies)
   const before = new Set(data.entries.filter((e) => isBlockActive(e, now)).map((e) => `${e.instance} ${e.ip}`))
+  // Per entry blocked by a window in this read: the failures that caused the block (block lines say these, not the entry's lifetime count).
+  const caused = new Map<string, number>()
   const never = whitelistOf(config, data)
   const decider = new Decider(data, {...config, ipv6Prefix: config.firewall.ipv6Prefix}, never, now, options.collect === true)
   const beside = new BesideRules(config, data, never, decider)
@@ -191,7 +194,12 @@ async function scanInto(ctx: GuardContext, data: StoreData, options: ScanOptions
           for (const d of extra) tallyBlock(result.tally, d)
           if (sourced.outcome === 'failure') {
             result.stats.failures++
-            if (sourced.counted && sourced.ip !== null) result.stats.counted++
+            // Counted: against an address (a twin line of an attempt already counted is not, nor one never blocked).
+            if (decision.action === 'counted' || decision.action === 'blocked' || decision.action === 'already-blocked') result.stats.counted++
+            else if (decision.action === 'duplicate') result.stats.duplicates++
+          }
+          if (decision.action === 'blocked' && decision.failures !== undefined && decision.key !== undefined) {
+            caused.set(`${sourced.instance} ${decision.key}`, decision.failures)
           }
           if (options.onEvent !== undefined) options.onEvent(sourced, decision)
           if (options.collect === true) {
@@ -253,7 +261,7 @@ async function scanInto(ctx: GuardContext, data: StoreData, options: ScanOptions
   result.stats.addresses = decider.countedAddresses
   result.newlyBlocked = data.entries
     .filter((e) => isBlockActive(e, now) && !before.has(`${e.instance} ${e.ip}`))
-    .map(blockInfo)
+    .map((e) => blockInfo(e, caused.get(`${e.instance} ${e.ip}`)))
   Object.assign(data.positions, positions)
   return result
 }
@@ -332,7 +340,7 @@ export async function cycle(ctx: GuardContext, options: CycleOptions): Promise<H
   const was = {positions: JSON.stringify(data.positions), ledger: JSON.stringify(data.ledger), accounts: JSON.stringify(data.accounts), networks: JSON.stringify(data.networks)}
   const scanned = await scanInto(ctx, data, {collect: options.collect, progress: options.progress, repeatWarnings: options.dryRun})
   const now = ctx.now()
-  const expired = expireBlocks(data, now).map(blockInfo)
+  const expired = expireBlocks(data, now).map((e) => blockInfo(e))
   const kept = keepSmall(data, ctx.config, now)
   scanned.warnings.push(...kept.warnings)
   // A run that changed nothing (the common case, every minute) does not rewrite the database.
