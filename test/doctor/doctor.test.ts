@@ -178,6 +178,28 @@ test('recent login lines with forwarded headers from an untrusted address: a war
   assert.deepEqual(ids(await doctor(f, cleanGuard(f))), ['error:proxy-not-trusted', 'warning:forwarded-untrusted'])
 })
 
+test('a CDN or load balancer in front (most login lines from a few forwarding addresses, or from Cloudflare): behind-front; a bot hammering alone is none', async (t) => {
+  if (!requireRoundcube(t)) return
+  const f = rcFixture(t)
+  const now = new Date()
+  const through = Array.from({length: 25}, (_, i) => f2(now, `198.51.100.9 (X-Forwarded-For: 203.0.113.${i + 1})`))
+  writeFileSync(f.userlogins, `${[...through, f2(now, '192.0.2.44')].join('\n')}\n`)
+  f.php("$config['proxy_whitelist'] = ['198.51.100.9'];")
+  // Trusted as it should be: counting is right, but a block here still stops no client.
+  const fs = await doctor(f, cleanGuard(f, {}, {trustedProxies: ['198.51.100.9']}))
+  assert.deepEqual(ids(fs), ['warning:behind-front'])
+  assert.match(fs[0]?.message ?? '', /^25 of the last 26 login lines reached Roundcube from 1 address that forward their clients \(198\.51\.100\.9\)/)
+  assert.match(fs[0]?.fix ?? '', /CDN's own firewall/)
+  // One address failing 30 times without forwarded headers is an attacker, not a front.
+  writeFileSync(f.userlogins, `${Array.from({length: 30}, () => f2(now, '192.0.2.77')).join('\n')}\n`)
+  assert.deepEqual(ids(await doctor(f, cleanGuard(f, {}, {trustedProxies: ['198.51.100.9']}))), [])
+  // Lines from Cloudflare's ranges: a CDN, however few.
+  writeFileSync(f.userlogins, `${f2(now, '104.16.0.5 (X-Forwarded-For: 203.0.113.1)')}\n${f2(now, '192.0.2.77')}\n`)
+  const cdn = await doctor(f, cleanGuard(f, {}, {trustedProxies: ['198.51.100.9']}))
+  assert.ok(ids(cdn).includes('warning:behind-front'), ids(cdn).join(','))
+  assert.match(cdn.find((x) => x.id === 'behind-front')?.message ?? '', /from Cloudflare's addresses \(104\.16\.0\.5\)/)
+})
+
 test('php missing: one line saying so, exit 2', async (t) => {
   if (!requireRoundcube(t)) return
   const f = rcFixture(t)
