@@ -159,16 +159,18 @@ export const MAX_TRIED = 65_536
 /** What an entry's `tried` holds: 4 lowercase hexadecimal digits per tag. */
 export const TRIED_PATTERN = /^(?:[0-9a-f]{4})*$/
 
-const HEX: string[] = Array.from({length: 256}, (_, i) => i.toString(16).padStart(2, '0'))
+/** Bytes of tags being written as text (grown when needed). */
+let tagBytes = Buffer.alloc(128)
 
-/** Tags as an entry keeps them: 4 hexadecimal digits each, in the order of the failure times. */
+/**
+ * Tags as an entry keeps them: 4 hexadecimal digits each, in the order of
+ * the failure times. Made in one piece (Buffer's hex), not joined from
+ * pieces: a string an entry keeps is then one flat string, not a tree.
+ */
 export function tagsText(tags: ArrayLike<number>, base: number, n: number): string {
-  let s = ''
-  for (let i = base; i < base + n; i++) {
-    const g = tags[i] as number
-    s += (HEX[g >> 8] as string) + (HEX[g & 255] as string)
-  }
-  return s
+  if (tagBytes.length < 2 * n) tagBytes = Buffer.alloc(4 * n)
+  for (let i = 0; i < n; i++) tagBytes.writeUInt16BE(tags[base + i] as number, 2 * i)
+  return tagBytes.toString('hex', 0, 2 * n)
 }
 
 /** The tags of an entry's `tried` for `n` failure times: all 0 (unknown) when absent or of another length (a database written without them). */
