@@ -11,7 +11,7 @@ import {logFindings} from './findings/logs.js'
 import {loggingFindings} from './findings/logging.js'
 import {proxyFindings} from './findings/proxies.js'
 import {listeners, portFindings} from './findings/ports.js'
-import {backendFindings, scheduleFindings, storeFindings} from './findings/system.js'
+import {backendFindings, rulesFindings, scheduleFindings, storeFindings} from './findings/system.js'
 
 export interface DoctorOptions {
   /** rcguard's configuration file; undefined: the default path (built-in defaults when missing). */
@@ -75,8 +75,10 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
   }
   if (loaded !== null) {
     findings.push(...backendFindings(loaded.config), ...scheduleFindings(options.systemRoot ?? '/'), ...(await storeFindings(loaded.config)))
-    // The machine's sockets, only for the machine itself (a test's systemRoot is not where they are).
-    const sockets = options.systemRoot === undefined || options.systemRoot === '/' ? await listeners() : null
+    // The machine's sockets and live rules, only for the machine itself (a test's systemRoot is not where they are).
+    const itself = options.systemRoot === undefined || options.systemRoot === '/'
+    if (itself) findings.push(...(await rulesFindings(loaded.config)))
+    const sockets = itself ? await listeners() : null
     if (sockets !== null) findings.push(...portFindings(loaded.config, sockets))
   }
   return {findings, status: doctorStatus(findings), config: loaded?.path ?? null, roundcube: 'id' in rc ? null : rc.dirs}

@@ -94,6 +94,18 @@ export interface FirewallBackend {
   apply(desired: DesiredState, ownership?: Ownership): Promise<ApplyResult>
   /** Removes every object this backend owns; same-named objects of others are left alone and named in `kept`. */
   remove(ownership?: Ownership): Promise<ApplyResult>
+  /**
+   * Reads the live rules and changes nothing (rcguard doctor): what differs
+   * from the desired state's chains, hooks and tables (set members are left
+   * to hacks), and the warnings of rules of others that let packets past
+   * rcguard's (shadow.ts), as apply would give them.
+   */
+  inspect?(desired: DesiredState, ownership?: Ownership): Promise<Inspection>
+}
+
+export interface Inspection {
+  drift: string[]
+  warnings: string[]
 }
 
 export type BackendName = 'iptables' | 'ipset' | 'nftables' | 'none'

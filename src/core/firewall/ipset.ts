@@ -33,6 +33,7 @@ import {
   type BackendOptions,
   type DesiredState,
   type FirewallBackend,
+  type Inspection,
   type Ownership,
 } from './backend.js'
 import {iptablesShadows, ownHooks, shadowFields} from './shadow.js'
@@ -438,6 +439,23 @@ export class IpsetBackend implements FirewallBackend {
       ...held.map((h) => `ipset set ${h.name} is no longer wanted, but ${h.by}, which is not rcguard's, uses it: rcguard emptied the set and keeps it; delete that rule and the next run removes the set`),
     ])
     return result
+  }
+
+  async inspect(desired: DesiredState, ownership: Ownership = NO_ADOPTION): Promise<Inspection> {
+    const [saved, live4, live6] = await Promise.all([this.ipset(['save']), this.sync.read(4), this.sync.read(6)])
+    const live = parseIpsetSave(saved, (name) => this.isOurSet(name))
+    const rules: Record<Fam, LiveTable> = {4: live4, 6: live6}
+    const out: Inspection = {drift: [], warnings: []}
+    // The sets' members are left to hacks (their fingerprints): here, whether each set is there at all.
+    for (const name of this.wantedSets(desired).keys()) if (!live.has(name)) out.drift.push(`set ${name} is missing`)
+    for (const fam of [4, 6] as const) {
+      out.drift.push(...this.sync.plan(fam, this.wantedRules(desired, fam), rules[fam], ownership).drift)
+      const hooks = ownHooks(desired, this.options.chains, (hook, inst) =>
+        hookRules(hook, inst.ports, `-m set --match-set ${this.setName(inst.name, fam)} src ${verdict(this.options.action, fam)}`).map(marked),
+      )
+      out.warnings.push(...(shadowFields(iptablesShadows(rules[fam], fam, hooks, (rule) => this.sync.refersToUs(rule))).warnings ?? []))
+    }
+    return out
   }
 
   async remove(ownership: Ownership = NO_ADOPTION): Promise<ApplyResult> {

@@ -34,6 +34,7 @@ import {
   type BackendOptions,
   type DesiredState,
   type FirewallBackend,
+  type Inspection,
   type HookChain,
   type InstanceRules,
 } from './backend.js'
@@ -447,6 +448,17 @@ export class IptablesBackend implements FirewallBackend {
     const hooks = ownHooks(desired, this.options.chains, (hook, inst) => hookRules(hook, inst.ports, `-j ${this.chainName(inst.name)}`).map(marked))
     for (const fam of [4, 6] as const) merge(result, shadowFields(iptablesShadows(lives[fam], fam, hooks, (rule) => this.sync.refersToUs(rule))))
     return result
+  }
+
+  async inspect(desired: DesiredState, ownership: Ownership = NO_ADOPTION): Promise<Inspection> {
+    const lives = {4: await this.sync.read(4), 6: await this.sync.read(6)}
+    const hooks = ownHooks(desired, this.options.chains, (hook, inst) => hookRules(hook, inst.ports, `-j ${this.chainName(inst.name)}`).map(marked))
+    const out: Inspection = {drift: [], warnings: []}
+    for (const fam of [4, 6] as const) {
+      out.drift.push(...this.sync.plan(fam, this.wanted(desired, fam), lives[fam], ownership).drift)
+      out.warnings.push(...(shadowFields(iptablesShadows(lives[fam], fam, hooks, (rule) => this.sync.refersToUs(rule))).warnings ?? []))
+    }
+    return out
   }
 
   async remove(ownership: Ownership = NO_ADOPTION): Promise<ApplyResult> {

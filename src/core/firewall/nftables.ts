@@ -38,6 +38,7 @@ import {
   type BackendOptions,
   type DesiredState,
   type FirewallBackend,
+  type Inspection,
   type Ownership,
 } from './backend.js'
 import {oneLater, readGeneration, type CheckCacheEntry} from './generation.js'
@@ -282,6 +283,14 @@ export class NftablesBackend implements FirewallBackend {
     // Whether the table, as wanted, is reached: from the ruleset the cached path listed, else listed now (without elements).
     const all = this.listed ?? (await this.ruleset()) ?? []
     return merge(result, shadowFields(nftShadows(all, {table: this.table, chains: this.wanted(desired).chains}, desired)))
+  }
+
+  async inspect(desired: DesiredState): Promise<Inspection> {
+    this.listed = null
+    const want = this.wanted(desired)
+    const drift = this.differences(await this.liveStructure(), want, false)
+    const all = this.listed ?? (await this.ruleset()) ?? []
+    return {drift, warnings: shadowFields(nftShadows(all, {table: this.table, chains: want.chains}, desired)).warnings ?? []}
   }
 
   private async bringInLine(desired: DesiredState, ownership: Ownership): Promise<ApplyResult> {

@@ -2,13 +2,16 @@
  * The machine around rcguard: the firewall backend's tools, how rcguard is
  * scheduled (cron, the systemd timer, or watch), and the database and its
  * lock (read as every run reads them: JsonStore.read validates, through
- * store/diagnose.ts, and names the repair).
+ * store/diagnose.ts, and names the repair), and the live rules: in place,
+ * and not passed by rules of others (rulesFindings; read, never changed).
  */
 import {existsSync, readFileSync, readdirSync} from 'node:fs'
 import {join} from 'node:path'
 import type {Config} from '../../config/config.js'
 import {BusyError, errorMessage, RcguardError} from '../../errors.js'
-import {resolveBackendName} from '../../firewall/index.js'
+import {createBackend, ExecaRunner, resolveBackendName} from '../../firewall/index.js'
+import {ownershipOf} from '../../firewall/ownership.js'
+import {desiredState} from '../../run/desired.js'
 import {searchPath} from '../../firewall/runner.js'
 import {JsonStore} from '../../store/json-store.js'
 import {acquireLock} from '../../store/lock.js'
@@ -86,5 +89,37 @@ export async function storeFindings(config: Config): Promise<Finding[]> {
     if (err instanceof BusyError) out.push({id: 'lock-busy', severity: 'info', message: `the lock ${lock} is held: a run (or watch) is at work now`, fix: 'nothing to change, unless it stays held: then see what holds it (fuser -v ' + lock + ')'})
     else out.push({id: 'lock', severity: 'error', message: errorMessage(err), fix: 'see rcguard(8), RECOVERY'})
   }
+  return out
+}
+
+/**
+ * The rules rcguard wants are in place and reached: the live firewall read
+ * (never changed) against the database's desired state, and the rules of
+ * others that let packets past rcguard's (as every hacks run warns). Only
+ * as root, and only when the backend's tools are there (backendFindings says
+ * when they are not).
+ */
+export async function rulesFindings(config: Config): Promise<Finding[]> {
+  if (process.geteuid?.() !== 0 || resolveBackendName(config) === 'none' || backendFindings(config).length > 0) return []
+  let data
+  try {
+    data = await new JsonStore(config.database).read()
+  } catch {
+    return [] // storeFindings tells
+  }
+  const backend = createBackend(config, new ExecaRunner(() => undefined, config.firewall.timeoutSeconds * 1000))
+  if (backend.inspect === undefined) return []
+  let seen
+  try {
+    seen = await backend.inspect(config.enabled ? desiredState(config, data, Date.now()) : {instances: []}, ownershipOf(data.firewall, backend.name, config.firewall.prefix))
+  } catch (err) {
+    return [{id: 'rules-unreadable', severity: 'error', message: `the ${backend.name} rules cannot be read: ${errorMessage(err)}`, fix: 'see Errors under FIREWALL in rcguard(8); rcguard hacks --verbose shows the commands'}]
+  }
+  const out: Finding[] = []
+  if (seen.drift.length > 0) {
+    const first = data.firewall === undefined ? 'rcguard has not set its rules up yet' : `rcguard's ${backend.name} rules are not as the database wants them`
+    out.push({id: 'rules-missing', severity: 'warning', message: `${first}: ${seen.drift.slice(0, 3).join('; ')}${seen.drift.length > 3 ? ` and ${seen.drift.length - 3} more` : ''}`, fix: 'rcguard hacks (it puts them in place; if they go missing again, something removes them: a firewall reload, another tool)'})
+  }
+  for (const w of seen.warnings) out.push({id: 'rules-shadowed', severity: 'error', message: w, fix: "rcguard hacks --verbose says which rule of others comes first and the command that puts rcguard's rule first again"})
   return out
 }
