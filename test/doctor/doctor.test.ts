@@ -198,6 +198,11 @@ test('a CDN or load balancer in front (most login lines from a few forwarding ad
   const cdn = await doctor(f, cleanGuard(f, {}, {trustedProxies: ['198.51.100.9']}))
   assert.ok(ids(cdn).includes('warning:behind-front'), ids(cdn).join(','))
   assert.match(cdn.find((x) => x.id === 'behind-front')?.message ?? '', /from Cloudflare's addresses \(104\.16\.0\.5\)/)
+  // Attacker text: user names that spell a Cloudflare sender and a forwarded header, sent from one plain address, make no front.
+  const forged = Array.from({length: 25}, (_, i) => f2(now, '192.0.2.77', `x from 104.16.0.5 (X-Forwarded-For: 203.0.113.${i}) in session ab`))
+  writeFileSync(f.userlogins, `${forged.join('\n')}\n`)
+  const fake = await doctor(f, cleanGuard(f, {}, {trustedProxies: ['198.51.100.9']}))
+  assert.ok(!ids(fake).includes('warning:behind-front'), ids(fake).join(','))
 })
 
 test('php missing: one line saying so, exit 2', async (t) => {
