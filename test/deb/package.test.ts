@@ -168,6 +168,13 @@ test('dpkg: install runs the installed dry run, an upgrade keeps an edited conff
   assert.ok(warnings.length > 0 && warnings.every((l) => /^rcguard: warning: log \/var\/log\/roundcube\/\S+ does not exist/.test(l)), r.stderr)
   assert.ok(!existsSync('/var/lib/rcguard/db.json'), 'a dry run writes no state')
 
+  // The installed units as systemd itself loads them (no systemd as PID 1 needed): directives, the
+  // ExecStart binary, the timer's unit and the Documentation= man pages. Any complaint fails the test.
+  const units = ['rcguard.service', 'rcguard.timer', 'rcguard-watch.service'].map((u) => `/lib/systemd/system/${u}`)
+  r = await run('systemd-analyze', ['verify', '--man=yes', ...units])
+  assert.equal(r.exitCode, 0, `systemd-analyze verify: ${r.stderr}`)
+  assert.equal(r.stderr.trim(), '', `systemd-analyze verify says: ${r.stderr}`)
+
   // flush with nothing to remove, as the prerm runs it on a machine where rcguard never blocked.
   r = await ns.run('/usr/bin/rcguard', ['flush', '--yes', '--all'])
   assert.equal(r.exitCode, 0, `flush --yes --all: ${r.stderr}`)
