@@ -4,13 +4,15 @@
  * the rules are not set up yet (rules-missing), after `rcguard block` it says
  * nothing of them, when someone removes them it says so again, and an ACCEPT
  * inserted above rcguard's rule (iptables, ipset) is an error naming it
- * (rules-shadowed), while the kernel's listing shows doctor changed nothing.
+ * (rules-shadowed), while the kernel's listing shows doctor changed nothing;
+ * the real kernel supports each backend (no kernel-support), and refuses it to
+ * root in a user namespace of its own (kernel-support, and no rules finding).
  * Skips without root (and fails under CI=true), or without php and
  * Roundcube's configuration (test/doctor/fixture.ts).
  */
 import {test} from 'node:test'
 import assert from 'node:assert/strict'
-import {cli, netns, requireRoot} from '../helpers/env.js'
+import {BIN, cli, netns, requireRoot} from '../helpers/env.js'
 import {cleanGuard, rcFixture, requireRoundcube} from '../doctor/fixture.js'
 
 type Finding = {id: string; severity: string; message: string}
@@ -37,6 +39,8 @@ for (const b of BACKENDS) {
       return (JSON.parse(r.stdout) as {findings: Finding[]}).findings.filter((x) => x.id.startsWith('rules-'))
     }
 
+    const first = await cli(['doctor', '--json', '--config', config, '--roundcube', f.rcDir], {netns: ns.name})
+    assert.deepEqual((JSON.parse(first.stdout) as {findings: Finding[]}).findings.filter((x) => x.id === 'kernel-support'), [], 'the kernel supports every backend here')
     const fresh = await rules()
     assert.deepEqual(fresh.map((x) => `${x.severity}:${x.id}`), ['warning:rules-missing'])
     assert.match(fresh[0]?.message ?? '', /^rcguard has not set its rules up yet: /)
@@ -60,5 +64,24 @@ for (const b of BACKENDS) {
     const shadowed = await rules()
     assert.deepEqual(shadowed.map((x) => `${x.severity}:${x.id}`), ['error:rules-shadowed'])
     assert.match(shadowed[0]?.message ?? '', /INPUT rule 1 "-A INPUT -p tcp -m tcp --dport 443 -j ACCEPT" accepts tcp port 443 before rcguard's rules for master/)
+  })
+}
+
+for (const backend of ['nftables', 'ipset', 'iptables']) {
+  test(`${backend}: a kernel that refuses the backend (root in a user namespace without the network's NET_ADMIN, as in a container) is one kernel-support error, and no rules finding`, async (t) => {
+    if (!requireRoot(t) || !requireRoundcube(t)) return
+    const ns = await netns(t)
+    const f = rcFixture(t)
+    const config = cleanGuard(f, {}, {firewall: {backend}})
+    // uid 0 in a user namespace of its own: root to rcguard, but the namespace's network belongs to the parent's,
+    // so the kernel refuses every netfilter request (EPERM), as in a container without NET_ADMIN.
+    const r = await ns.run('unshare', ['--user', '--map-root-user', 'env', 'NO_COLOR=1', 'node', BIN, 'doctor', '--json', '--config', config, '--roundcube', f.rcDir])
+    assert.equal(r.exitCode, 2, `${r.stdout}${r.stderr}`)
+    const found = (JSON.parse(r.stdout) as {findings: Finding[]}).findings
+    const kernel = found.filter((x) => x.id === 'kernel-support')
+    assert.ok(kernel.length >= 1 && kernel.every((x) => x.severity === 'error'), JSON.stringify(found))
+    assert.match(kernel[0]?.message ?? '', new RegExp(`^the kernel refuses what the ${backend} backend makes: \\S+ .* says ".*(not permitted|Permission denied).*"`, 'i'))
+    assert.match((kernel[0] as {fix?: string} | undefined)?.fix ?? '', /CAP_NET_ADMIN/)
+    assert.deepEqual(found.filter((x) => x.id.startsWith('rules-')), [], 'a kernel that refuses cannot list the rules either: one finding says it')
   })
 }

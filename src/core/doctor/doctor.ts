@@ -11,7 +11,7 @@ import {logFindings} from './findings/logs.js'
 import {loggingFindings} from './findings/logging.js'
 import {proxyFindings} from './findings/proxies.js'
 import {listeners, portFindings} from './findings/ports.js'
-import {backendFindings, rulesFindings, scheduleFindings, storeFindings} from './findings/system.js'
+import {backendFindings, kernelFindings, rulesFindings, scheduleFindings, storeFindings} from './findings/system.js'
 
 export interface DoctorOptions {
   /** rcguard's configuration file; undefined: the default path (built-in defaults when missing). */
@@ -77,7 +77,11 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
     findings.push(...backendFindings(loaded.config), ...scheduleFindings(options.systemRoot ?? '/'), ...(await storeFindings(loaded.config)))
     // The machine's sockets and live rules, only for the machine itself (a test's systemRoot is not where they are).
     const itself = options.systemRoot === undefined || options.systemRoot === '/'
-    if (itself) findings.push(...(await rulesFindings(loaded.config)))
+    if (itself) {
+      const kernel = await kernelFindings(loaded.config)
+      // A kernel that refuses the backend cannot list its rules either: that one finding says it.
+      findings.push(...kernel, ...(kernel.length > 0 ? [] : await rulesFindings(loaded.config)))
+    }
     const sockets = itself ? await listeners() : null
     if (sockets !== null) findings.push(...portFindings(loaded.config, sockets))
   }

@@ -2,8 +2,10 @@
  * The machine around rcguard: the firewall backend's tools, how rcguard is
  * scheduled (cron, the systemd timer, or watch), and the database and its
  * lock (read as every run reads them: JsonStore.read validates, through
- * store/diagnose.ts, and names the repair), and the live rules: in place,
- * and not passed by rules of others (rulesFindings; read, never changed).
+ * store/diagnose.ts, and names the repair), the kernel's support for what the
+ * backend makes (kernelFindings: checked by the tools' own test modes, nothing
+ * committed), and the live rules: in place, and not passed by rules of others
+ * (rulesFindings; read, never changed).
  */
 import {existsSync, readFileSync, readdirSync} from 'node:fs'
 import {join} from 'node:path'
@@ -12,7 +14,7 @@ import {BusyError, errorMessage, RcguardError} from '../../errors.js'
 import {createBackend, ExecaRunner, resolveBackendName} from '../../firewall/index.js'
 import {ownershipOf} from '../../firewall/ownership.js'
 import {desiredState} from '../../run/desired.js'
-import {searchPath} from '../../firewall/runner.js'
+import {firstErrorLine, searchPath, toolHint} from '../../firewall/runner.js'
 import {JsonStore} from '../../store/json-store.js'
 import {acquireLock} from '../../store/lock.js'
 import type {Finding} from '../types.js'
@@ -88,6 +90,75 @@ export async function storeFindings(config: Config): Promise<Finding[]> {
   } catch (err) {
     if (err instanceof BusyError) out.push({id: 'lock-busy', severity: 'info', message: `the lock ${lock} is held: a run (or watch) is at work now`, fix: 'nothing to change, unless it stays held: then see what holds it (fuser -v ' + lock + ')'})
     else out.push({id: 'lock', severity: 'error', message: errorMessage(err), fix: 'see rcguard(8), RECOVERY'})
+  }
+  return out
+}
+
+/**
+ * What each backend asks of the kernel, checked without changing anything: nft's --check of a table like
+ * rcguard's (interval sets of both families, a filter chain on the input hook matching them), the iptables
+ * tools' listing of the filter table and --test of a marked multiport rule in a chain of their own, and ipset's listing
+ * of the sets.
+ */
+const PROBES: Record<string, {command: string; args: string[]; input?: string}[]> = {
+  nftables: [
+    {
+      command: 'nft',
+      args: ['--check', '-f', '-'],
+      input: [
+        'table inet rcguard_probe {',
+        '  set p4 { type ipv4_addr; flags interval; }',
+        '  set p6 { type ipv6_addr; flags interval; }',
+        '  chain input {',
+        '    type filter hook input priority -10; policy accept;',
+        '    ip saddr @p4 tcp dport { 80, 443 } drop',
+        '    ip6 saddr @p6 tcp dport { 80, 443 } reject with tcp reset',
+        '  }',
+        '}',
+        '',
+      ].join('\n'),
+    },
+  ],
+  iptables: [
+    // Reading the filter table, as every run does, fails when the kernel has none (ip_tables, or nf_tables under iptables-nft).
+    {command: 'iptables-save', args: ['-t', 'filter']},
+    {command: 'ip6tables-save', args: ['-t', 'filter']},
+    // The match extensions rcguard's rules use load (--test commits nothing).
+    ...['iptables-restore', 'ip6tables-restore'].map((command) => ({
+      command,
+      args: ['--test', '--noflush'],
+      input: '*filter\n:rcguard-probe - [0:0]\n-A rcguard-probe -p tcp -m multiport --dports 80,443 -m comment --comment "rcguard probe" -j DROP\nCOMMIT\n',
+    })),
+  ],
+}
+PROBES.ipset = [{command: 'ipset', args: ['-n', 'list']}, ...(PROBES.iptables ?? [])]
+
+/**
+ * The kernel supports what the backend makes: one finding per tool the kernel refuses (a missing
+ * nf_tables, ip_tables or ip_set module, a container without them). Only as root with the tools there.
+ */
+export async function kernelFindings(config: Config): Promise<Finding[]> {
+  const name = resolveBackendName(config)
+  if (process.geteuid?.() !== 0 || name === 'none' || backendFindings(config).length > 0) return []
+  const runner = new ExecaRunner(() => undefined, config.firewall.timeoutSeconds * 1000)
+  const out: Finding[] = []
+  for (const probe of PROBES[name] ?? []) {
+    let r
+    try {
+      r = await runner.run(probe.command, probe.args, {input: probe.input})
+    } catch (err) {
+      r = {exitCode: 1, stdout: '', stderr: errorMessage(err)}
+    }
+    if (r.exitCode === 0) continue
+    const hint = toolHint(r.stderr)
+    out.push({
+      id: 'kernel-support',
+      severity: 'error',
+      message: `the kernel refuses what the ${name} backend makes: ${probe.command} ${probe.args.join(' ')} says "${firstErrorLine(r.stderr)}"${hint}: every run fails at the firewall`,
+      fix: /not permitted|permission denied/i.test(r.stderr)
+        ? "rcguard needs CAP_NET_ADMIN over the network it guards: in a container, give it NET_ADMIN and the host's network (docker run --cap-add NET_ADMIN --network host), or run rcguard on the host"
+        : name === 'nftables' ? 'modprobe nf_tables (in a container: load it on the host, or give the container NET_ADMIN), or choose firewall.backend: iptables' : `modprobe ${name === 'ipset' ? 'ip_set ' : ''}ip_tables ip6_tables (in a container: on the host), or choose firewall.backend: nftables`,
+    })
   }
   return out
 }
