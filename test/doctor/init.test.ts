@@ -4,7 +4,7 @@
  */
 import {test} from 'node:test'
 import assert from 'node:assert/strict'
-import {readFileSync, statSync, writeFileSync} from 'node:fs'
+import {chmodSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {cli} from '../helpers/env.js'
 import {loadConfig} from '../../src/core/config/config.js'
@@ -60,4 +60,24 @@ test('init refuses to overwrite an existing file without --force (one line, exit
   assert.equal(forced.exitCode, 0, forced.stdout + forced.stderr)
   assert.match(readFileSync(path, 'utf8'), /written by rcguard init/)
   assert.equal(statSync(path).mode & 0o777, 0o600)
+})
+
+test('init refuses a directory others can write (one line, exit 3, nothing written), and makes a missing one 0700', async (t) => {
+  if (!requireRoundcube(t)) return
+  const f = rcFixture(t)
+  const open = join(f.dir, 'shared')
+  mkdirSync(open)
+  chmodSync(open, 0o777) // writable by every user, not sticky: anyone could swap the file for a link
+  const path = join(open, 'rcguard.yml')
+  const r = await cli(['init', '--config', path, '--roundcube', f.rcDir], f.cliOptions)
+  assert.equal(r.exitCode, 3, r.stdout + r.stderr)
+  assert.equal(r.stdout, '')
+  assert.match(r.stderr.trim(), new RegExp(`^rcguard: not writing ${path}: ${open} is writable by every user \\(mode 0777\\), .*; fix: chown root:root ${open} && chmod 700 ${open}$`))
+  assert.deepEqual(readdirSync(open), [], 'nothing written there, not even a temporary file')
+
+  const fresh = join(f.dir, 'new', 'rcguard.yml')
+  const made = await cli(['init', '--config', fresh, '--roundcube', f.rcDir], f.cliOptions)
+  assert.ok([0, 1, 2].includes(made.exitCode), made.stdout + made.stderr)
+  assert.equal(statSync(join(f.dir, 'new')).mode & 0o777, 0o700)
+  assert.match(readFileSync(fresh, 'utf8'), /written by rcguard init/)
 })

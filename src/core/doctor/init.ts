@@ -7,8 +7,9 @@
  * write, and a notify section may later hold a password).
  */
 import {constants} from 'node:fs'
-import {link, mkdir, open, rename, unlink} from 'node:fs/promises'
-import {dirname, join} from 'node:path'
+import {link, open, rename, unlink} from 'node:fs/promises'
+import {basename, dirname, join} from 'node:path'
+import {resolveTrusted, shown} from '../config/trust.js'
 import {ExitCode, RcguardError, errorMessage} from '../errors.js'
 import {detectBackend} from '../firewall/index.js'
 import {parseCidr} from '../net/ip.js'
@@ -98,11 +99,25 @@ export function initConfigText(rc: RoundcubeConfig, choices: InitChoices = {}): 
 
 /**
  * Writes text to path: refused when path exists and not force (exit status 3),
- * else written whole (a temporary file, then link or rename) with mode 0600.
+ * else written whole (a temporary file, then link or rename) with mode 0600, into a directory nobody
+ * but root (or the user running rcguard) can write; refused otherwise (exit status 3).
  */
 export async function writeInitConfig(path: string, text: string, force: boolean): Promise<void> {
-  await mkdir(dirname(path), {recursive: true, mode: 0o755})
-  const tmp = join(dirname(path), `.${path.split('/').pop() ?? 'rcguard.yml'}.${process.pid}.tmp`)
+  // Written as root: into a directory nobody else can write, reached by its real path (config/trust.ts, as the
+  // database's), so no link swapped in on the way makes the write land elsewhere. Missing: made 0700.
+  let found
+  try {
+    found = await resolveTrusted(dirname(path), {leaf: 'directory', create: true})
+  } catch (err) {
+    throw new RcguardError(`cannot create the directory ${shown(dirname(path))} for ${path}: ${errorMessage(err)}`, ExitCode.CONFIG)
+  }
+  if (found.kind === 'untrusted') {
+    throw new RcguardError(`not writing ${path}: ${shown(found.at)} ${found.reason}, so whoever can write there could replace the configuration or aim the write elsewhere; fix: ${found.fix}`, ExitCode.CONFIG)
+  }
+  if (found.kind === 'missing') throw new RcguardError(`cannot create the directory ${shown(dirname(path))} for ${path}`, ExitCode.CONFIG)
+  const name = basename(path)
+  path = join(found.real, name)
+  const tmp = join(found.real, `.${name}.${process.pid}.tmp`)
   const fh = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600)
   try {
     await fh.writeFile(text)
