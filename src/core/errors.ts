@@ -22,6 +22,8 @@ export const ExitCode = {
    * blocked. The command did the rest; the message names what holds and what lifts it.
    */
   STILL_IN_FORCE: 7,
+  /** A cluster node's admin command could not reach the cluster's Redis: nothing was changed, here or there. */
+  CLUSTER: 8,
   /** Another rcguard process holds the lock (EX_TEMPFAIL). `hacks` exits with it quietly. */
   BUSY: 75,
 } as const

@@ -11,6 +11,7 @@ import {ENVELOPE_IDS} from '../parser/envelopes.js'
 import {isKnownZone} from '../parser/timezone.js'
 import {notifySchema} from '../notify/config.js'
 import {readConfigText} from './read.js'
+import {clusterSchema} from '../cluster/config.js'
 import {parseConfigDocument} from './document.js'
 import {firewallNameProblems} from '../firewall/names.js'
 import {DEFAULT_MAX_ENTRIES, MAX_WINDOW_ADDRESSES} from '../store/bounds.js'
@@ -188,6 +189,8 @@ export const configSchema = z
       })
       .strict()
       .optional(),
+    /** Several web nodes, one guard (core/cluster): failures counted and blocks shared through Redis; absent: this host alone. */
+    cluster: clusterSchema.optional(),
     escalation: z
       .object({
         /** Each new block of an address blocked before lasts blockMinutes × factor^(earlier blocks). 1: no escalation. */

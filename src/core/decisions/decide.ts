@@ -108,7 +108,7 @@ function minutes(n: number): string {
 }
 
 /** Index of the first window of k failures within periodMs in sorted times, or -1. */
-function findWindow(times: number[], k: number, periodMs: number): number {
+export function findWindow(times: number[], k: number, periodMs: number): number {
   for (let i = 0; i + k - 1 < times.length; i++) {
     if ((times[i + k - 1] ?? 0) - (times[i] ?? 0) <= periodMs) return i
   }

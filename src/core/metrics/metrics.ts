@@ -28,7 +28,7 @@ import {atomicWrite, readOwnFile} from '../store/safe-files.js'
 import {parseSamples, render, seriesKey, type Family} from './exposition.js'
 
 /** The stages an error is counted under (rcguard_errors_total{stage}). */
-export const ERROR_STAGES = ['config', 'store', 'log', 'firewall', 'notify', 'other'] as const
+export const ERROR_STAGES = ['config', 'store', 'log', 'firewall', 'notify', 'cluster', 'other'] as const
 export type ErrorStage = (typeof ERROR_STAGES)[number]
 
 /** The rule kinds a block is counted under (rcguard_blocks_total{reason}): decisions/windows.ts RULE_PATTERN without its numbers. */

@@ -253,7 +253,7 @@ export class EntryParser {
     if (g.overflow) {
       event = {...event, counted: false, doubt: 'incomplete', reason: `a login entry longer than ${MAX_ENTRY_LINES} lines: not counted`}
     }
-    const line: SourcedLine = {event, lineNo: g.lineNo, text: g.text, file: g.file}
+    const line: SourcedLine = {event, lineNo: g.lineNo, text: g.text, file: g.file, offset: g.offset}
     if (this.parser.prefixRequired()) {
       this.release(Infinity, emit)
       emit(line)

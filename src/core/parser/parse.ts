@@ -132,6 +132,8 @@ export interface SourcedLine {
   lineNo: number
   text: string
   file: string
+  /** The byte offset of its (first) line in the file; -1 or absent: not known (a piece of a user name). */
+  offset?: number
 }
 
 /** One physical line as the parser sees it. */

@@ -18,6 +18,7 @@ import {listView, type EntryState, type ListView} from '../admin/list.js'
 import type {InvalidRecord} from '../store/diagnose.js'
 import {type GuardContext, whitelistOf, keyOf, readData} from './context.js'
 import {syncFirewall, firewallFailed, removeEverywhere} from './desired.js'
+import {shareAdminChange, snapshot} from './cluster-admin.js'
 
 export type {EntryState, ListCounts, ListRow, ListView} from '../admin/list.js'
 
@@ -77,7 +78,10 @@ async function mutate(
 ): Promise<ChangeResult> {
   return ctx.store.withLock({wait: true}, async () => {
     const data = await readData(ctx)
+    const before = snapshot(data, ctx.now())
     const result = change(data)
+    // A cluster node: the change goes to Redis first (cluster-admin.ts); unreachable, nothing is written.
+    await shareAdminChange(ctx.config, before, data, ctx.now())
     // What can no longer lead to a block goes at every write; the ceiling is the next hacks or scan's (store/keep-small.ts).
     pruneEntries(data, ctx.config, ctx.now())
     await ctx.store.write(data)
@@ -162,6 +166,7 @@ export async function block(
   }
   return ctx.store.withLock({wait: true}, async () => {
     const data = await readData(ctx)
+    const before = snapshot(data, ctx.now())
     const never = whitelistOf(ctx.config, data)
     const key = keyOf(ctx.config, never)
     const refused = targets.map((t) => blockRefusal(t.ip, never)).filter((why) => why !== null)
@@ -191,6 +196,7 @@ export async function block(
         done.push(`${name}: blocked on ${instance} ${minutes === 0 ? 'until deleted' : `for ${minutes} min`}`)
       }
     }
+    await shareAdminChange(ctx.config, before, data, now)
     pruneEntries(data, ctx.config, now)
     await countHandBlocks(ctx.config, data, handBlocks)
     await ctx.store.write(data)

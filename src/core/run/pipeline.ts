@@ -22,8 +22,9 @@ import {EntryParser, LineParser, type ParseOptions, type SourcedLine} from '../p
 import {proxyList} from '../parser/proxy.js'
 import {DoubtTally} from '../report/doubts.js'
 import {emptyData, type StoreData, type StoredPosition} from '../store/schema.js'
-import {type GuardContext, type BlockInfo, whitelistOf, readData, readDataTracked, blockInfo} from './context.js'
+import {type GuardContext, type BlockInfo, whitelistOf, keyOf, readData, readDataTracked, blockInfo} from './context.js'
 import {desiredState, syncFirewall} from './desired.js'
+import {ClusterFeed, syncCluster} from './cluster-sync.js'
 import {failedRun, MetricsRun, newTally, tallyBlock, tallyDecision, tallyError, tallyLines, type RunTally} from '../metrics/metrics.js'
 
 export interface FileReport {
@@ -50,6 +51,8 @@ export interface ScanResult {
   warnings: string[]
   /** What this read adds to the metrics counters (core/metrics). */
   tally: RunTally
+  /** In a cluster: the failures and successes this read counted, for Redis (cluster-sync.ts). */
+  feed?: ClusterFeed
 }
 
 export interface HacksResult extends ScanResult {
@@ -141,6 +144,11 @@ async function scanInto(ctx: GuardContext, data: StoreData, options: ScanOptions
   const never = whitelistOf(config, data)
   const decider = new Decider(data, {...config, ipv6Prefix: config.firewall.ipv6Prefix}, never, now, options.collect === true)
   const beside = new BesideRules(config, data, never, decider)
+  // A cluster node keeps what it counts for Redis; a success matters there only to windows it relaxes.
+  const feed = config.cluster === undefined ? undefined : new ClusterFeed(config.cluster.node)
+  const relaxing = feed !== undefined && (config.windows.length > 0 || config.resetOnSuccess)
+  const keyFor = keyOf(config, never)
+  if (feed !== undefined) result.feed = feed
   // A first read counts what the longest window (networkBlock's and accountAlert's included) can still hold.
   const periodMs = Math.max(windowsOf(config).longestMs, (config.networkBlock?.periodMinutes ?? 0) * 60_000, (config.accountAlert?.periodMinutes ?? 0) * 60_000)
   options.before?.()
@@ -171,7 +179,7 @@ async function scanInto(ctx: GuardContext, data: StoreData, options: ScanOptions
         if (options.collect !== true && options.onEvent === undefined) parser.skipBefore = cutoff
         let events = 0
         let old = 0
-        const handle = ({event, lineNo, text, file: from}: SourcedLine): void => {
+        const handle = ({event, lineNo, text, file: from, offset}: SourcedLine): void => {
           events++
           loginLines++
           const sourced = event as SourcedEvent
@@ -189,6 +197,10 @@ async function scanInto(ctx: GuardContext, data: StoreData, options: ScanOptions
           // The rules beside the windows (networkBlock, accountAlert): the blocks this failure set off, the account it completed.
           const {blocks: extra, alert} = beside.feed(sourced, decision)
           if (alert !== null) result.accountAlerts.push(alert)
+          if (feed !== undefined) {
+            feed.add(sourced, decision, offset)
+            if (relaxing && sourced.outcome === 'success' && sourced.ip !== null && sourced.doubt === undefined) feed.success(sourced, keyFor(sourced.ip))
+          }
           tallyDecision(result.tally, decision)
           tallyBlock(result.tally, decision)
           for (const d of extra) tallyBlock(result.tally, d)
@@ -340,12 +352,24 @@ export async function cycle(ctx: GuardContext, options: CycleOptions): Promise<H
   const was = {positions: JSON.stringify(data.positions), ledger: JSON.stringify(data.ledger), accounts: JSON.stringify(data.accounts), networks: JSON.stringify(data.networks)}
   const scanned = await scanInto(ctx, data, {collect: options.collect, progress: options.progress, repeatWarnings: options.dryRun})
   const now = ctx.now()
+  // A cluster node: its failures to Redis, the cluster's windows and blocks into the database (a dry run reaches no Redis).
+  let clusterChanged = false
+  if (ctx.config.cluster !== undefined && !options.dryRun && scanned.feed !== undefined) {
+    const before = JSON.stringify({e: data.entries, w: data.whitelist, c: data.cluster})
+    const shared = await syncCluster(ctx.config, data, scanned.feed, now)
+    scanned.warnings.push(...shared.warnings)
+    scanned.newlyBlocked.push(...shared.blocked)
+    for (const b of shared.blocked) tallyBlock(scanned.tally, {action: 'blocked', rule: b.rule, event: {instance: b.instance}} as Decision)
+    if (!shared.reached) run?.error('cluster')
+    clusterChanged = JSON.stringify({e: data.entries, w: data.whitelist, c: data.cluster}) !== before
+  }
   const expired = expireBlocks(data, now).map((e) => blockInfo(e))
   const kept = keepSmall(data, ctx.config, now)
   scanned.warnings.push(...kept.warnings)
   // A run that changed nothing (the common case, every minute) does not rewrite the database.
   const changed =
     merged ||
+    clusterChanged ||
     kept.changed ||
     expired.length > 0 ||
     ctx.store.migrating ||

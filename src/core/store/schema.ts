@@ -144,6 +144,29 @@ export const metricsRecordSchema = z.object({
   lastSuccess: ms.optional(),
 })
 
+/** How many failures (and successes) waiting for Redis a node keeps; past it the oldest go (they count here all the same). */
+export const MAX_OUTBOX = 100_000
+
+/**
+ * What a cluster node (`cluster:`, core/cluster) keeps of the cluster between runs: the failures and successes
+ * counted while Redis could not be reached, pushed at the next run that reaches it, and the clock difference
+ * last measured. Optional and added without a schema bump (as `metrics`): an older rcguard drops it.
+ */
+export const clusterRecordSchema = z.object({
+  /** Counted failures not yet in Redis: each with its identity (node, file, offset), so a push made twice counts once. */
+  outbox: z
+    .array(z.object({instance, key: address, time: ms, tag: z.number().int().min(0).max(0xffff), id: z.string().min(1).max(300)}))
+    .max(MAX_OUTBOX),
+  /** Successful logins not yet in Redis (they relax the windows but the first). */
+  successes: z.array(z.object({instance, key: address, time: ms})).max(MAX_OUTBOX),
+  /** Redis's clock minus this host's, in ms, when it was last reached. */
+  offset: z.number().int().min(-MAX_TIME).max(MAX_TIME).optional(),
+  /** When Redis was last reached (this host's clock); absent: never. */
+  reached: ms.optional(),
+  /** The whitelist entries (canonical CIDR) that came from the cluster: a removal there lifts them here. */
+  whitelisted: z.array(checked(whitelistCidrProblem)).max(MAX_OUTBOX).optional(),
+})
+
 export const whitelistEntrySchema = z.object({
   /** Canonical CIDR text. */
   cidr: checked(whitelistCidrProblem),
@@ -201,6 +224,8 @@ export const dataSchema = z.object({
   networks: z.array(networkRecordSchema).max(MAX_NETWORKS).optional(),
   /** The Prometheus counters (metrics.textfile, core/metrics): absent when no textfile is configured. */
   metrics: metricsRecordSchema.optional(),
+  /** A cluster node's own bookkeeping (cluster: in the configuration); absent: not in a cluster. */
+  cluster: clusterRecordSchema.optional(),
 })
 
 export type Entry = z.infer<typeof entrySchema>
@@ -212,6 +237,7 @@ export type LedgerData = z.infer<typeof ledgerSchema>
 export type AccountRecord = z.infer<typeof accountRecordSchema>
 export type NetworkRecord = z.infer<typeof networkRecordSchema>
 export type MetricsRecord = z.infer<typeof metricsRecordSchema>
+export type ClusterRecord = z.infer<typeof clusterRecordSchema>
 
 export function emptyData(): StoreData {
   return {schemaVersion: SCHEMA_VERSION, entries: [], whitelist: [], positions: {}, ledger: {twins: [], accounts: []}}
