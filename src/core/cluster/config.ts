@@ -81,6 +81,14 @@ export function shownTarget(t: RedisTarget): string {
   return `${t.tls ? 'rediss' : 'redis'}://${auth}${host}:${t.port}/${t.db}`
 }
 
+/** The host name, as a node name (the part before the first dot when it is longer than a name can be). */
+export function defaultNode(): string {
+  const h = hostname()
+  if (NODE.test(h)) return h
+  const short = h.split('.')[0] ?? ''
+  return NODE.test(short) ? short : 'node'
+}
+
 export const clusterSchema = z
   .object({
     /** redis://[user:password@]host[:port][/db], rediss://… (TLS), unix:///path/to/redis.sock[?db=N&password=…]. */
@@ -92,7 +100,8 @@ export const clusterSchema = z
     node: z
       .string()
       .regex(NODE, 'a node name is 1 to 64 letters, digits, ".", "_" or "-", starting with a letter or digit')
-      .default(() => (NODE.test(hostname()) ? hostname() : 'node')),
+      .optional()
+      .transform((n) => n ?? defaultNode()),
     /** Every key rcguard writes in Redis starts with it: several clusters (or other programs) can share one Redis. */
     prefix: z.string().regex(PREFIX, 'a prefix is 1 to 32 letters, digits or _ . : { } -').default('rcguard:'),
     /** How long a connection or a command may take before Redis counts as unreachable for this run. */

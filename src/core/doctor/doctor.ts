@@ -11,7 +11,7 @@ import {logFindings} from './findings/logs.js'
 import {loggingFindings} from './findings/logging.js'
 import {proxyFindings} from './findings/proxies.js'
 import {listeners, portFindings} from './findings/ports.js'
-import {backendFindings, kernelFindings, rulesFindings, scheduleFindings, storeFindings} from './findings/system.js'
+import {backendFindings, clusterFindings, kernelFindings, rulesFindings, scheduleFindings, storeFindings} from './findings/system.js'
 
 export interface DoctorOptions {
   /** rcguard's configuration file; undefined: the default path (built-in defaults when missing). */
@@ -74,7 +74,7 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
     findings.push(...logFindings(input), ...loggingFindings(input), ...(await proxyFindings(input)))
   }
   if (loaded !== null) {
-    findings.push(...backendFindings(loaded.config), ...scheduleFindings(options.systemRoot ?? '/'), ...(await storeFindings(loaded.config)))
+    findings.push(...backendFindings(loaded.config), ...scheduleFindings(options.systemRoot ?? '/'), ...(await storeFindings(loaded.config)), ...(await clusterFindings(loaded.config)))
     // The machine's sockets and live rules, only for the machine itself (a test's systemRoot is not where they are).
     const itself = options.systemRoot === undefined || options.systemRoot === '/'
     if (itself) {

@@ -194,3 +194,23 @@ export async function rulesFindings(config: Config): Promise<Finding[]> {
   for (const w of seen.warnings) out.push({id: 'rules-shadowed', severity: 'error', message: w, fix: "rcguard hacks --verbose says which rule of others comes first and the command that puts rcguard's rule first again"})
   return out
 }
+
+/** A cluster node: its Redis answers, and keeps rcguard's keys (a maxmemory-policy that can evict them is a warning). */
+export async function clusterFindings(config: Config): Promise<Finding[]> {
+  if (config.cluster === undefined) return []
+  const {ClusterClient, ClusterUnreachable, evictionProblem} = await import('../../cluster/client.js')
+  let client
+  try {
+    client = await ClusterClient.connect(config.cluster)
+    await client.call((r) => r.ping())
+  } catch (err) {
+    if (!(err instanceof ClusterUnreachable)) throw err
+    return [{id: 'cluster-unreachable', severity: 'error', message: `cluster: ${err.message}: every run counts and blocks on this node alone until it answers`, fix: 'check cluster.redis (address, password, database) and that Redis runs and this node may reach it'}]
+  }
+  try {
+    const problem = evictionProblem(await client.memoryPolicy(), client.shown)
+    return problem === null ? [] : [{id: 'cluster-eviction', severity: 'warning', message: problem, fix: 'redis-cli CONFIG SET maxmemory-policy noeviction (and in redis.conf), or a Redis for rcguard alone'}]
+  } finally {
+    await client.close()
+  }
+}
