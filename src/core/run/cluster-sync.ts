@@ -36,6 +36,8 @@ import {whitelistOf, blockInfo, type BlockInfo} from './context.js'
 
 /** Failures pushed per script call (a script blocks Redis while it runs). */
 const PUSH_KEYS = 256
+/** Block times that differ by at most this are the same block (the clock difference is measured at each run). */
+const SAME_MS = 60_000
 /** How long a tombstone (an unblock, a whitelist removal) is kept: every node runs within it. */
 const TOMBSTONE_MS = 7 * 24 * 3600_000
 
@@ -295,7 +297,7 @@ async function exchange(client: ClusterClient, config: Config, data: StoreData, 
     if (b !== undefined && inForce(b)) continue
     const tomb = tombs.get(id)
     if (tomb !== undefined && tomb >= toRedis(e.blockedAt ?? 0)) continue // lifted below
-    if (b !== undefined && b.at >= toRedis(e.blockedAt ?? 0)) continue // the cluster's block of it ended, or was shortened: its record rules
+    if (b !== undefined && b.at >= toRedis(e.blockedAt ?? 0) - SAME_MS) continue // the cluster's block of it ended, or was shortened: its record rules
     if (refused(e.ip) !== null) continue
     const minutes = e.blockedUntil === null ? 0 : Math.max(1 / 60, (e.blockedUntil - (e.blockedAt ?? now)) / 60_000)
     await claim(e.instance, e.ip, toRedis(e.blockedAt ?? now), e.rule ?? (e.comment !== null ? 'hand' : `failures:${config.maxAttempts}/${config.periodMinutes}`), false, e.comment, e.rule === 'hand' ? minutes : undefined)
@@ -320,8 +322,11 @@ async function exchange(client: ClusterClient, config: Config, data: StoreData, 
       data.entries.push(e)
       byId.set(id, e)
     }
-    if (e.blockedAt === at && e.blockedUntil === until && e.rule === b.rule) continue
-    if (!isBlockActive(e, now) || e.blockedAt !== at) out.adopted++
+    // The same block as this node holds: the clock difference measured at each run moves by a few ms (more
+    // when this host's clock is stepped); a block within a minute of it is left as it is.
+    const near = (x: number | null, y: number | null): boolean => (x === null ? y === null : y !== null && Math.abs(x - y) <= SAME_MS)
+    if (isBlockActive(e, now) && near(e.blockedAt, at) && near(e.blockedUntil, until) && e.rule === b.rule) continue
+    if (!isBlockActive(e, now)) out.adopted++
     e.blockedAt = at
     e.blockedUntil = until
     e.blocks = Math.max(e.blocks, b.n)
