@@ -147,6 +147,17 @@ export class ClusterClient {
     }
   }
 
+  /**
+   * Redis's clock minus this host's (`now`), in ms: every time written to Redis is moved by it, so the nodes'
+   * clocks need not agree. With RCGUARD_NOW (a fixed time: the test suite's), that time stands for every
+   * clock: 0.
+   */
+  async clockOffset(now: number): Promise<number> {
+    if (process.env.RCGUARD_NOW !== undefined && process.env.RCGUARD_NOW !== '') return 0
+    const t = await this.call((r) => r.time())
+    return Number(t[0]) * 1000 + Math.floor(Number(t[1]) / 1000) - now
+  }
+
   /** Redis's maxmemory-policy, or null when it cannot be read (CONFIG disabled, as on managed services). */
   async memoryPolicy(): Promise<string | null> {
     try {

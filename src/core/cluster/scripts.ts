@@ -1,7 +1,7 @@
 /**
  * The Lua scripts that change rcguard's keys in Redis. Each runs atomically
- * (Redis runs one script at a time), takes its time from Redis's own clock
- * (TIME: one clock for every node), and names every key it touches in KEYS.
+ * (Redis runs one script at a time), takes the time as its first argument,
+ * on Redis's clock (one clock for every node), and names every key it touches in KEYS.
  *
  * Keys, under the configured prefix P (keys.ts builds them):
  *   P f:<instance>:<key>  sorted set: one member per failure, `<identity>|<tag>`, scored by its time
@@ -15,19 +15,22 @@
  *   P nodes               hash: node → when it last ran (ms).
  */
 
-/** Redis's clock in milliseconds, inside a script. */
-const NOW = `local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)`
+/**
+ * The time of the change, the first argument of every script: the node's clock moved onto Redis's (the
+ * difference measured with TIME at the start of the run, cluster-sync.ts), so that every node's times are on
+ * one clock.
+ */
+const NOW = `local now = tonumber(ARGV[1])`
 
 /**
- * PUSH: KEYS = the failure sets of the keys pushed; ARGV = keepMs, then per key its count and that many
+ * PUSH: KEYS = the failure sets of the keys pushed; ARGV = now, keepMs, then per key its count and that many
  * (score, member) pairs. Adds each member once (NX: a member seen before keeps its first time), drops the
  * failures older than keepMs before the newest, sets the key to expire with them, and returns each set whole
  * (member, score, member, score, …) as it is after the update.
  */
 export const PUSH = `${NOW}
-local keep = tonumber(ARGV[1])
-local at = 2
+local keep = tonumber(ARGV[2])
+local at = 3
 local out = {}
 for i, key in ipairs(KEYS) do
   local n = tonumber(ARGV[at])
@@ -46,72 +49,72 @@ for i, key in ipairs(KEYS) do
 end
 return {now, out}`
 
-/** SUCCESS: KEYS[1] = the successes hash; ARGV = key, time pairs. Keeps the newest time per key. */
-export const SUCCESS = `for i = 1, #ARGV, 2 do
+/** SUCCESS: KEYS[1] = the successes hash; ARGV = now, then key, time pairs. Keeps the newest time per key. */
+export const SUCCESS = `for i = 2, #ARGV, 2 do
   local old = tonumber(redis.call('HGET', KEYS[1], ARGV[i]) or '-1')
   if tonumber(ARGV[i + 1]) > old then redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 end
 return 1`
 
 /**
- * CLAIM: KEYS = blocks hash, the key's failure set, tombstones hash; ARGV = key, at, rule, node, blockMs
+ * CLAIM: KEYS = blocks hash, the key's failure set, tombstones hash; ARGV = now, key, at, rule, node, blockMs
  * (0: until deleted), factor, maxMs, forgetMs, force (1: a block by hand, made even over one in force),
  * comment. A block in force is kept as it is (two nodes deciding the same block make one) unless forced;
  * otherwise its length grows with the key's earlier blocks (forgotten forgetMs after the last one ended),
  * its failures up to `at` are dropped, and a tombstone of it is removed. Returns the record in force.
  */
 export const CLAIM = `${NOW}
-local raw = redis.call('HGET', KEYS[1], ARGV[1])
+local raw = redis.call('HGET', KEYS[1], ARGV[2])
 local rec = nil
 if raw then rec = cjson.decode(raw) end
-local force = ARGV[9] == '1'
+local force = ARGV[10] == '1'
 if rec and not force and rec.at > 0 and (rec.till == -1 or rec.till > now) then return raw end
 local n = 0
 if rec then
   n = rec.n or 0
   local ended = rec.till
-  if ended ~= -1 and ended + tonumber(ARGV[8]) < now then n = 0 end
+  if ended ~= -1 and ended + tonumber(ARGV[9]) < now then n = 0 end
 end
-local at = tonumber(ARGV[2])
-local blockMs = tonumber(ARGV[5])
+local at = tonumber(ARGV[3])
+local blockMs = tonumber(ARGV[6])
 local till = -1
 if blockMs > 0 then
   local length = blockMs
-  local factor = tonumber(ARGV[6])
+  local factor = tonumber(ARGV[7])
   if factor > 1 and n > 0 then
-    length = math.min(blockMs * factor ^ math.min(n, 64), math.max(tonumber(ARGV[7]), blockMs))
+    length = math.min(blockMs * factor ^ math.min(n, 64), math.max(tonumber(ARGV[8]), blockMs))
   end
   till = at + math.floor(length)
 end
-local made = {at = at, till = till, rule = ARGV[3], node = ARGV[4], n = n + 1}
-if ARGV[10] ~= '' then made.c = ARGV[10] end
+local made = {at = at, till = till, rule = ARGV[4], node = ARGV[5], n = n + 1}
+if ARGV[11] ~= '' then made.c = ARGV[11] end
 local text = cjson.encode(made)
-redis.call('HSET', KEYS[1], ARGV[1], text)
+redis.call('HSET', KEYS[1], ARGV[2], text)
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', at)
-redis.call('HDEL', KEYS[3], ARGV[1])
+redis.call('HDEL', KEYS[3], ARGV[2])
 return text`
 
 /**
- * UNBLOCK: KEYS = blocks hash, the key's failure set, successes hash, tombstones hash; ARGV = key. Forgets
+ * UNBLOCK: KEYS = blocks hash, the key's failure set, successes hash, tombstones hash; ARGV = now, key. Forgets
  * the key (its block, history, failures) and leaves a tombstone, so every node lifts its copy. Returns 1 when
  * there was a record.
  */
 export const UNBLOCK = `${NOW}
-local had = redis.call('HDEL', KEYS[1], ARGV[1])
+local had = redis.call('HDEL', KEYS[1], ARGV[2])
 redis.call('DEL', KEYS[2])
-redis.call('HDEL', KEYS[3], ARGV[1])
-redis.call('HSET', KEYS[4], ARGV[1], now)
+redis.call('HDEL', KEYS[3], ARGV[2])
+redis.call('HSET', KEYS[4], ARGV[2], now)
 return had`
 
 /**
  * READ: KEYS = per instance its blocks hash then its tombstones hash, then the whitelist and its removals,
- * then the nodes hash; ARGV = forgetMs, tombstoneMs, node. Forgets block records whose last block ended
+ * then the nodes hash; ARGV = now, forgetMs, tombstoneMs, node. Forgets block records whose last block ended
  * more than forgetMs ago and tombstones older than tombstoneMs (checked and removed in the one script, so a
  * block claimed meanwhile is never lost), records that the node ran, and returns Redis's time and every hash.
  */
 export const READ = `${NOW}
-local forget = tonumber(ARGV[1])
-local tomb = tonumber(ARGV[2])
+local forget = tonumber(ARGV[2])
+local tomb = tonumber(ARGV[3])
 local out = {}
 local k = #KEYS - 3
 for i = 1, k, 2 do
@@ -141,16 +144,16 @@ for i = 1, k, 2 do
 end
 out[#out + 1] = redis.call('HGETALL', KEYS[k + 1])
 out[#out + 1] = redis.call('HGETALL', KEYS[k + 2])
-redis.call('HSET', KEYS[k + 3], ARGV[3], now)
+redis.call('HSET', KEYS[k + 3], ARGV[4], now)
 return {now, out}`
 
-/** WHITELIST: KEYS = whitelist hash, removals hash; ARGV = add (1) or remove (0), cidr, JSON record. */
+/** WHITELIST: KEYS = whitelist hash, removals hash; ARGV = now, add (1) or remove (0), cidr, JSON record. */
 export const WHITELIST = `${NOW}
-if ARGV[1] == '1' then
-  redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
-  redis.call('HDEL', KEYS[2], ARGV[2])
+if ARGV[2] == '1' then
+  redis.call('HSET', KEYS[1], ARGV[3], ARGV[4])
+  redis.call('HDEL', KEYS[2], ARGV[3])
   return 1
 end
-local had = redis.call('HDEL', KEYS[1], ARGV[2])
-redis.call('HSET', KEYS[2], ARGV[2], now)
+local had = redis.call('HDEL', KEYS[1], ARGV[3])
+redis.call('HSET', KEYS[2], ARGV[3], now)
 return had`

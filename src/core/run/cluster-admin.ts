@@ -49,21 +49,21 @@ export async function shareAdminChange(config: Config, before: AdminSnapshot, da
   try {
     client = await ClusterClient.connect(cluster)
     const keys = client.keys
-    const time = await client.call((r) => r.time())
-    const offset = Number(time[0]) * 1000 + Math.floor(Number(time[1]) / 1000) - now
+    const offset = await client.clockOffset(now)
+    const redisTime = now + offset
     for (const w of added) {
-      await client.call((r) => r.rcWhitelist(2, keys.whitelist(), keys.whitelistRemoved(), '1', w.cidr, JSON.stringify({comment: w.comment, added: w.added + offset})))
+      await client.call((r) => r.rcWhitelist(2, keys.whitelist(), keys.whitelistRemoved(), redisTime, '1', w.cidr, JSON.stringify({comment: w.comment, added: w.added + offset})))
     }
-    for (const cidr of removed) await client.call((r) => r.rcWhitelist(2, keys.whitelist(), keys.whitelistRemoved(), '0', cidr, ''))
+    for (const cidr of removed) await client.call((r) => r.rcWhitelist(2, keys.whitelist(), keys.whitelistRemoved(), redisTime, '0', cidr, ''))
     for (const id of lifted) {
       const [instance, key] = id.split(' ') as [string, string]
-      await client.call((r) => r.rcUnblock(4, keys.blocks(instance), keys.failures(instance, key), keys.successes(instance), keys.tombstones(instance), key))
+      await client.call((r) => r.rcUnblock(4, keys.blocks(instance), keys.failures(instance, key), keys.successes(instance), keys.tombstones(instance), redisTime, key))
     }
     for (const e of made) {
       const at = (e.blockedAt ?? now) + offset
       const blockMs = e.blockedUntil === null ? 0 : Math.max(1, e.blockedUntil - (e.blockedAt ?? now))
       await client.call((r) =>
-        r.rcClaim(3, keys.blocks(e.instance), keys.failures(e.instance, e.ip), keys.tombstones(e.instance), e.ip, at, 'hand', cluster.node, blockMs, 1, blockMs, config.escalation.forgetDays * 86_400_000, '1', e.comment ?? ''),
+        r.rcClaim(3, keys.blocks(e.instance), keys.failures(e.instance, e.ip), keys.tombstones(e.instance), redisTime, e.ip, at, 'hand', cluster.node, blockMs, 1, blockMs, config.escalation.forgetDays * 86_400_000, '1', e.comment ?? ''),
       )
     }
   } catch (err) {

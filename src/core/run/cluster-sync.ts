@@ -176,8 +176,8 @@ async function exchange(client: ClusterClient, config: Config, data: StoreData, 
   const keys = client.keys
   const windows = windowsOf(config)
   // Redis's clock minus this host's: every time written there is on Redis's clock.
-  const time = await client.call((r) => r.time())
-  const offset = Number(time[0]) * 1000 + Math.floor(Number(time[1]) / 1000) - now
+  const offset = await client.clockOffset(now)
+  const redisTime = now + offset
   const toRedis = (t: number): number => t + offset
   const fromRedis = (t: number): number => t - offset
   const instances = config.instances.map((i) => i.name)
@@ -190,7 +190,7 @@ async function exchange(client: ClusterClient, config: Config, data: StoreData, 
     list.push([s.key, String(toRedis(s.time))])
     successes.set(s.instance, list)
   }
-  for (const [instance, list] of successes) await client.call((r) => r.rcSuccess(1, keys.successes(instance), ...list.flat()))
+  for (const [instance, list] of successes) await client.call((r) => r.rcSuccess(1, keys.successes(instance), redisTime, ...list.flat()))
 
   // The failures, grouped by entry; each set comes back whole as it is after the update.
   const groups = new Map<string, {instance: string; key: string; members: [string, string][]}>()
@@ -208,7 +208,7 @@ async function exchange(client: ClusterClient, config: Config, data: StoreData, 
   const list = [...groups.values()]
   for (let i = 0; i < list.length; i += PUSH_KEYS) {
     const batch = list.slice(i, i + PUSH_KEYS)
-    const args: (string | number)[] = [keepMs]
+    const args: (string | number)[] = [redisTime, keepMs]
     for (const g of batch) args.push(g.members.length, ...g.members.flat())
     const [, got] = await client.call((r) => r.rcPush(batch.length, ...batch.map((g) => keys.failures(g.instance, g.key)), ...args))
     batch.forEach((g, j) => {
@@ -228,7 +228,7 @@ async function exchange(client: ClusterClient, config: Config, data: StoreData, 
   // The cluster as it is now: blocks, tombstones, the whitelist and its removals.
   const forgetMs = config.escalation.forgetDays * 86_400_000
   const readKeys = [...instances.flatMap((i) => [keys.blocks(i), keys.tombstones(i)]), keys.whitelist(), keys.whitelistRemoved(), keys.nodes()]
-  const [redisNow, hashes] = await client.call((r) => r.rcRead(readKeys.length, ...readKeys, forgetMs, TOMBSTONE_MS, cluster.node))
+  const [redisNow, hashes] = await client.call((r) => r.rcRead(readKeys.length, ...readKeys, redisTime, forgetMs, TOMBSTONE_MS, cluster.node))
   const blocks = new Map<string, BlockRecord>()
   const tombs = new Map<string, number>()
   const skipped: string[] = []
@@ -245,7 +245,7 @@ async function exchange(client: ClusterClient, config: Config, data: StoreData, 
   const wlRemoved = new Map(pairs(hashes[2 * instances.length + 1] ?? []).filter(([, t]) => /^[0-9]{1,16}$/.test(t)).map(([c, t]) => [c, Number(t)]))
 
   // The whitelist first: what it holds is never blocked by anything below.
-  await syncWhitelist(client, data, rec, wl, wlRemoved, {toRedis, fromRedis}, out)
+  await syncWhitelist(client, data, rec, wl, wlRemoved, {toRedis, fromRedis, now}, out)
   const never = whitelistOf(config, data)
   const inForce = (b: BlockRecord): boolean => b.till === -1 || b.till > redisNow
   const refused = (key: string): string | null => (key.includes('/') ? neverBlockOverlap(key, never) : neverBlockReason(key, never))
@@ -255,7 +255,7 @@ async function exchange(client: ClusterClient, config: Config, data: StoreData, 
   const claim = async (instance: string, key: string, at: number, rule: string, force: boolean, comment: string | null, minutes?: number): Promise<BlockRecord | null> => {
     const blockMs = minutes === undefined ? settings.blockMs : minutes * 60_000
     const text = await client.call((r) =>
-      r.rcClaim(3, keys.blocks(instance), keys.failures(instance, key), keys.tombstones(instance), key, at, rule, cluster.node, blockMs, minutes === undefined ? settings.factor : 1, settings.maxMs, forgetMs, force ? '1' : '0', comment ?? ''),
+      r.rcClaim(3, keys.blocks(instance), keys.failures(instance, key), keys.tombstones(instance), redisTime, key, at, rule, cluster.node, blockMs, minutes === undefined ? settings.factor : 1, settings.maxMs, forgetMs, force ? '1' : '0', comment ?? ''),
     )
     const r = blockRecord(text)
     if (typeof r === 'string') return null
@@ -366,9 +366,9 @@ function entryFor(data: StoreData, instance: string, key: string, at: number): E
  * another node (a removal newer than the entry) go here too, when they came from the cluster; this node's
  * own entries the cluster lacks (added while Redis was away, or before the cluster) are pushed.
  */
-async function syncWhitelist(client: ClusterClient, data: StoreData, rec: ClusterRecord, wl: [string, string][], removed: Map<string, number>, clock: {toRedis: (t: number) => number; fromRedis: (t: number) => number}, out: ClusterOutcome): Promise<void> {
+async function syncWhitelist(client: ClusterClient, data: StoreData, rec: ClusterRecord, wl: [string, string][], removed: Map<string, number>, clock: {toRedis: (t: number) => number; fromRedis: (t: number) => number; now: number}, out: ClusterOutcome): Promise<void> {
   const keys = client.keys
-  const {toRedis, fromRedis} = clock
+  const {toRedis, fromRedis, now} = clock
   const fromCluster = new Set(rec.whitelisted ?? [])
   const inCluster = new Set<string>()
   for (const [cidr, text] of wl) {
@@ -405,7 +405,7 @@ async function syncWhitelist(client: ClusterClient, data: StoreData, rec: Cluste
     }
     keep.push(w)
     if (!inCluster.has(w.cidr)) {
-      await client.call((r) => r.rcWhitelist(2, keys.whitelist(), keys.whitelistRemoved(), '1', w.cidr, JSON.stringify({comment: w.comment, added: toRedis(w.added)})))
+      await client.call((r) => r.rcWhitelist(2, keys.whitelist(), keys.whitelistRemoved(), toRedis(now), '1', w.cidr, JSON.stringify({comment: w.comment, added: toRedis(w.added)})))
       fromCluster.add(w.cidr)
     }
   }
