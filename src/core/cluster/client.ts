@@ -8,7 +8,7 @@
 import type {Redis as RedisClient} from 'ioredis'
 import {errorMessage} from '../errors.js'
 import {parseRedisUrl, shownTarget, type ClusterConfig, type RedisTarget} from './config.js'
-import {CLAIM, PUSH, READ, SUCCESS, UNBLOCK, WHITELIST} from './scripts.js'
+import {CLAIM, NETWORKS, PUSH, READ, SUCCESS, UNBLOCK, WHITELIST} from './scripts.js'
 
 /** Redis could not be reached or refused a command: the run goes on locally. */
 export class ClusterUnreachable extends Error {
@@ -23,6 +23,9 @@ export class Keys {
   constructor(private readonly prefix: string) {}
   failures(instance: string, key: string): string {
     return `${this.prefix}f:${instance}:${key}`
+  }
+  network(instance: string, network: string): string {
+    return `${this.prefix}n:${instance}:${network}`
   }
   successes(instance: string): string {
     return `${this.prefix}s:${instance}`
@@ -50,6 +53,7 @@ export class Keys {
 
 type Scripted = RedisClient & {
   rcPush(numKeys: number, ...args: (string | number)[]): Promise<[number, string[][]]>
+  rcNetworks(numKeys: number, ...args: (string | number)[]): Promise<string[][]>
   rcSuccess(numKeys: number, ...args: (string | number)[]): Promise<number>
   rcClaim(numKeys: number, ...args: (string | number)[]): Promise<string>
   rcUnblock(numKeys: number, ...args: (string | number)[]): Promise<number>
@@ -109,6 +113,7 @@ export class ClusterClient {
     })
     const define = (name: string, lua: string): void => redis.defineCommand(name, {lua})
     define('rcPush', PUSH)
+    define('rcNetworks', NETWORKS)
     define('rcSuccess', SUCCESS)
     define('rcClaim', CLAIM)
     define('rcUnblock', UNBLOCK)

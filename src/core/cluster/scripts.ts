@@ -6,6 +6,8 @@
  * Keys, under the configured prefix P (keys.ts builds them):
  *   P f:<instance>:<key>  sorted set: one member per failure, `<identity>|<tag>`, scored by its time
  *                         (Redis clock, ms); the identity (node, file, offset) makes a re-read a no-op.
+ *   P n:<instance>:<net>  sorted set (networkBlock): the addresses of a network that failed, each scored by
+ *                         its newest failure.
  *   P s:<instance>        hash: key → its newest successful login (relaxes the windows but the first).
  *   P b:<instance>        hash: key → its block record (JSON: at, till (-1: until deleted), rule, node,
  *                         n: how many blocks it has had, c: an optional comment), kept after the block
@@ -48,6 +50,32 @@ for i, key in ipairs(KEYS) do
   out[i] = redis.call('ZRANGE', key, 0, -1, 'WITHSCORES')
 end
 return {now, out}`
+
+/**
+ * NETWORKS: KEYS = the networks' sets; ARGV = now, keepMs, then per key its count and that many (score,
+ * member) pairs. Keeps each address's newest failure (GT), drops those older than keepMs before the newest,
+ * and returns each set whole as after the update.
+ */
+export const NETWORKS = `${NOW}
+local keep = tonumber(ARGV[2])
+local at = 3
+local out = {}
+for i, key in ipairs(KEYS) do
+  local n = tonumber(ARGV[at])
+  at = at + 1
+  for j = 1, n do
+    redis.call('ZADD', key, 'GT', ARGV[at], ARGV[at + 1])
+    at = at + 2
+  end
+  local newest = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
+  if newest[2] ~= nil then
+    local top = math.max(tonumber(newest[2]), now)
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. tostring(top - keep))
+    redis.call('PEXPIRE', key, keep + 60000)
+  end
+  out[i] = redis.call('ZRANGE', key, 0, -1, 'WITHSCORES')
+end
+return out`
 
 /** SUCCESS: KEYS[1] = the successes hash; ARGV = now, then key, time pairs. Keeps the newest time per key. */
 export const SUCCESS = `for i = 2, #ARGV, 2 do

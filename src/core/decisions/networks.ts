@@ -234,6 +234,17 @@ export class NetworkWatch {
     return {instance, network, addresses: t.recent.size, first: t.first, at: time}
   }
 
+  /**
+   * The network a counted failure of `key` counts for, and what it counts there as (the address, or in a
+   * network wider than /64 an IPv6 address's /64), as add() counts it; null: none (cluster-sync.ts shares
+   * the networks' windows this way).
+   */
+  countedAs(key: string): {network: string; member: string} | null {
+    const network = this.networkFor(key)
+    if (network === null) return null
+    return {network, member: this.settings.ipv6Prefix < 64 ? widenIpv6(key, 64) : key}
+  }
+
   /** Forget the network's window after it was blocked (so a fresh swarm is needed after the block ends). */
   clear(instance: string, network: string): void {
     this.tracked.delete(keyOf(instance, network))

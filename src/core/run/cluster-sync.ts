@@ -23,7 +23,8 @@
  */
 import {statSync} from 'node:fs'
 import {blockLength, isBlockActive, newEntry, type Decision, type SourcedEvent} from '../decisions/decide.js'
-import {nameTag, windowsOf} from '../decisions/windows.js'
+import {nameTag, ruleName, windowsOf} from '../decisions/windows.js'
+import {NetworkWatch, neverBlockedIn} from '../decisions/networks.js'
 import {ClusterClient, ClusterUnreachable, evictionProblem} from '../cluster/client.js'
 import {clusterWindow, memberOf, tagOfMember} from '../cluster/evaluate.js'
 import type {Config} from '../config/config.js'
@@ -252,10 +253,10 @@ async function exchange(client: ClusterClient, config: Config, data: StoreData, 
 
   // Windows the cluster's failures complete (this node's alone were decided by the Decider already).
   const settings = {blockMs: config.blockMinutes * 60_000, factor: config.escalation.factor, maxMs: config.escalation.maxMinutes * 60_000}
-  const claim = async (instance: string, key: string, at: number, rule: string, force: boolean, comment: string | null, minutes?: number): Promise<BlockRecord | null> => {
+  const claim = async (instance: string, key: string, at: number, rule: string, force: boolean, comment: string | null, minutes?: number, window = keys.failures(instance, key)): Promise<BlockRecord | null> => {
     const blockMs = minutes === undefined ? settings.blockMs : minutes * 60_000
     const text = await client.call((r) =>
-      r.rcClaim(3, keys.blocks(instance), keys.failures(instance, key), keys.tombstones(instance), redisTime, key, at, rule, cluster.node, blockMs, minutes === undefined ? settings.factor : 1, settings.maxMs, forgetMs, force ? '1' : '0', comment ?? ''),
+      r.rcClaim(3, keys.blocks(instance), window, keys.tombstones(instance), redisTime, key, at, rule, cluster.node, blockMs, minutes === undefined ? settings.factor : 1, settings.maxMs, forgetMs, force ? '1' : '0', comment ?? ''),
     )
     const r = blockRecord(text)
     if (typeof r === 'string') return null
@@ -286,6 +287,47 @@ async function exchange(client: ClusterClient, config: Config, data: StoreData, 
     const made = await claim(instance, key, w.at, w.rule, false, null)
     if (made !== null && made.node === cluster.node && made.at === w.at) {
       out.blocked.push({...blockInfo(entryFor(data, instance, key, fromRedis(w.at))), blockedAt: fromRedis(made.at), blockedUntil: made.till === -1 ? null : fromRedis(made.till), rule: w.rule, failures: w.failures})
+    }
+  }
+
+  // networkBlock over every node's failures: distinct addresses of a network within the period.
+  const nb = config.networkBlock
+  if (nb !== undefined && rec.outbox.length > 0) {
+    const watch = new NetworkWatch([], nb, neverBlockedIn(never))
+    const nets = new Map<string, {instance: string; network: string; members: Map<string, number>}>()
+    for (const f of rec.outbox) {
+      const as = watch.countedAs(f.key)
+      if (as === null) continue
+      const id = `${f.instance} ${as.network}`
+      let g = nets.get(id)
+      if (g === undefined) nets.set(id, (g = {instance: f.instance, network: as.network, members: new Map()}))
+      const t = toRedis(f.time)
+      if (!((g.members.get(as.member) ?? -Infinity) >= t)) g.members.set(as.member, t)
+    }
+    const periodMs = nb.periodMinutes * 60_000
+    const rule = ruleName('network', nb.minAddresses, nb.periodMinutes)
+    const groupsOf = [...nets.values()]
+    for (let i = 0; i < groupsOf.length; i += PUSH_KEYS) {
+      const batch = groupsOf.slice(i, i + PUSH_KEYS)
+      const args: (string | number)[] = [redisTime, periodMs + 120_000]
+      for (const g of batch) args.push(g.members.size, ...[...g.members].flatMap(([m, t]) => [String(t), m]))
+      const got = await client.call((r) => r.rcNetworks(batch.length, ...batch.map((g) => keys.network(g.instance, g.network)), ...args))
+      for (const [j, g] of batch.entries()) {
+        const id = `${g.instance} ${g.network}`
+        const b = blocks.get(id)
+        if ((b !== undefined && inForce(b)) || neverBlockedIn(never)(g.network) !== null) continue
+        // The window ending at this push's newest failure of the network.
+        const at = Math.max(...g.members.values())
+        const since = b === undefined ? -Infinity : b.till === -1 ? Infinity : b.till
+        const count = pairs(got[j] ?? []).filter(([, score]) => Number(score) >= at - periodMs && Number(score) <= at && Number(score) > since).length
+        if (count < nb.minAddresses) continue
+        const length = blockLength(config, b?.n ?? 0)
+        if (length !== 0 && at + length * 60_000 <= redisNow) continue
+        const made = await claim(g.instance, g.network, at, rule, false, null, undefined, keys.network(g.instance, g.network))
+        if (made !== null && made.node === cluster.node && made.at === at) {
+          out.blocked.push({...blockInfo(entryFor(data, g.instance, g.network, fromRedis(at))), blockedAt: fromRedis(made.at), blockedUntil: made.till === -1 ? null : fromRedis(made.till), rule})
+        }
+      }
     }
   }
 

@@ -1,0 +1,135 @@
+/**
+ * The cluster's rules beyond the first one, on three nodes sharing a real
+ * redis-server (test/helpers/redis.ts) with firewall backend none (the
+ * firewall side is test/cluster/cluster.test.ts's): networkBlock and the
+ * user windows count every node's failures; a block by hand, its comment and
+ * length, reach every node; escalation counts blocks made on any node; and
+ * records planted in Redis that rcguard never writes, or that name what is
+ * never blocked here, are not taken.
+ */
+import {test, type TestContext} from 'node:test'
+import assert from 'node:assert/strict'
+import {mkdirSync, writeFileSync} from 'node:fs'
+import {join} from 'node:path'
+import {appendLines, at, cli, f2, requireRoot, tempDir, type CliResult} from '../helpers/env.js'
+import {requireRedis, startRedis, type RedisServer} from '../helpers/redis.js'
+
+interface Node {
+  name: string
+  config: string
+  log: string
+  run: (args: string[], time: string) => Promise<CliResult>
+}
+
+/** Three nodes (a, b, c) on `redis`, each its own directory, configuration, log and database. */
+function nodes(t: TestContext, redis: RedisServer, extra: Record<string, unknown> = {}): Node[] {
+  const root = tempDir(t, 'rcguard-cluster-rules-')
+  return ['a', 'b', 'c'].map((name) => {
+    const dir = join(root, name)
+    mkdirSync(dir, {mode: 0o700})
+    const config = join(dir, 'rcguard.json')
+    const log = join(dir, 'userlogins.log')
+    writeFileSync(log, '')
+    writeFileSync(
+      config,
+      JSON.stringify({database: join(dir, 'db.json'), instances: [{name: 'master', logs: [log], ports: [443]}], firewall: {backend: 'none'}, whitelist: ['127.0.0.0/8', '::1'], ...extra, cluster: {redis: redis.url, node: name}}),
+      {mode: 0o600},
+    )
+    return {name, config, log, run: (args, time) => cli([...args, '--config', config], {env: {RCGUARD_NOW: time}})}
+  })
+}
+
+async function listed(n: Node, time: string): Promise<{ip: string; state: string; rule?: string; blockedUntil: string | null; comment?: string | null}[]> {
+  const r = await n.run(['list', '--json'], time)
+  assert.equal(r.exitCode, 0, r.stderr)
+  return JSON.parse(r.stdout) as {ip: string; state: string; rule?: string; blockedUntil: string | null; comment?: string | null}[]
+}
+
+async function hacks(n: Node, time: string): Promise<CliResult> {
+  const r = await n.run(['hacks'], time)
+  assert.equal(r.exitCode, 0, `${n.name}: ${r.stdout}${r.stderr}`)
+  assert.doesNotMatch(r.stderr, /cluster:/, 'Redis answers: no cluster warning')
+  return r
+}
+
+const blockedOn = async (n: Node, ip: string, time: string) => (await listed(n, time)).find((e) => e.ip === ip && e.state === 'blocked')
+
+test('networkBlock counts distinct addresses over every node: 2 of a /24 on each of two nodes block the /24 (minAddresses 4); 2 on one node alone do not', async (t) => {
+  if (!requireRoot(t) || !requireRedis(t)) return
+  const redis = await startRedis(t)
+  const [a, b, c] = nodes(t, redis, {networkBlock: {minAddresses: 4, periodMinutes: 10}})
+  assert.ok(a && b && c)
+  appendLines(a.log, [f2(at(0, 0), '198.51.100.1', 'x'), f2(at(0, 30), '198.51.100.2', 'y'), f2(at(1, 0), '192.0.2.10', 'x'), f2(at(1, 10), '192.0.2.11', 'y')])
+  appendLines(b.log, [f2(at(2, 0), '198.51.100.3', 'z'), f2(at(2, 30), '198.51.100.4', 'w')])
+  const now = at(3, 0).toISOString()
+  await hacks(a, now)
+  assert.equal(await blockedOn(a, '198.51.100.0/24', now), undefined, 'a alone saw 2 addresses of it')
+  const r = await hacks(b, now)
+  assert.match(r.stdout, /blocked 198\.51\.100\.0\/24 on master .* by 4 addresses of the network within 10 min/)
+  for (const n of [a, c]) await hacks(n, now)
+  for (const n of [a, b, c]) assert.equal((await blockedOn(n, '198.51.100.0/24', now))?.rule, 'network:4/10', n.name)
+  for (const n of [a, b, c]) assert.equal(await blockedOn(n, '192.0.2.0/24', now), undefined, `${n.name}: 192.0.2.0/24 had 2 addresses`)
+})
+
+test('a user window counts the names tried on every node: one name on each of three nodes is 3 names (users:3/60); one name three times is not', async (t) => {
+  if (!requireRoot(t) || !requireRedis(t)) return
+  const redis = await startRedis(t)
+  const all = nodes(t, redis, {maxAttempts: 100, windows: [{maxUsers: 3, periodMinutes: 60}]})
+  all.forEach((n, i) => appendLines(n.log, [f2(at(i * 10, 0), '203.0.113.50', `user${i}@example.com`), f2(at(i * 10, 5), '203.0.113.51', 'same@example.com')]))
+  const now = at(25, 0).toISOString()
+  for (const n of all) await hacks(n, now)
+  for (const n of all) await hacks(n, now)
+  for (const n of all) {
+    assert.equal((await blockedOn(n, '203.0.113.50', now))?.rule, 'users:3/60', n.name)
+    assert.equal(await blockedOn(n, '203.0.113.51', now), undefined, `${n.name}: one name, tried on three nodes`)
+  }
+})
+
+test('block by hand on one node reaches the others with its comment and length; escalation counts the blocks of every node', async (t) => {
+  if (!requireRoot(t) || !requireRedis(t)) return
+  const redis = await startRedis(t)
+  const [a, b, c] = nodes(t, redis)
+  assert.ok(a && b && c)
+  const t0 = at(0, 0).toISOString()
+  let r = await a.run(['block', '203.0.113.60', '--minutes', '30', '--comment', 'seen on the web node'], t0)
+  assert.equal(r.exitCode, 0, r.stderr)
+  await hacks(b, t0)
+  const held = await blockedOn(b, '203.0.113.60', t0)
+  assert.equal(held?.comment, 'seen on the web node')
+  assert.equal(held?.blockedUntil, at(30, 0).toISOString())
+  // A block made by the windows on c, after the hand block ended: the second block of the address, twice as long.
+  appendLines(c.log, Array.from({length: 6}, (_, i) => f2(at(40, i * 10), '203.0.113.60', 'q')))
+  const t1 = at(42, 0).toISOString()
+  r = await hacks(c, t1)
+  assert.match(r.stdout, /blocked 203\.0\.113\.60 on master until .* by 6 failures within 10 min/)
+  for (const n of [a, b]) await hacks(n, t1)
+  for (const n of [a, b, c]) assert.equal((await blockedOn(n, '203.0.113.60', t1))?.blockedUntil, new Date(at(40, 50).getTime() + 120 * 60_000).toISOString(), `${n.name}: block 2 lasts 2 h`)
+})
+
+test('records planted in Redis that rcguard never writes, or that name what is never blocked here, are not taken (one warning); valid ones are', async (t) => {
+  if (!requireRoot(t) || !requireRedis(t)) return
+  const redis = await startRedis(t)
+  const [a] = nodes(t, redis)
+  assert.ok(a)
+  const now = at(0, 0).toISOString()
+  await hacks(a, now) // the first run: nothing yet
+  const rec = (at_: number, till: number) => JSON.stringify({at: at_, till, rule: 'failures:6/10', node: 'x', n: 1})
+  const t0 = at(0, 0).getTime()
+  const plant = [
+    ['203.0.113.70', rec(t0, t0 + 3_600_000)], // valid: taken
+    ['127.0.0.1', rec(t0, t0 + 3_600_000)], // loopback, whitelisted: never blocked here
+    ['0.0.0.0/0', rec(t0, t0 + 3_600_000)], // everything
+    ['203.0.113.71; reboot', rec(t0, t0 + 3_600_000)], // not an address
+    ['203.0.113.072', rec(t0, t0 + 3_600_000)], // not the canonical text
+    ['203.0.113.73', '{"at": "soon"}'], // not a record
+    ['203.0.113.74', 'not json'],
+  ]
+  for (const [key, value] of plant) assert.equal((await redis.cli(['HSET', 'rcguard:b:master', key as string, value as string])).exitCode, 0)
+  const r = await a.run(['hacks'], now)
+  assert.equal(r.exitCode, 0, r.stderr)
+  const warnings = r.stderr.split('\n').filter((l) => /cluster:/.test(l))
+  assert.equal(warnings.length, 1, r.stderr)
+  assert.match(warnings[0] ?? '', /6 record\(s\) in Redis not taken/)
+  const entries = await listed(a, now)
+  assert.deepEqual(entries.filter((e) => e.state === 'blocked').map((e) => e.ip), ['203.0.113.70'])
+})
