@@ -9,50 +9,9 @@
  */
 import {test, type TestContext} from 'node:test'
 import assert from 'node:assert/strict'
-import {mkdirSync, writeFileSync} from 'node:fs'
-import {join} from 'node:path'
-import {appendLines, at, cli, f2, requireRoot, tempDir, type CliResult} from '../helpers/env.js'
-import {requireRedis, startRedis, type RedisServer} from '../helpers/redis.js'
-
-interface Node {
-  name: string
-  config: string
-  log: string
-  run: (args: string[], time: string) => Promise<CliResult>
-}
-
-/** Three nodes (a, b, c) on `redis`, each its own directory, configuration, log and database. */
-function nodes(t: TestContext, redis: RedisServer, extra: Record<string, unknown> = {}): Node[] {
-  const root = tempDir(t, 'rcguard-cluster-rules-')
-  return ['a', 'b', 'c'].map((name) => {
-    const dir = join(root, name)
-    mkdirSync(dir, {mode: 0o700})
-    const config = join(dir, 'rcguard.json')
-    const log = join(dir, 'userlogins.log')
-    writeFileSync(log, '')
-    writeFileSync(
-      config,
-      JSON.stringify({database: join(dir, 'db.json'), instances: [{name: 'master', logs: [log], ports: [443]}], firewall: {backend: 'none'}, whitelist: ['127.0.0.0/8', '::1'], ...extra, cluster: {redis: redis.url, node: name}}),
-      {mode: 0o600},
-    )
-    return {name, config, log, run: (args, time) => cli([...args, '--config', config], {env: {RCGUARD_NOW: time}})}
-  })
-}
-
-async function listed(n: Node, time: string): Promise<{ip: string; state: string; rule?: string; blockedUntil: string | null; comment?: string | null}[]> {
-  const r = await n.run(['list', '--json'], time)
-  assert.equal(r.exitCode, 0, r.stderr)
-  return JSON.parse(r.stdout) as {ip: string; state: string; rule?: string; blockedUntil: string | null; comment?: string | null}[]
-}
-
-async function hacks(n: Node, time: string): Promise<CliResult> {
-  const r = await n.run(['hacks'], time)
-  assert.equal(r.exitCode, 0, `${n.name}: ${r.stdout}${r.stderr}`)
-  assert.doesNotMatch(r.stderr, /cluster:/, 'Redis answers: no cluster warning')
-  return r
-}
-
-const blockedOn = async (n: Node, ip: string, time: string) => (await listed(n, time)).find((e) => e.ip === ip && e.state === 'blocked')
+import {appendLines, at, f2, requireRoot} from '../helpers/env.js'
+import {requireRedis, startRedis} from '../helpers/redis.js'
+import {blockedOn, hacks, listed, nodes} from '../helpers/cluster-nodes.js'
 
 test('networkBlock counts distinct addresses over every node: 2 of a /24 on each of two nodes block the /24 (minAddresses 4); 2 on one node alone do not', async (t) => {
   if (!requireRoot(t) || !requireRedis(t)) return
