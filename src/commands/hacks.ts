@@ -1,7 +1,7 @@
 import {Flags} from '@oclif/core'
 import {BaseCommand} from '../base-command.js'
 import {hacks, type HacksResult} from '../core/run/pipeline.js'
-import {accountJson, accountLine, blockLine, firewallChangeLine, scanReport, expiredLine} from '../ui/format.js'
+import {accountJson, accountLine, blockLine, firewallChangeLine, heldLine, liftedLine, scanReport, expiredLine} from '../ui/format.js'
 import {progressBar} from '../ui/progress.js'
 import {blockJson, eventJson, type BlockJson, type EventJson} from '../ui/json-stream.js'
 
@@ -19,6 +19,8 @@ export interface HacksJson {
   notified: string[]
   /** With --verbose: every login line and the decision taken. */
   decisions?: (EventJson & {action: string; why: string})[]
+  /** A cluster node: whether Redis was reached, the failures pushed, blocks of other nodes now held (with the node), blocks lifted on another node. */
+  cluster?: {reached: boolean; pushed: number; held: (BlockJson & {node: string})[]; lifted: BlockJson[]}
 }
 
 function hacksJson(r: HacksResult): HacksJson {
@@ -32,6 +34,7 @@ function hacksJson(r: HacksResult): HacksJson {
     files: r.files,
     warnings: r.warnings,
     notified: r.notified ?? [],
+    ...(r.cluster === undefined ? {} : {cluster: {reached: r.cluster.reached, pushed: r.cluster.pushed, held: r.cluster.adopted.map((b) => ({...blockJson(b), node: b.node})), lifted: r.cluster.lifted.map(blockJson)}}),
     ...(r.events.length > 0 ? {decisions: r.decisions.map((d) => ({...eventJson(d.event), action: d.action, why: d.why}))} : {}),
   }
 }
@@ -68,6 +71,8 @@ export default class Hacks extends BaseCommand<typeof Hacks> {
     if (!this.flags.quiet) {
       for (const b of result.newlyBlocked) this.log(blockLine(b))
       for (const b of result.expired) this.log(expiredLine(b))
+      for (const b of result.cluster?.adopted ?? []) this.log(heldLine(b))
+      for (const b of result.cluster?.lifted ?? []) this.log(liftedLine(b))
       for (const a of result.accountAlerts) this.log(accountLine(a, ctx.config.accountAlert?.periodMinutes ?? 0))
     }
     if (result.firewallError !== undefined) throw result.firewallError
@@ -85,7 +90,7 @@ export default class Hacks extends BaseCommand<typeof Hacks> {
       for (const a of result.firewall.applied) this.log(a.trimEnd())
       if (!result.firewall.changed && (result.firewall.warnings ?? []).length === 0) this.log('firewall already as wanted: nothing applied')
       else if (!result.firewall.changed) this.log("firewall rules as wanted, nothing applied, but rules of others let packets past rcguard's: the blocks do not hold (see the warnings)")
-    } else if (result.firewall.changed && result.newlyBlocked.length === 0 && result.expired.length === 0) {
+    } else if (result.firewall.changed && result.newlyBlocked.length === 0 && result.expired.length === 0 && (result.cluster?.adopted.length ?? 0) + (result.cluster?.lifted.length ?? 0) === 0) {
       this.log(firewallChangeLine(result.firewall))
     }
     return hacksJson(result)

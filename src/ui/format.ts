@@ -60,6 +60,17 @@ export function accountJson(a: AccountAlert): {instance: string; account: string
   return {instance: a.instance, account: a.account, addresses: a.addresses, first: new Date(a.first).toISOString(), last: new Date(a.last).toISOString(), at: new Date(a.at).toISOString()}
 }
 
+/** A block another node of the cluster made, now held here too. */
+export function heldLine(b: BlockInfo & {node: string}): string {
+  const by = b.rule === undefined || b.rule === 'hand' ? ' by hand' : ` by ${ruleText(b.rule)}`
+  return `holding ${b.ip} on ${b.instance} ${until(b)}: blocked on cluster node ${safe(b.node)}${by}`
+}
+
+/** A block lifted here because it was unblocked (or whitelisted) on another node. */
+export function liftedLine(b: BlockInfo): string {
+  return `unblocked ${b.ip} on ${b.instance}: lifted on another node of the cluster`
+}
+
 export function expiredLine(b: BlockInfo): string {
   return `unblocked ${b.ip} on ${b.instance}: its block is over`
 }

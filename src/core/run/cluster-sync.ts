@@ -84,8 +84,8 @@ export interface ClusterOutcome {
   warnings: string[]
   /** Blocks this node made over the cluster's failures (windows no node completed alone). */
   blocked: BlockInfo[]
-  /** Blocks of other nodes this node now holds. */
-  adopted: number
+  /** Blocks of other nodes this node now holds, each with the node that made it. */
+  adopted: (BlockInfo & {node: string})[]
   /** Blocks lifted here because they were unblocked (or whitelisted) on another node. */
   lifted: BlockInfo[]
   /** Failures pushed to Redis by this run (its own and any that waited). */
@@ -145,7 +145,7 @@ function capped<T>(list: T[]): number {
  */
 export async function syncCluster(config: Config, data: StoreData, feed: ClusterFeed, now: number): Promise<ClusterOutcome> {
   const cluster = config.cluster
-  const out: ClusterOutcome = {warnings: [], blocked: [], adopted: 0, lifted: [], pushed: 0, reached: false}
+  const out: ClusterOutcome = {warnings: [], blocked: [], adopted: [], lifted: [], pushed: 0, reached: false}
   if (cluster === undefined) return out
   const rec = recordOf(data)
   rec.outbox.push(...feed.failures)
@@ -368,7 +368,7 @@ async function exchange(client: ClusterClient, config: Config, data: StoreData, 
     // when this host's clock is stepped); a block within a minute of it is left as it is.
     const near = (x: number | null, y: number | null): boolean => (x === null ? y === null : y !== null && Math.abs(x - y) <= SAME_MS)
     if (isBlockActive(e, now) && near(e.blockedAt, at) && near(e.blockedUntil, until) && e.rule === b.rule) continue
-    if (!isBlockActive(e, now)) out.adopted++
+    const fresh = !isBlockActive(e, now)
     e.blockedAt = at
     e.blockedUntil = until
     e.blocks = Math.max(e.blocks, b.n)
@@ -376,6 +376,7 @@ async function exchange(client: ClusterClient, config: Config, data: StoreData, 
     e.failures = []
     delete e.tried
     if (b.c !== undefined) e.comment = b.c
+    if (fresh && b.node !== cluster.node) out.adopted.push({...blockInfo(e), node: b.node})
   }
   for (const [id, t] of tombs) {
     const e = byId.get(id)

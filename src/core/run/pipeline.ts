@@ -65,6 +65,8 @@ export interface HacksResult extends ScanResult {
   firewallError?: FirewallError
   firewall: ApplyResult & {backend: string; rendered?: string}
   enabled: boolean
+  /** A cluster node's exchange with Redis this run (absent: not in a cluster, or a dry run). */
+  cluster?: {reached: boolean; pushed: number; adopted: (BlockInfo & {node: string})[]; lifted: BlockInfo[]}
 }
 
 
@@ -354,6 +356,7 @@ export async function cycle(ctx: GuardContext, options: CycleOptions): Promise<H
   const now = ctx.now()
   // A cluster node: its failures to Redis, the cluster's windows and blocks into the database (a dry run reaches no Redis).
   let clusterChanged = false
+  let clusterRun: HacksResult['cluster']
   if (ctx.config.cluster !== undefined && !options.dryRun && scanned.feed !== undefined) {
     const before = JSON.stringify({e: data.entries, w: data.whitelist, c: data.cluster})
     const shared = await syncCluster(ctx.config, data, scanned.feed, now)
@@ -361,6 +364,7 @@ export async function cycle(ctx: GuardContext, options: CycleOptions): Promise<H
     scanned.newlyBlocked.push(...shared.blocked)
     for (const b of shared.blocked) tallyBlock(scanned.tally, {action: 'blocked', rule: b.rule, event: {instance: b.instance}} as Decision)
     if (!shared.reached) run?.error('cluster')
+    clusterRun = {reached: shared.reached, pushed: shared.pushed, adopted: shared.adopted, lifted: shared.lifted}
     clusterChanged = JSON.stringify({e: data.entries, w: data.whitelist, c: data.cluster}) !== before
   }
   const expired = expireBlocks(data, now).map((e) => blockInfo(e))
@@ -378,7 +382,7 @@ export async function cycle(ctx: GuardContext, options: CycleOptions): Promise<H
     JSON.stringify(data.ledger) !== was.ledger ||
     JSON.stringify(data.accounts) !== was.accounts ||
     JSON.stringify(data.networks) !== was.networks
-  const base = {...scanned, expired, enabled: ctx.config.enabled, nextExpiry: nextExpiry(data, now)}
+  const base = {...scanned, expired, enabled: ctx.config.enabled, nextExpiry: nextExpiry(data, now), ...(clusterRun === undefined ? {} : {cluster: clusterRun})}
   if (options.dryRun) {
     const desired: DesiredState = ctx.config.enabled ? desiredState(ctx.config, data, now) : {instances: []}
     return {
