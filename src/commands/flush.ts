@@ -3,6 +3,7 @@ import {Flags} from '@oclif/core'
 import {BaseCommand} from '../base-command.js'
 import {ExitCode, RcguardError} from '../core/errors.js'
 import {flush, flushInvalid, type FlushResult} from '../core/run/admin.js'
+import {flushCluster} from '../core/run/cluster-admin.js'
 import type {RepairResult} from '../core/admin/repair.js'
 import type {InvalidRecord} from '../core/store/diagnose.js'
 
@@ -14,6 +15,11 @@ export default class Flush extends BaseCommand<typeof Flush> {
   static override flags = {
     yes: Flags.boolean({char: 'y', summary: 'Do not ask for confirmation.', default: false}),
     all: Flags.boolean({summary: 'Also empty the whitelist kept in the database.', default: false, exclusive: ['invalid']}),
+    cluster: Flags.boolean({
+      summary: "Also clear what the cluster shares in Redis (failures, blocks; the whitelist too with --all): every node drops the blocks it holds from before at its next run.",
+      default: false,
+      exclusive: ['invalid'],
+    }),
     invalid: Flags.boolean({
       summary: 'Remove only the records that fail validation, keeping the rest and a copy of the file as it was; the firewall rules stay.',
       default: false,
@@ -30,7 +36,7 @@ export default class Flush extends BaseCommand<typeof Flush> {
       }
       const rl = createInterface({input: process.stdin, output: process.stderr})
       const answer = await rl.question(
-        `Remove all rcguard firewall rules and forget every offender${this.flags.all ? ' and the whitelist' : ''}? [y/N] `,
+        `Remove all rcguard firewall rules and forget every offender${this.flags.all ? ' and the whitelist' : ''}${this.flags.cluster ? ', on every node of the cluster' : ''}? [y/N] `,
       )
       rl.close()
       if (!/^y(es)?$/i.test(answer.trim())) {
@@ -38,6 +44,9 @@ export default class Flush extends BaseCommand<typeof Flush> {
         return {cancelled: true}
       }
     }
+    // The shared state first: when Redis cannot be reached nothing is changed, here either (exit status 8).
+    const clusterKeys = this.flags.cluster ? await flushCluster(ctx.config, this.flags.all, ctx.now()) : null
+    if (clusterKeys !== null) this.log(`cluster: removed ${clusterKeys} key${clusterKeys === 1 ? '' : 's'} from Redis; every node drops the blocks it holds from before at its next run`)
     const result = await flush(ctx, {all: this.flags.all})
     for (const line of result.firewall.kept ?? []) this.warning(line)
     this.log(

@@ -92,3 +92,36 @@ test('records planted in Redis that rcguard never writes, or that name what is n
   const entries = await listed(a, now)
   assert.deepEqual(entries.filter((e) => e.state === 'blocked').map((e) => e.ip), ['203.0.113.70'])
 })
+
+test('flush --cluster clears what Redis shares: every node drops the blocks it held at its next run (none pushed back); the whitelist stays unless --all', async (t) => {
+  if (!requireRoot(t) || !requireRedis(t)) return
+  const redis = await startRedis(t)
+  const [a, b, c] = nodes(t, redis)
+  assert.ok(a && b && c)
+  const t0 = at(0, 0).toISOString()
+  for (const ip of ['203.0.113.90', '203.0.113.91']) assert.equal((await a.run(['block', ip], t0)).exitCode, 0)
+  assert.equal((await a.run(['whitelist', '198.51.100.0/24'], t0)).exitCode, 0)
+  appendLines(c.log, [f2(at(0, 10), '203.0.113.92', 'x'), f2(at(0, 20), '203.0.113.92', 'y')])
+  for (const n of [b, c]) await hacks(n, t0)
+  for (const n of [a, b, c]) assert.ok(await blockedOn(n, '203.0.113.90', t0), n.name)
+
+  const t1 = at(1, 0).toISOString()
+  let r = await b.run(['flush', '--cluster', '--yes'], t1)
+  assert.equal(r.exitCode, 0, r.stderr)
+  assert.match(r.stdout, /^cluster: removed \d+ keys from Redis; every node drops the blocks it holds from before at its next run$/m)
+  assert.deepEqual(await redis.keys(), ['rcguard:flushed', 'rcguard:w'], 'only the marker and the whitelist are left')
+  for (const n of [a, c, b]) await hacks(n, t1)
+  for (const n of [a, b, c]) {
+    assert.deepEqual((await listed(n, t1)).filter((e) => e.state === 'blocked').map((e) => e.ip), [], `${n.name}: no block left, none pushed back`)
+    assert.ok((await listed(n, t1)).some((e) => e.ip === '198.51.100.0/24' && e.state === 'whitelisted'), `${n.name}: the whitelist stays`)
+  }
+  // c's two failures from before the flush are forgotten: four new ones are not six.
+  appendLines(a.log, Array.from({length: 4}, (_, i) => f2(at(2, i * 10), '203.0.113.92', 'z')))
+  for (const n of [a, c]) await hacks(n, at(3, 0).toISOString())
+  assert.equal(await blockedOn(a, '203.0.113.92', at(3, 0).toISOString()), undefined)
+
+  r = await c.run(['flush', '--cluster', '--all', '--yes'], at(4, 0).toISOString())
+  assert.equal(r.exitCode, 0, r.stderr)
+  for (const n of [a, b]) await hacks(n, at(4, 0).toISOString())
+  for (const n of [a, b, c]) assert.ok(!(await listed(n, at(4, 0).toISOString())).some((e) => e.state === 'whitelisted'), `${n.name}: --all empties the whitelist everywhere`)
+})

@@ -45,6 +45,9 @@ export class Keys {
   nodes(): string {
     return `${this.prefix}nodes`
   }
+  flushed(): string {
+    return `${this.prefix}flushed`
+  }
   /** The pattern of every key rcguard writes (flush --cluster). */
   all(): string {
     return `${this.prefix.replace(/[*?[\]\\]/g, '\\$&')}*`

@@ -15,6 +15,8 @@
  *   P u:<instance>        hash: key → when it was unblocked (a tombstone: nodes lift their copy).
  *   P w / P wu            hashes: the admins' whitelist (cidr → JSON), and its removals (cidr → time).
  *   P nodes               hash: node → when it last ran (ms).
+ *   P flushed             string: the last `rcguard flush --cluster` (JSON: at, all): every node drops the
+ *                         blocks (and with all, the whitelist entries) it holds from before it.
  */
 
 /**
@@ -136,7 +138,7 @@ return had`
 
 /**
  * READ: KEYS = per instance its blocks hash then its tombstones hash, then the whitelist and its removals,
- * then the nodes hash; ARGV = now, forgetMs, tombstoneMs, node. Forgets block records whose last block ended
+ * the nodes hash and the flush marker; ARGV = now, forgetMs, tombstoneMs, node. Forgets block records whose last block ended
  * more than forgetMs ago and tombstones older than tombstoneMs (checked and removed in the one script, so a
  * block claimed meanwhile is never lost), records that the node ran, and returns Redis's time and every hash.
  */
@@ -144,7 +146,7 @@ export const READ = `${NOW}
 local forget = tonumber(ARGV[2])
 local tomb = tonumber(ARGV[3])
 local out = {}
-local k = #KEYS - 3
+local k = #KEYS - 4
 for i = 1, k, 2 do
   local recs = redis.call('HGETALL', KEYS[i])
   local keep = {}
@@ -173,6 +175,7 @@ end
 out[#out + 1] = redis.call('HGETALL', KEYS[k + 1])
 out[#out + 1] = redis.call('HGETALL', KEYS[k + 2])
 redis.call('HSET', KEYS[k + 3], ARGV[4], now)
+out[#out + 1] = {redis.call('GET', KEYS[k + 4]) or ''}
 return {now, out}`
 
 /** WHITELIST: KEYS = whitelist hash, removals hash; ARGV = now, add (1) or remove (0), cidr, JSON record. */

@@ -120,6 +120,18 @@ function blockRecord(text: string): BlockRecord | string {
   return {at: r.at, till: r.till as number, rule: r.rule, node: r.node, n: r.n, ...(c === undefined ? {} : {c})}
 }
 
+/** The flush marker (P flushed), or null: none, or not one rcguard writes. */
+function flushMarker(text: string): {at: number; all: boolean} | null {
+  if (text === '') return null
+  try {
+    const r = JSON.parse(text) as {at?: unknown; all?: unknown}
+    if (typeof r.at === 'number' && Number.isInteger(r.at) && r.at >= 0 && r.at <= MAX_TIME) return {at: r.at, all: r.all === true}
+  } catch {
+    // not ours: ignored
+  }
+  return null
+}
+
 function pairs(flat: string[]): [string, string][] {
   const out: [string, string][] = []
   for (let i = 0; i + 1 < flat.length; i += 2) out.push([flat[i] as string, flat[i + 1] as string])
@@ -184,6 +196,13 @@ async function exchange(client: ClusterClient, config: Config, data: StoreData, 
   const instances = config.instances.map((i) => i.name)
   const known = new Set(instances)
 
+  // Failures and successes waiting from before a flush --cluster are forgotten with the rest.
+  const marker = flushMarker((await client.call((r) => r.get(keys.flushed()))) ?? '')
+  if (marker !== null) {
+    rec.outbox = rec.outbox.filter((f) => toRedis(f.time) > marker.at)
+    rec.successes = rec.successes.filter((f) => toRedis(f.time) > marker.at)
+  }
+
   // Successes first: a window they relax is then relaxed on the cluster too.
   const successes = new Map<string, [string, string][]>()
   for (const s of rec.successes) {
@@ -228,7 +247,7 @@ async function exchange(client: ClusterClient, config: Config, data: StoreData, 
 
   // The cluster as it is now: blocks, tombstones, the whitelist and its removals.
   const forgetMs = config.escalation.forgetDays * 86_400_000
-  const readKeys = [...instances.flatMap((i) => [keys.blocks(i), keys.tombstones(i)]), keys.whitelist(), keys.whitelistRemoved(), keys.nodes()]
+  const readKeys = [...instances.flatMap((i) => [keys.blocks(i), keys.tombstones(i)]), keys.whitelist(), keys.whitelistRemoved(), keys.nodes(), keys.flushed()]
   const [redisNow, hashes] = await client.call((r) => r.rcRead(readKeys.length, ...readKeys, redisTime, forgetMs, TOMBSTONE_MS, cluster.node))
   const blocks = new Map<string, BlockRecord>()
   const tombs = new Map<string, number>()
@@ -242,6 +261,15 @@ async function exchange(client: ClusterClient, config: Config, data: StoreData, 
     }
     for (const [key, t] of pairs(hashes[2 * i + 1] ?? [])) if (/^[0-9]{1,16}$/.test(t)) tombs.set(`${instance} ${key}`, Number(t))
   })
+  // rcguard flush --cluster: what this node holds from before it goes, as flush makes a node forget.
+  const flushed = flushMarker(hashes[2 * instances.length + 2]?.[0] ?? '')
+  if (flushed !== null) {
+    const before = (t: number | null): boolean => t !== null && toRedis(t) <= flushed.at
+    const gone = data.entries.filter((e) => e.blockedAt !== null && before(e.blockedAt))
+    for (const e of gone) if (isBlockActive(e, now)) out.lifted.push(blockInfo(e))
+    if (gone.length > 0) data.entries = data.entries.filter((e) => !gone.includes(e))
+    if (flushed.all) data.whitelist = data.whitelist.filter((w) => !before(w.added))
+  }
   const wl = pairs(hashes[2 * instances.length] ?? [])
   const wlRemoved = new Map(pairs(hashes[2 * instances.length + 1] ?? []).filter(([, t]) => /^[0-9]{1,16}$/.test(t)).map(([c, t]) => [c, Number(t)]))
 
