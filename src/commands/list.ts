@@ -42,6 +42,7 @@ export default class List extends BaseCommand<typeof List> {
       return undefined
     }
     const view = await list(ctx, {state: this.flags.state as EntryState[] | undefined, instance: this.flags.instance, ip: this.flags.ip}, limit)
+    for (const w of view.warnings ?? []) this.warning(w)
     // Both forms are written as streams (ui/list-output.ts); oclif prints nothing more for an undefined result.
     if (this.jsonEnabled()) {
       await writeJsonArray(process.stdout, view.rows)

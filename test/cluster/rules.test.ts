@@ -125,3 +125,23 @@ test('flush --cluster clears what Redis shares: every node drops the blocks it h
   for (const n of [a, b]) await hacks(n, at(4, 0).toISOString())
   for (const n of [a, b, c]) assert.ok(!(await listed(n, at(4, 0).toISOString())).some((e) => e.state === 'whitelisted'), `${n.name}: --all empties the whitelist everywhere`)
 })
+
+test('list on any node shows the cluster as Redis holds it now, before that node has run; with Redis down, what it held, and a warning', async (t) => {
+  if (!requireRoot(t) || !requireRedis(t)) return
+  const redis = await startRedis(t)
+  const [a, b] = nodes(t, redis)
+  assert.ok(a && b)
+  const t0 = at(0, 0).toISOString()
+  await hacks(b, t0)
+  assert.equal((await a.run(['block', '203.0.113.95', '--comment', 'from a'], t0)).exitCode, 0)
+  assert.equal((await a.run(['whitelist', '198.51.100.7'], t0)).exitCode, 0)
+  const seen = await listed(b, t0)
+  assert.equal(seen.find((e) => e.ip === '203.0.113.95')?.state, 'blocked', 'b has not run since: list reads Redis')
+  assert.ok(seen.some((e) => e.ip === '198.51.100.7/32' && e.state === 'whitelisted'), JSON.stringify(seen))
+  assert.equal(await blockedOn(b, '203.0.113.95', t0).then((e) => e?.comment), 'from a')
+  await redis.stop()
+  const r = await b.run(['list', '--json'], t0)
+  assert.equal(r.exitCode, 0, r.stderr)
+  assert.match(r.stderr, /^rcguard: warning: cluster: Redis at unix:\/\/\S+ \(cluster node b\): .*: this is what this node held at its last run$/m)
+  assert.deepEqual((JSON.parse(r.stdout) as {ip: string}[]).map((e) => e.ip), [], 'b held nothing at its last run')
+})

@@ -85,6 +85,8 @@ export interface ListView {
   total: number
   /** The first `limit` of them in the documented order, made again at each iteration (each row costs a few strings). */
   rows: Iterable<ListRow> & {length: number}
+  /** A cluster node whose Redis could not be read: the view is the node's own, as its last run left it. */
+  warnings?: string[]
 }
 
 function count(counts: ListCounts, state: EntryState, instance: string | null): void {

@@ -100,6 +100,8 @@ export class ClusterClient {
       ...(target.username === undefined ? {} : {username: target.username}),
       ...(target.password === undefined ? {} : {password: target.password}),
       lazyConnect: true,
+      // A failed connection's disconnect() would otherwise keep the process 2 s for a close event already past.
+      disconnectTimeout: 50,
       connectTimeout: ms,
       commandTimeout: ms,
       maxRetriesPerRequest: 0,
@@ -126,7 +128,7 @@ export class ClusterClient {
     try {
       await redis.connect()
     } catch (err) {
-      redis.disconnect()
+      if (redis.status !== 'end') redis.disconnect()
       throw client.unreachable(cause ?? err)
     }
     return client

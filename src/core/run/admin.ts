@@ -19,6 +19,7 @@ import type {InvalidRecord} from '../store/diagnose.js'
 import {type GuardContext, whitelistOf, keyOf, readData} from './context.js'
 import {syncFirewall, firewallFailed, removeEverywhere} from './desired.js'
 import {shareAdminChange, snapshot} from './cluster-admin.js'
+import {withClusterView} from './cluster-hold.js'
 
 export type {EntryState, ListCounts, ListRow, ListView} from '../admin/list.js'
 
@@ -38,7 +39,10 @@ export async function list(ctx: GuardContext, filter: ListFilter = {}, limit = 0
     overlapping = net
   }
   const data = await readData(ctx)
-  return listView(data, whitelistOf(ctx.config, data), ctx.now(), {state: filter.state, instance: filter.instance, overlapping, limit})
+  // A cluster node lists the cluster as Redis holds it now (read, nothing written), over its own entries.
+  const shared = await withClusterView(ctx.config, data, ctx.now())
+  const view = listView(data, whitelistOf(ctx.config, data), ctx.now(), {state: filter.state, instance: filter.instance, overlapping, limit})
+  return shared.warning === undefined ? view : {...view, warnings: [shared.warning]}
 }
 
 /** `list --accounts`: the accounts reported under attack (accountAlert) and still kept, latest failure first. */

@@ -358,14 +358,13 @@ export async function cycle(ctx: GuardContext, options: CycleOptions): Promise<H
   let clusterChanged = false
   let clusterRun: HacksResult['cluster']
   if (ctx.config.cluster !== undefined && !options.dryRun && scanned.feed !== undefined) {
-    const before = JSON.stringify({e: data.entries, w: data.whitelist, c: data.cluster})
     const shared = await syncCluster(ctx.config, data, scanned.feed, now)
     scanned.warnings.push(...shared.warnings)
     scanned.newlyBlocked.push(...shared.blocked)
     for (const b of shared.blocked) tallyBlock(scanned.tally, {action: 'blocked', rule: b.rule, event: {instance: b.instance}} as Decision)
     if (!shared.reached) run?.error('cluster')
     clusterRun = {reached: shared.reached, pushed: shared.pushed, adopted: shared.adopted, lifted: shared.lifted}
-    clusterChanged = JSON.stringify({e: data.entries, w: data.whitelist, c: data.cluster}) !== before
+    clusterChanged = shared.changed
   }
   const expired = expireBlocks(data, now).map((e) => blockInfo(e))
   const kept = keepSmall(data, ctx.config, now)

@@ -149,8 +149,7 @@ export const MAX_OUTBOX = 100_000
 
 /**
  * What a cluster node (`cluster:`, core/cluster) keeps of the cluster between runs: the failures and successes
- * counted while Redis could not be reached, pushed at the next run that reaches it, and the clock difference
- * last measured. Optional and added without a schema bump (as `metrics`): an older rcguard drops it.
+ * counted while Redis could not be reached, pushed at the next run that reaches it. Optional and added without a schema bump (as `metrics`): an older rcguard drops it.
  */
 export const clusterRecordSchema = z.object({
   /** Counted failures not yet in Redis: each with its identity (node, file, offset), so a push made twice counts once. */
@@ -159,12 +158,6 @@ export const clusterRecordSchema = z.object({
     .max(MAX_OUTBOX),
   /** Successful logins not yet in Redis (they relax the windows but the first). */
   successes: z.array(z.object({instance, key: address, time: ms})).max(MAX_OUTBOX),
-  /** Redis's clock minus this host's, in ms, when it was last reached. */
-  offset: z.number().int().min(-MAX_TIME).max(MAX_TIME).optional(),
-  /** When Redis was last reached (this host's clock); absent: never. */
-  reached: ms.optional(),
-  /** The whitelist entries (canonical CIDR) that came from the cluster: a removal there lifts them here. */
-  whitelisted: z.array(checked(whitelistCidrProblem)).max(MAX_OUTBOX).optional(),
 })
 
 export const whitelistEntrySchema = z.object({

@@ -1,0 +1,47 @@
+/**
+ * What a cluster node's read collects for Redis (run/pipeline.ts scanInto,
+ * then run/cluster-sync.ts): the failures it counted against an entry, each
+ * with its identity, and the successful logins that relax the windows.
+ */
+import {statSync} from 'node:fs'
+import type {Decision, SourcedEvent} from '../decisions/decide.js'
+import {nameTag} from '../decisions/windows.js'
+import type {ClusterRecord} from '../store/schema.js'
+import {escapeText} from '../text/escape.js'
+
+export class ClusterFeed {
+  readonly failures: ClusterRecord['outbox'] = []
+  readonly successes: ClusterRecord['successes'] = []
+  private readonly files = new Map<string, string>()
+
+  constructor(private readonly node: string) {}
+
+  /** Takes the failure a decision counted against an entry (not one inside a blocked network, nor a twin line). */
+  add(event: SourcedEvent, decision: Decision, offset: number | undefined): void {
+    const key = decision.key
+    if (key === undefined || decision.inside === true) return
+    if (event.outcome === 'failure' && (decision.action === 'counted' || decision.action === 'blocked')) {
+      this.failures.push({instance: event.instance, key, time: event.time, tag: nameTag(event.user), id: this.identity(event, offset)})
+    }
+  }
+
+  /** A successful login (it relaxes the windows but the first, on every node). */
+  success(event: SourcedEvent, key: string): void {
+    this.successes.push({instance: event.instance, key, time: event.time})
+  }
+
+  /** node : file (device and inode: the same after a rename) : the line's byte offset (its number when not known). */
+  private identity(event: SourcedEvent, offset: number | undefined): string {
+    let file = this.files.get(event.file)
+    if (file === undefined) {
+      try {
+        const st = statSync(event.file, {bigint: true})
+        file = `${st.dev.toString(36)}.${st.ino.toString(36)}`
+      } catch {
+        file = escapeText(event.file, {max: 120})
+      }
+      this.files.set(event.file, file)
+    }
+    return `${this.node}:${file}:${offset !== undefined && offset >= 0 ? `o${offset}` : `l${event.lineNo}`}`
+  }
+}
