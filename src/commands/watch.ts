@@ -1,7 +1,7 @@
 import {Flags} from '@oclif/core'
 import {BaseCommand} from '../base-command.js'
 import {watch} from '../core/run/watch.js'
-import {blockLine, expiredLine, firewallChangeLine} from '../ui/format.js'
+import {blockLine, expiredLine, firewallChangeLine, heldLine, liftedLine} from '../ui/format.js'
 
 export default class Watch extends BaseCommand<typeof Watch> {
   static override summary = 'Follow the logs and block within seconds: what hacks does, whenever a log grows (for systemd).'
@@ -35,12 +35,15 @@ export default class Watch extends BaseCommand<typeof Watch> {
         onCycle: (result) => {
           for (const b of result.newlyBlocked) this.log(blockLine(b))
           for (const b of result.expired) this.log(expiredLine(b))
+          for (const b of result.cluster?.adopted ?? []) this.log(heldLine(b))
+          for (const b of result.cluster?.lifted ?? []) this.log(liftedLine(b))
           if (verbose) {
             for (const c of this.commandsRun.splice(0)) this.log(`ran: ${c}`)
             for (const d of result.firewall.drift) this.log(`drift: ${d}`)
           } else {
             this.commandsRun.length = 0
-            if (result.firewall.changed && result.newlyBlocked.length === 0 && result.expired.length === 0) this.log(firewallChangeLine(result.firewall))
+            const shared = (result.cluster?.adopted.length ?? 0) + (result.cluster?.lifted.length ?? 0)
+            if (result.firewall.changed && result.newlyBlocked.length === 0 && result.expired.length === 0 && shared === 0) this.log(firewallChangeLine(result.firewall))
           }
         },
       })

@@ -12,6 +12,7 @@ import assert from 'node:assert/strict'
 import {appendLines, at, f2, requireRoot} from '../helpers/env.js'
 import {requireRedis, startRedis} from '../helpers/redis.js'
 import {blockedOn, hacks, listed, nodes} from '../helpers/cluster-nodes.js'
+import {Watcher} from '../helpers/watcher.js'
 
 test('networkBlock counts distinct addresses over every node: 2 of a /24 on each of two nodes block the /24 (minAddresses 4); 2 on one node alone do not', async (t) => {
   if (!requireRoot(t) || !requireRedis(t)) return
@@ -144,4 +145,21 @@ test('list on any node shows the cluster as Redis holds it now, before that node
   assert.equal(r.exitCode, 0, r.stderr)
   assert.match(r.stderr, /^rcguard: warning: cluster: Redis at unix:\/\/\S+ \(cluster node b\): .*: this is what this node held at its last run$/m)
   assert.deepEqual((JSON.parse(r.stdout) as {ip: string}[]).map((e) => e.ip), [], 'b held nothing at its last run')
+})
+
+test('watch on a cluster node holds a block made on another node within its 10 s poll, with no line of its own logs, and lets go of it when it is unblocked there', async (t) => {
+  if (!requireRoot(t) || !requireRedis(t)) return
+  const redis = await startRedis(t)
+  const [a, b] = nodes(t, redis)
+  assert.ok(a && b)
+  const w = new Watcher(b.config, {env: {RCGUARD_NOW: ''}})
+  t.after(() => w.stop())
+  // Its first cycle over (an empty log: nothing to print), the block made on a reaches it only by the poll.
+  await new Promise((r) => setTimeout(r, 3000))
+  assert.deepEqual(w.err, [])
+  assert.equal((await a.run(['block', '203.0.113.97'], '')).exitCode, 0)
+  const line = await w.waitFor(/^holding 203\.0\.113\.97 on master /, 15_000)
+  assert.match(line, /: blocked on cluster node a by hand$/)
+  assert.equal((await a.run(['unblock', '203.0.113.97'], '')).exitCode, 0)
+  await w.waitFor(/^unblocked 203\.0\.113\.97 on master: lifted on another node of the cluster$/, 15_000)
 })

@@ -14,7 +14,8 @@
  *   So cron runs beside it find nothing new (or exit 75), and admin commands
  *   wait at most one cycle.
  * - **On time.** Besides growth, a cycle runs when the next block ends and at
- *   least every `idleMs` (what cron would do: firewall drift corrected).
+ *   least every `idleMs` (what cron would do: firewall drift corrected; on a
+ *   cluster node every 10 s, so the blocks of other nodes are held soon).
  * - **Never dying of a fault.** What fails a `hacks` run (a corrupt
  *   database, a firewall tool failing, a log gone) is reported and retried
  *   after `retryMs`; a bug (not an RcguardError) stops the process, for the
@@ -40,6 +41,9 @@ import type {BlockInfo, GuardContext} from './context.js'
 import type {AccountAlert} from '../decisions/accounts.js'
 import {cycle, expandLog, notifyChanges, type HacksResult} from './pipeline.js'
 import {failedRun, MetricsRun} from '../metrics/metrics.js'
+
+/** How often watch on a cluster node runs a cycle with nothing new in its logs: the cluster's blocks are polled. */
+export const CLUSTER_IDLE_MS = 10_000
 
 export interface WatchOptions {
   signal: AbortSignal
@@ -156,7 +160,8 @@ export async function watch(given: GuardContext, options: WatchOptions): Promise
   const ctx: GuardContext = {...given, store: new CachingStore(given.store)}
   const pollMs = options.pollMs ?? 1_000
   const settleMs = options.settleMs ?? 50
-  const idleMs = options.idleMs ?? 60_000
+  // A cluster node also looks at the cluster when its own logs are quiet: a block made on another node is held here within this.
+  const idleMs = options.idleMs ?? (ctx.config.cluster !== undefined ? CLUSTER_IDLE_MS : 60_000)
   const retryMs = options.retryMs ?? 5_000
   const busyRetryMs = options.busyRetryMs ?? 200
   const notifyEveryMs = options.notifyEveryMs ?? 60_000
