@@ -163,3 +163,27 @@ test('watch on a cluster node holds a block made on another node within its 10 s
   assert.equal((await a.run(['unblock', '203.0.113.97'], '')).exitCode, 0)
   await w.waitFor(/^unblocked 203\.0\.113\.97 on master: lifted on another node of the cluster$/, 15_000)
 })
+
+test('accountAlert counts the addresses failing on one account over every node: reported once, by the node whose run completes the window; with block, the address that failed on it twice (once on each of two nodes) is blocked everywhere, the others not', async (t) => {
+  if (!requireRoot(t) || !requireRedis(t)) return
+  const redis = await startRedis(t)
+  const [a, b, c] = nodes(t, redis, {accountAlert: {minAddresses: 4, periodMinutes: 10, block: true}})
+  assert.ok(a && b && c)
+  const victim = 'ceo@example.com'
+  // 203.0.113.100 fails on the account on a and on b: twice in the window; the other three once each.
+  appendLines(a.log, [f2(at(0, 0), '203.0.113.100', victim), f2(at(0, 20), '203.0.113.101', 'CEO@example.com ')])
+  appendLines(b.log, [f2(at(1, 0), '203.0.113.102', victim), f2(at(1, 20), '203.0.113.100', victim)])
+  appendLines(c.log, [f2(at(2, 0), '203.0.113.103', victim)])
+  const now = at(3, 0).toISOString()
+  const reports: string[] = []
+  for (const n of [a, b, c, a, b]) {
+    const r = await hacks(n, now)
+    reports.push(...r.stdout.split('\n').filter((l) => l.startsWith('account ')).map((l) => `${n.name}: ${l}`))
+  }
+  assert.equal(reports.length, 1, reports.join('\n'))
+  assert.match(reports[0] ?? '', /^c: account "ceo@example.com" on master under attack: 4 addresses failed on it within 10 min/)
+  for (const n of [a, b, c]) {
+    const held = (await listed(n, now)).filter((e) => e.state === 'blocked').map((e) => e.ip)
+    assert.deepEqual(held, ['203.0.113.100'], `${n.name}: only the address that failed twice on it`)
+  }
+})

@@ -8,7 +8,13 @@
 import type {Redis as RedisClient} from 'ioredis'
 import {errorMessage} from '../errors.js'
 import {parseRedisUrl, shownTarget, type ClusterConfig, type RedisTarget} from './config.js'
-import {CLAIM, NETWORKS, PUSH, READ, SUCCESS, UNBLOCK, WHITELIST} from './scripts.js'
+import {createHash} from 'node:crypto'
+import {CLAIM, NETWORKS, PUSH, READ, REPORT, SUCCESS, UNBLOCK, WHITELIST} from './scripts.js'
+
+/** The hash an account's keys carry (16 hex digits of SHA-256 of its name). */
+function accountId(account: string): string {
+  return createHash('sha256').update(account).digest('hex').slice(0, 16)
+}
 
 /** Redis could not be reached or refused a command: the run goes on locally. */
 export class ClusterUnreachable extends Error {
@@ -26,6 +32,13 @@ export class Keys {
   }
   network(instance: string, network: string): string {
     return `${this.prefix}n:${instance}:${network}`
+  }
+  /** An account's keys name it by a hash: a user name is attacker text, never part of a key. */
+  account(instance: string, account: string): string {
+    return `${this.prefix}a:${instance}:${accountId(account)}`
+  }
+  report(instance: string, account: string): string {
+    return `${this.prefix}r:${instance}:${accountId(account)}`
   }
   successes(instance: string): string {
     return `${this.prefix}s:${instance}`
@@ -57,6 +70,7 @@ export class Keys {
 type Scripted = RedisClient & {
   rcPush(numKeys: number, ...args: (string | number)[]): Promise<[number, string[][]]>
   rcNetworks(numKeys: number, ...args: (string | number)[]): Promise<string[][]>
+  rcReport(numKeys: number, ...args: (string | number)[]): Promise<[number, string]>
   rcSuccess(numKeys: number, ...args: (string | number)[]): Promise<number>
   rcClaim(numKeys: number, ...args: (string | number)[]): Promise<string>
   rcUnblock(numKeys: number, ...args: (string | number)[]): Promise<number>
@@ -119,6 +133,7 @@ export class ClusterClient {
     const define = (name: string, lua: string): void => redis.defineCommand(name, {lua})
     define('rcPush', PUSH)
     define('rcNetworks', NETWORKS)
+    define('rcReport', REPORT)
     define('rcSuccess', SUCCESS)
     define('rcClaim', CLAIM)
     define('rcUnblock', UNBLOCK)

@@ -6,6 +6,7 @@
 import {statSync} from 'node:fs'
 import type {Decision, SourcedEvent} from '../decisions/decide.js'
 import {nameTag} from '../decisions/windows.js'
+import {accountKey} from '../decisions/accounts.js'
 import type {ClusterRecord} from '../store/schema.js'
 import {escapeText} from '../text/escape.js'
 
@@ -14,14 +15,19 @@ export class ClusterFeed {
   readonly successes: ClusterRecord['successes'] = []
   private readonly files = new Map<string, string>()
 
-  constructor(private readonly node: string) {}
+  /** With `accounts` (accountAlert), each failure also names the account it tried. */
+  constructor(
+    private readonly node: string,
+    private readonly accounts = false,
+  ) {}
 
   /** Takes the failure a decision counted against an entry (not one inside a blocked network, nor a twin line). */
   add(event: SourcedEvent, decision: Decision, offset: number | undefined): void {
     const key = decision.key
     if (key === undefined || decision.inside === true) return
     if (event.outcome === 'failure' && (decision.action === 'counted' || decision.action === 'blocked')) {
-      this.failures.push({instance: event.instance, key, time: event.time, tag: nameTag(event.user), id: this.identity(event, offset)})
+      const id = this.identity(event, offset)
+      this.failures.push({instance: event.instance, key, time: event.time, tag: nameTag(event.user), id, ...(this.accounts ? {account: accountKey(event.user)} : {})})
     }
   }
 

@@ -8,6 +8,10 @@
  *                         (Redis clock, ms); the identity (node, file, offset) makes a re-read a no-op.
  *   P n:<instance>:<net>  sorted set (networkBlock): the addresses of a network that failed, each scored by
  *                         its newest failure.
+ *   P a:<instance>:<acct> sorted set (accountAlert): one member per failure on the account (the hash of its
+ *                         name), `<identity>|<address>`, scored by its time.
+ *   P r:<instance>:<acct> string: the account's episode as reported (JSON: at, last, node, account), so an
+ *                         attack is reported once however many nodes see it.
  *   P s:<instance>        hash: key → its newest successful login (relaxes the windows but the first).
  *   P b:<instance>        hash: key → its block record (JSON: at, till (-1: until deleted), rule, node,
  *                         n: how many blocks it has had, c: an optional comment), kept after the block
@@ -78,6 +82,29 @@ for i, key in ipairs(KEYS) do
   out[i] = redis.call('ZRANGE', key, 0, -1, 'WITHSCORES')
 end
 return out`
+
+/**
+ * REPORT: KEYS[1] = the account's report; ARGV = now, at (the failure that completed the window), last (the
+ * newest failure on the account), periodMs, node, account, keepMs. An episode reported before whose last
+ * failure is within periodMs of `at` is the same episode: its last failure moves on, and 0 is returned (and
+ * the record). Otherwise this is a new report, made by this node: 1.
+ */
+export const REPORT = `${NOW}
+local raw = redis.call('GET', KEYS[1])
+local at = tonumber(ARGV[2])
+local last = tonumber(ARGV[3])
+if raw then
+  local ok, rec = pcall(cjson.decode, raw)
+  if ok and type(rec) == 'table' and type(rec.last) == 'number' and at <= rec.last + tonumber(ARGV[4]) then
+    if last > rec.last then rec.last = last end
+    local text = cjson.encode(rec)
+    redis.call('SET', KEYS[1], text, 'PX', tonumber(ARGV[7]))
+    return {0, text}
+  end
+end
+local text = cjson.encode({at = at, last = last, node = ARGV[5], account = ARGV[6]})
+redis.call('SET', KEYS[1], text, 'PX', tonumber(ARGV[7]))
+return {1, text}`
 
 /** SUCCESS: KEYS[1] = the successes hash; ARGV = now, then key, time pairs. Keeps the newest time per key. */
 export const SUCCESS = `for i = 2, #ARGV, 2 do

@@ -147,7 +147,7 @@ async function scanInto(ctx: GuardContext, data: StoreData, options: ScanOptions
   const decider = new Decider(data, {...config, ipv6Prefix: config.firewall.ipv6Prefix}, never, now, options.collect === true)
   const beside = new BesideRules(config, data, never, decider)
   // A cluster node keeps what it counts for Redis; a success matters there only to windows it relaxes.
-  const feed = config.cluster === undefined ? undefined : new ClusterFeed(config.cluster.node)
+  const feed = config.cluster === undefined ? undefined : new ClusterFeed(config.cluster.node, config.accountAlert !== undefined)
   const relaxing = feed !== undefined && (config.windows.length > 0 || config.resetOnSuccess)
   const keyFor = keyOf(config, never)
   if (feed !== undefined) result.feed = feed
@@ -361,6 +361,8 @@ export async function cycle(ctx: GuardContext, options: CycleOptions): Promise<H
     const shared = await syncCluster(ctx.config, data, scanned.feed, now)
     scanned.warnings.push(...shared.warnings)
     scanned.newlyBlocked.push(...shared.blocked)
+    // An account this node's own lines already reported is not reported twice.
+    scanned.accountAlerts.push(...shared.accountAlerts.filter((a) => !scanned.accountAlerts.some((b) => b.instance === a.instance && b.account === a.account)))
     for (const b of shared.blocked) tallyBlock(scanned.tally, {action: 'blocked', rule: b.rule, event: {instance: b.instance}} as Decision)
     if (!shared.reached) run?.error('cluster')
     clusterRun = {reached: shared.reached, pushed: shared.pushed, adopted: shared.adopted, lifted: shared.lifted}

@@ -154,7 +154,17 @@ export const MAX_OUTBOX = 100_000
 export const clusterRecordSchema = z.object({
   /** Counted failures not yet in Redis: each with its identity (node, file, offset), so a push made twice counts once. */
   outbox: z
-    .array(z.object({instance, key: address, time: ms, tag: z.number().int().min(0).max(0xffff), id: z.string().min(1).max(300)}))
+    .array(
+      z.object({
+        instance,
+        key: address,
+        time: ms,
+        tag: z.number().int().min(0).max(0xffff),
+        id: z.string().min(1).max(300),
+        /** The account tried (accountAlert), as accounts.ts keeps it; absent: not kept. */
+        account: z.string().max(MAX_USER_LENGTH).optional(),
+      }),
+    )
     .max(MAX_OUTBOX),
   /** Successful logins not yet in Redis (they relax the windows but the first). */
   successes: z.array(z.object({instance, key: address, time: ms})).max(MAX_OUTBOX),
