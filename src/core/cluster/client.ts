@@ -9,7 +9,7 @@ import type {Redis as RedisClient} from 'ioredis'
 import {errorMessage} from '../errors.js'
 import {parseRedisUrl, shownTarget, type ClusterConfig, type RedisTarget} from './config.js'
 import {createHash} from 'node:crypto'
-import {CLAIM, NETWORKS, PUSH, READ, REPORT, SUCCESS, UNBLOCK, WHITELIST} from './scripts.js'
+import {CLAIM, PUSH, READ, REPORT, SUCCESS, UNBLOCK, WHITELIST} from './scripts.js'
 
 /** The hash an account's keys carry (16 hex digits of SHA-256 of its name). */
 function accountId(account: string): string {
@@ -68,8 +68,7 @@ export class Keys {
 }
 
 type Scripted = RedisClient & {
-  rcPush(numKeys: number, ...args: (string | number)[]): Promise<[number, string[][]]>
-  rcNetworks(numKeys: number, ...args: (string | number)[]): Promise<string[][]>
+  rcPush(numKeys: number, ...args: (string | number)[]): Promise<string[][]>
   rcReport(numKeys: number, ...args: (string | number)[]): Promise<[number, string]>
   rcSuccess(numKeys: number, ...args: (string | number)[]): Promise<number>
   rcClaim(numKeys: number, ...args: (string | number)[]): Promise<string>
@@ -132,7 +131,6 @@ export class ClusterClient {
     })
     const define = (name: string, lua: string): void => redis.defineCommand(name, {lua})
     define('rcPush', PUSH)
-    define('rcNetworks', NETWORKS)
     define('rcReport', REPORT)
     define('rcSuccess', SUCCESS)
     define('rcClaim', CLAIM)

@@ -7,7 +7,7 @@
  *   P f:<instance>:<key>  sorted set: one member per failure, `<identity>|<tag>`, scored by its time
  *                         (Redis clock, ms); the identity (node, file, offset) makes a re-read a no-op.
  *   P n:<instance>:<net>  sorted set (networkBlock): the addresses of a network that failed, each scored by
- *                         its newest failure.
+ *                         its newest failure (PUSH with GT).
  *   P a:<instance>:<acct> sorted set (accountAlert): one member per failure on the account (the hash of its
  *                         name), `<identity>|<address>`, scored by its time.
  *   P r:<instance>:<acct> string: the account's episode as reported (JSON: at, last, node, account), so an
@@ -31,52 +31,31 @@
 const NOW = `local now = tonumber(ARGV[1])`
 
 /**
- * PUSH: KEYS = the failure sets of the keys pushed; ARGV = now, keepMs, then per key its count and that many
- * (score, member) pairs. Adds each member once (NX: a member seen before keeps its first time), drops the
- * failures older than keepMs before the newest, sets the key to expire with them, and returns each set whole
- * (member, score, member, score, …) as it is after the update.
+ * PUSH: KEYS = the sorted sets of the keys pushed; ARGV = now, keepMs, how a member seen before keeps its
+ * score (NX: its first, for failures named by their identity; GT: its newest, for a network's addresses),
+ * then per key its count and that many (score, member) pairs. Drops the members older than keepMs before
+ * the newest, sets the key to expire a while after the push, and returns each set whole (member, score, …) as
+ * it is after the update.
  */
 export const PUSH = `${NOW}
 local keep = tonumber(ARGV[2])
-local at = 3
+local mode = ARGV[3]
+if mode ~= 'NX' and mode ~= 'GT' then return redis.error_reply('mode') end
+local at = 4
 local out = {}
 for i, key in ipairs(KEYS) do
   local n = tonumber(ARGV[at])
   at = at + 1
   for j = 1, n do
-    redis.call('ZADD', key, 'NX', ARGV[at], ARGV[at + 1])
+    redis.call('ZADD', key, mode, ARGV[at], ARGV[at + 1])
     at = at + 2
   end
+  -- Kept: what a window up to the newest member can hold (as one node keeps an entry's failures), so that
+  -- failures pushed late (a node, or Redis, away for a while) still meet the others of their time; the set
+  -- goes a while after its last push.
   local newest = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
   if newest[2] ~= nil then
-    local top = math.max(tonumber(newest[2]), now)
-    redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. tostring(top - keep))
-    redis.call('PEXPIRE', key, keep + 60000)
-  end
-  out[i] = redis.call('ZRANGE', key, 0, -1, 'WITHSCORES')
-end
-return {now, out}`
-
-/**
- * NETWORKS: KEYS = the networks' sets; ARGV = now, keepMs, then per key its count and that many (score,
- * member) pairs. Keeps each address's newest failure (GT), drops those older than keepMs before the newest,
- * and returns each set whole as after the update.
- */
-export const NETWORKS = `${NOW}
-local keep = tonumber(ARGV[2])
-local at = 3
-local out = {}
-for i, key in ipairs(KEYS) do
-  local n = tonumber(ARGV[at])
-  at = at + 1
-  for j = 1, n do
-    redis.call('ZADD', key, 'GT', ARGV[at], ARGV[at + 1])
-    at = at + 2
-  end
-  local newest = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
-  if newest[2] ~= nil then
-    local top = math.max(tonumber(newest[2]), now)
-    redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. tostring(top - keep))
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. tostring(tonumber(newest[2]) - keep))
     redis.call('PEXPIRE', key, keep + 60000)
   end
   out[i] = redis.call('ZRANGE', key, 0, -1, 'WITHSCORES')

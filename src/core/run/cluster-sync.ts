@@ -152,13 +152,13 @@ async function exchange(client: ClusterClient, config: Config, data: StoreData, 
   for (let i = 0; i < list.length; i += PUSH_KEYS) batches.push(list.slice(i, i + PUSH_KEYS))
   const pushed = await Promise.all(
     batches.map((batch) => {
-      const args: (string | number)[] = [redisTime, keepMs]
+      const args: (string | number)[] = [redisTime, keepMs, 'NX']
       for (const g of batch) args.push(g.members.length, ...g.members.flat())
       return client.call((r) => r.rcPush(batch.length, ...batch.map((g) => keys.failures(g.instance, g.key)), ...args))
     }),
   )
   for (const [b, batch] of batches.entries()) {
-    const got = pushed[b]?.[1] ?? []
+    const got = pushed[b] ?? []
     batch.forEach((g, j) => {
       const mine = new Set(g.members.map((m) => m[1]))
       const set = {times: [] as number[], tags: [] as number[], fresh: [] as number[]}
@@ -249,9 +249,9 @@ async function exchange(client: ClusterClient, config: Config, data: StoreData, 
     const all = [...nets.values()]
     for (let i = 0; i < all.length; i += PUSH_KEYS) {
       const batch = all.slice(i, i + PUSH_KEYS)
-      const args: (string | number)[] = [redisTime, periodMs + 120_000]
+      const args: (string | number)[] = [redisTime, periodMs + 120_000, 'GT']
       for (const g of batch) args.push(g.members.size, ...[...g.members].flatMap(([m, t]) => [String(t), m]))
-      const got = await client.call((r) => r.rcNetworks(batch.length, ...batch.map((g) => keys.network(g.instance, g.network)), ...args))
+      const got = await client.call((r) => r.rcPush(batch.length, ...batch.map((g) => keys.network(g.instance, g.network)), ...args))
       for (const [j, g] of batch.entries()) {
         const b = view.blocks.get(`${g.instance} ${g.network}`)
         if ((b !== undefined && inForce(b)) || neverBlockedIn(never)(g.network) !== null) continue
@@ -343,9 +343,9 @@ async function accountsOverCluster(client: ClusterClient, config: Config, data: 
   const list = [...groups.values()]
   for (let i = 0; i < list.length; i += PUSH_KEYS) {
     const batch = list.slice(i, i + PUSH_KEYS)
-    const args: (string | number)[] = [ctx.redisTime, periodMs + 120_000]
+    const args: (string | number)[] = [ctx.redisTime, periodMs + 120_000, 'NX']
     for (const g of batch) args.push(g.members.length, ...g.members.flat())
-    const [, got] = await client.call((r) => r.rcPush(batch.length, ...batch.map((g) => keys.account(g.instance, g.account)), ...args))
+    const got = await client.call((r) => r.rcPush(batch.length, ...batch.map((g) => keys.account(g.instance, g.account)), ...args))
     for (const [j, g] of batch.entries()) {
       const at = g.newest
       const inWindow = pairs(got[j] ?? [])
