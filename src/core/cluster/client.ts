@@ -9,6 +9,8 @@ import type {Redis as RedisClient} from 'ioredis'
 import {errorMessage} from '../errors.js'
 import {parseRedisUrl, shownTarget, type ClusterConfig, type RedisTarget} from './config.js'
 import {createHash} from 'node:crypto'
+import {readFile} from 'node:fs/promises'
+import {isIP} from 'node:net'
 import {CLAIM, PUSH, READ, REPORT, SUCCESS, UNBLOCK, WHITELIST} from './scripts.js'
 
 /** The hash an account's keys carry (16 hex digits of SHA-256 of its name). */
@@ -106,9 +108,18 @@ export class ClusterClient {
     const mod = (await import('ioredis')) as unknown as {Redis?: typeof RedisClient; default?: typeof RedisClient & {Redis?: typeof RedisClient}}
     const Redis = mod.default?.Redis ?? mod.Redis ?? (mod.default as typeof RedisClient)
     const ms = config.timeoutSeconds * 1000
+    let ca: Buffer | undefined
+    if (target.tls && config.ca !== undefined) {
+      try {
+        ca = await readFile(config.ca)
+      } catch (err) {
+        throw new ClusterUnreachable(`cluster.ca ${config.ca} cannot be read: ${errorMessage(err)}`)
+      }
+    }
     const redis = new Redis({
       ...(target.path !== undefined ? {path: target.path} : {host: target.host, port: target.port}),
-      ...(target.tls ? {tls: {servername: target.host}} : {}),
+      // An address is checked against the certificate's IP names; a name is also sent as SNI (never an address: RFC 6066).
+      ...(target.tls ? {tls: {...(target.host !== undefined && isIP(target.host) === 0 ? {servername: target.host} : {}), ...(ca === undefined ? {} : {ca})}} : {}),
       db: target.db,
       ...(target.username === undefined ? {} : {username: target.username}),
       ...(target.password === undefined ? {} : {password: target.password}),

@@ -104,6 +104,8 @@ export const clusterSchema = z
       .transform((n) => n ?? defaultNode()),
     /** Every key rcguard writes in Redis starts with it: several clusters (or other programs) can share one Redis. */
     prefix: z.string().regex(PREFIX, 'a prefix is 1 to 32 letters, digits or _ . : { } -').default('rcguard:'),
+    /** With rediss://: the PEM file of the certificate authority that signed Redis's certificate (default: the system's). */
+    ca: z.string().min(1).optional(),
     /** How long a connection or a command may take before Redis counts as unreachable for this run. */
     timeoutSeconds: z.number().positive().max(60).default(3),
   })

@@ -252,6 +252,7 @@ export function validateConfig(raw: unknown, source: string, baseDir: string): C
   const config = result.data
   config.database = resolve(baseDir, config.database)
   if (config.metrics !== undefined) config.metrics.textfile = resolve(baseDir, config.metrics.textfile)
+  if (config.cluster?.ca !== undefined) config.cluster.ca = resolve(baseDir, config.cluster.ca)
   for (const instance of config.instances) {
     for (const log of instance.logs) log.path = resolve(baseDir, log.path)
   }
