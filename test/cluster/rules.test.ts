@@ -9,6 +9,7 @@
  */
 import {test, type TestContext} from 'node:test'
 import assert from 'node:assert/strict'
+import {writeFileSync} from 'node:fs'
 import {appendLines, at, f2, requireRoot} from '../helpers/env.js'
 import {requireRedis, startRedis} from '../helpers/redis.js'
 import {blockedOn, hacks, listed, nodes} from '../helpers/cluster-nodes.js'
@@ -186,4 +187,21 @@ test('accountAlert counts the addresses failing on one account over every node: 
     const held = (await listed(n, now)).filter((e) => e.state === 'blocked').map((e) => e.ip)
     assert.deepEqual(held, ['203.0.113.100'], `${n.name}: only the address that failed twice on it`)
   }
+})
+
+test('a log truncated in place (copytruncate) that reaches the same byte offsets again with new lines: each new failure counts once more (3 + 2 after the truncation on a, 1 on b: 6)', async (t) => {
+  if (!requireRoot(t) || !requireRedis(t)) return
+  const redis = await startRedis(t)
+  const [a, b] = nodes(t, redis)
+  assert.ok(a && b)
+  appendLines(a.log, [0, 10, 20].map((s) => f2(at(0, s), '203.0.113.130', 'x', 0, 'sess0001')))
+  await hacks(a, at(0, 30).toISOString())
+  // logrotate copytruncate: the file keeps its inode, and lines of the same length land at the same offsets.
+  writeFileSync(a.log, '')
+  appendLines(a.log, [40, 50].map((s) => f2(at(0, s), '203.0.113.130', 'x', 0, 'sess0001')))
+  await hacks(a, at(1, 0).toISOString())
+  assert.equal(await blockedOn(a, '203.0.113.130', at(1, 0).toISOString()), undefined, 'a alone counted 5')
+  appendLines(b.log, [f2(at(1, 0), '203.0.113.130', 'x', 0, 'sess0002')])
+  const r = await hacks(b, at(1, 10).toISOString())
+  assert.match(r.stdout, /^blocked 203\.0\.113\.130 on master .* by 6 failures within 10 min/m)
 })

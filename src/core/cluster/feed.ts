@@ -22,11 +22,11 @@ export class ClusterFeed {
   ) {}
 
   /** Takes the failure a decision counted against an entry (not one inside a blocked network, nor a twin line). */
-  add(event: SourcedEvent, decision: Decision, offset: number | undefined): void {
+  add(event: SourcedEvent, decision: Decision, offset: number | undefined, text = ''): void {
     const key = decision.key
     if (key === undefined || decision.inside === true) return
     if (event.outcome === 'failure' && (decision.action === 'counted' || decision.action === 'blocked')) {
-      const id = this.identity(event, offset)
+      const id = this.identity(event, offset, text)
       this.failures.push({instance: event.instance, key, time: event.time, tag: nameTag(event.user), id, ...(this.accounts ? {account: accountKey(event.user)} : {})})
     }
   }
@@ -36,8 +36,12 @@ export class ClusterFeed {
     this.successes.push({instance: event.instance, key, time: event.time})
   }
 
-  /** node : file (device and inode: the same after a rename) : the line's byte offset (its number when not known). */
-  private identity(event: SourcedEvent, offset: number | undefined): string {
+  /**
+   * node : file (device and inode: the same after a rename) : the line's byte offset (its number when not
+   * known) and a hash of its text. The same line read again has the same identity; a log truncated in place
+   * (logrotate's copytruncate) that reaches the same offset again with other lines does not.
+   */
+  private identity(event: SourcedEvent, offset: number | undefined, text: string): string {
     let file = this.files.get(event.file)
     if (file === undefined) {
       try {
@@ -48,6 +52,14 @@ export class ClusterFeed {
       }
       this.files.set(event.file, file)
     }
-    return `${this.node}:${file}:${offset !== undefined && offset >= 0 ? `o${offset}` : `l${event.lineNo}`}`
+    return `${this.node}:${file}:${offset !== undefined && offset >= 0 ? `o${offset}` : `l${event.lineNo}`}:${textHash(text)}`
   }
+}
+
+/** FNV-1a over (the first 1 KiB of) a line, as 8 hex digits. */
+function textHash(text: string): string {
+  let h = 0x811c9dc5
+  const n = Math.min(text.length, 1024)
+  for (let i = 0; i < n; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193)
+  return (h >>> 0).toString(16).padStart(8, '0')
 }

@@ -200,7 +200,7 @@ async function scanInto(ctx: GuardContext, data: StoreData, options: ScanOptions
           const {blocks: extra, alert} = beside.feed(sourced, decision)
           if (alert !== null) result.accountAlerts.push(alert)
           if (feed !== undefined) {
-            feed.add(sourced, decision, offset)
+            feed.add(sourced, decision, offset, text)
             if (relaxing && sourced.outcome === 'success' && sourced.ip !== null && sourced.doubt === undefined) feed.success(sourced, keyFor(sourced.ip))
           }
           tallyDecision(result.tally, decision)
