@@ -1,6 +1,10 @@
 /**
- * The store behind an interface: today one JSON file on this host; a shared
- * store for several servers can implement the same contract later.
+ * The store behind an interface: one JSON file on this host (json-store.ts).
+ * Every node keeps its own, cluster nodes too: their log positions, their
+ * entries and the blocks they hold. What the nodes of a cluster share
+ * (failures, blocks, the whitelist) lives in Redis beside it (core/cluster,
+ * run/cluster-sync.ts), and each run makes this store hold the cluster's
+ * blocks, so the rest of rcguard reads one store whether it is alone or not.
  */
 import type {StoreData} from './schema.js'
 
