@@ -63,9 +63,15 @@ export class Keys {
   flushed(): string {
     return `${this.prefix}flushed`
   }
-  /** The pattern of every key rcguard writes (flush --cluster). */
-  all(): string {
-    return `${this.prefix.replace(/[*?[\]\\]/g, '\\$&')}*`
+  /**
+   * The keys of a flush --cluster: the sets of each instance as SCAN patterns (kind and instance spelt out,
+   * so that another cluster whose prefix starts with this one's is never matched), and the single keys.
+   */
+  flushable(instances: readonly string[], all: boolean): {patterns: string[]; single: string[]} {
+    const p = this.prefix.replace(/[*?[\]\\]/g, '\\$&')
+    const patterns = instances.flatMap((i) => ['f', 'n', 'a', 'r'].map((kind) => `${p}${kind}:${i.replace(/[*?[\]\\]/g, '\\$&')}:*`))
+    const single = [...instances.flatMap((i) => [this.blocks(i), this.tombstones(i), this.successes(i)]), this.nodes(), ...(all ? [this.whitelist(), this.whitelistRemoved()] : [])]
+    return {patterns, single}
   }
 }
 

@@ -87,7 +87,7 @@ return {1, text}`
 
 /** SUCCESS: KEYS[1] = the successes hash; ARGV = now, then key, time pairs. Keeps the newest time per key. */
 export const SUCCESS = `for i = 2, #ARGV, 2 do
-  local old = tonumber(redis.call('HGET', KEYS[1], ARGV[i]) or '-1')
+  local old = tonumber(redis.call('HGET', KEYS[1], ARGV[i]) or '-1') or -1
   if tonumber(ARGV[i + 1]) > old then redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 end
 return 1`
@@ -102,7 +102,11 @@ return 1`
 export const CLAIM = `${NOW}
 local raw = redis.call('HGET', KEYS[1], ARGV[2])
 local rec = nil
-if raw then rec = cjson.decode(raw) end
+-- A record of another shape (not rcguard's) is as none: replaced.
+if raw then
+  local ok, r = pcall(cjson.decode, raw)
+  if ok and type(r) == 'table' and type(r.at) == 'number' and type(r.till) == 'number' and (r.n == nil or type(r.n) == 'number') then rec = r end
+end
 local force = ARGV[10] == '1'
 if rec and not force and rec.at > 0 and (rec.till == -1 or rec.till > now) then return raw end
 local n = 0

@@ -82,6 +82,9 @@ async function mutate(
 ): Promise<ChangeResult> {
   return ctx.store.withLock({wait: true}, async () => {
     const data = await readData(ctx)
+    // A cluster node acts on the cluster as Redis holds it now: a block or whitelist entry this node has not
+    // taken in yet is there to be lifted or removed (what list shows, unblock finds).
+    await withClusterView(ctx.config, data, ctx.now())
     const before = snapshot(data, ctx.now())
     const result = change(data)
     // A cluster node: the change goes to Redis first (cluster-admin.ts); unreachable, nothing is written.

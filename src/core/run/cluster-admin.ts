@@ -75,8 +75,8 @@ export async function shareAdminChange(config: Config, before: AdminSnapshot, da
 }
 
 /**
- * `flush --cluster`: every key rcguard keeps in Redis under the prefix goes (failures, blocks, tombstones,
- * the nodes' record; the whitelist only with `all`), and a marker says when, so that every node drops at its
+ * `flush --cluster`: every key rcguard keeps in Redis under the prefix for the configured instances goes
+ * (failures, blocks, tombstones, the nodes' record; the whitelist only with `all`), and a marker says when, so that every node drops at its
  * next run the blocks it holds from before (otherwise it would push them again as blocks Redis lost).
  * Returns how many keys were removed; throws RcguardError (exit 8) when Redis cannot be reached.
  */
@@ -88,15 +88,16 @@ export async function flushCluster(config: Config, all: boolean, now: number): P
     client = await ClusterClient.connect(cluster)
     const keys = client.keys
     const redisTime = now + (await client.clockOffset(now))
-    const keep = new Set(all ? [keys.flushed()] : [keys.whitelist(), keys.whitelistRemoved(), keys.flushed()])
-    let removed = 0
-    let cursor = '0'
-    do {
-      const [next, found] = await client.call((r) => r.scan(cursor, 'MATCH', keys.all(), 'COUNT', 1000))
-      cursor = next
-      const doomed = found.filter((k) => !keep.has(k))
-      if (doomed.length > 0) removed += await client.call((r) => r.unlink(...doomed))
-    } while (cursor !== '0')
+    const {patterns, single} = keys.flushable(config.instances.map((i) => i.name), all)
+    let removed = await client.call((r) => r.unlink(...single))
+    for (const pattern of patterns) {
+      let cursor = '0'
+      do {
+        const [next, found] = await client.call((r) => r.scan(cursor, 'MATCH', pattern, 'COUNT', 1000))
+        cursor = next
+        if (found.length > 0) removed += await client.call((r) => r.unlink(...found))
+      } while (cursor !== '0')
+    }
     await client.call((r) => r.set(keys.flushed(), JSON.stringify({at: redisTime, all})))
     return removed
   } catch (err) {

@@ -140,12 +140,27 @@ export function holdBlocks(config: Config, data: StoreData, view: ClusterView, c
     if (b.c !== undefined) e.comment = b.c
     if (fresh && b.node !== node) held.adopted.push({...blockInfo(e), node: b.node})
   }
+  // An unblock on any node forgets the address on every node, as unblock forgets it on one: its block, and the
+  // failures this node still keeps of it from before (they would count again towards its next block).
   for (const [id, t] of view.tombs) {
     const e = byId.get(id)
-    if (e === undefined || !isBlockActive(e, now) || toRedis(e.blockedAt ?? 0) > t) continue
+    if (e === undefined) continue
     const b = view.blocks.get(id)
     if (b !== undefined && (b.till === -1 || b.till > view.now)) continue
-    held.lifted.push(blockInfo(e))
+    if (isBlockActive(e, now)) {
+      if (toRedis(e.blockedAt ?? 0) > t) continue
+      held.lifted.push(blockInfo(e))
+    } else if (toRedis(e.lastSeen) > t) {
+      // Failures since the unblock stay: only those from before go.
+      const keep = e.failures.map((f, i) => (toRedis(f) > t ? i : -1)).filter((i) => i !== -1)
+      if (keep.length === e.failures.length) continue
+      if (e.tried !== undefined && e.tried.length === e.failures.length * 4) e.tried = keep.map((i) => (e.tried as string).slice(i * 4, i * 4 + 4)).join('')
+      else delete e.tried
+      e.failures = keep.map((i) => e.failures[i] as number)
+      if (e.tried === '') delete e.tried
+      held.changed = true
+      continue
+    }
     data.entries = data.entries.filter((x) => x !== e)
     byId.delete(id)
     held.changed = true

@@ -29,7 +29,8 @@ import {clusterWindow, memberOf, tagOfMember} from '../cluster/evaluate.js'
 import type {ClusterFeed} from '../cluster/feed.js'
 import type {AccountAlert} from '../decisions/accounts.js'
 import {MAX_ACCOUNTS} from '../store/bounds.js'
-import {widenIpv6, type NetworkList} from '../net/ip.js'
+import {cidrsOverlap, parseCidr, widenIpv6, type NetworkList} from '../net/ip.js'
+import {entryAddressProblem} from '../store/values.js'
 import type {ClusterView} from '../cluster/records.js'
 import {blockRecord, flushMarker, pairs, parseView, type BlockRecord} from '../cluster/records.js'
 import type {Config} from '../config/config.js'
@@ -127,6 +128,19 @@ async function exchange(client: ClusterClient, config: Config, data: StoreData, 
     rec.successes = rec.successes.filter((f) => toRedis(f.time) > marker.at)
   }
 
+  // Failures waiting of an address unblocked since on any node (a tombstone newer than them) are forgotten with it.
+  for (const instance of instances) {
+    const waiting = [...new Set(rec.outbox.filter((f) => f.instance === instance).map((f) => f.key))]
+    if (waiting.length === 0) continue
+    const got = await client.call((r) => r.hmget(keys.tombstones(instance), ...waiting))
+    const unblocked = new Map<string, number>()
+    waiting.forEach((key, i) => {
+      const v = got[i]
+      if (v !== null && v !== undefined && /^[0-9]{1,16}$/.test(v)) unblocked.set(key, Number(v))
+    })
+    if (unblocked.size > 0) rec.outbox = rec.outbox.filter((f) => f.instance !== instance || !(toRedis(f.time) <= (unblocked.get(f.key) ?? -Infinity)))
+  }
+
   // Successes first: a window they relax is then relaxed on the cluster too.
   const successes = new Map<string, [string, string][]>()
   for (const s of rec.successes) {
@@ -218,10 +232,12 @@ async function exchange(client: ClusterClient, config: Config, data: StoreData, 
       if (v !== null && v !== undefined && /^[0-9]{1,16}$/.test(v)) successOf.set(`${instance} ${key}`, Number(v))
     })
   }
+  // What this node blocks already (its own Decider, this run or before): pushed below as its own block, not claimed again here.
+  const local = new Set(data.entries.filter((e) => isBlockActive(e, now)).map((e) => `${e.instance} ${e.ip}`))
   for (const [id, set] of sets) {
     const [instance, key] = id.split(' ') as [string, string]
     const b = view.blocks.get(id)
-    if ((b !== undefined && inForce(b)) || refusal(key, never) !== null) continue
+    if ((b !== undefined && inForce(b)) || local.has(id) || refusal(key, never) !== null) continue
     const w = clusterWindow(windows, set, set.fresh, b === undefined ? -Infinity : b.till === -1 ? Infinity : b.till, successOf.get(id) ?? null)
     if (w === null) continue
     const length = blockLength(config, b?.n ?? 0)
@@ -254,11 +270,16 @@ async function exchange(client: ClusterClient, config: Config, data: StoreData, 
       const got = await client.call((r) => r.rcPush(batch.length, ...batch.map((g) => keys.network(g.instance, g.network)), ...args))
       for (const [j, g] of batch.entries()) {
         const b = view.blocks.get(`${g.instance} ${g.network}`)
-        if ((b !== undefined && inForce(b)) || neverBlockedIn(never)(g.network) !== null) continue
+        if ((b !== undefined && inForce(b)) || local.has(`${g.instance} ${g.network}`) || neverBlockedIn(never)(g.network) !== null) continue
         // The window ending at this push's newest failure of the network.
         const at = Math.max(...g.members.values())
         const since = b === undefined ? -Infinity : b.till === -1 ? Infinity : b.till
-        const count = pairs(got[j] ?? []).filter(([, score]) => Number(score) >= at - periodMs && Number(score) <= at && Number(score) > since).length
+        // The network's addresses (or /64s) in the window; a member that is none of its addresses (planted) counts for nothing.
+        const net = parseCidr(g.network)
+        const count = pairs(got[j] ?? []).filter(([member, score]) => {
+          const c = entryAddressProblem(member) === null ? parseCidr(member) : null
+          return c !== null && net !== null && cidrsOverlap(c, net) && Number(score) >= at - periodMs && Number(score) <= at && Number(score) > since
+        }).length
         if (count < nb.minAddresses) continue
         const length = blockLength(config, b?.n ?? 0)
         if (length !== 0 && at + length * 60_000 <= redisNow) continue
@@ -269,7 +290,7 @@ async function exchange(client: ClusterClient, config: Config, data: StoreData, 
 
   // accountAlert over every node's failures: distinct addresses failing on one account, reported once.
   const aa = config.accountAlert
-  if (aa !== undefined) await accountsOverCluster(client, config, data, rec, {redisTime, toRedis, fromRedis, view, never, claim, out})
+  if (aa !== undefined) await accountsOverCluster(client, config, data, rec, {redisTime, toRedis, fromRedis, view, never, claim, out, local})
 
   // This node's blocks in force that Redis does not hold: lifted when Redis has a newer tombstone, pushed otherwise.
   for (const e of data.entries) {
@@ -314,6 +335,8 @@ interface AccountContext {
   never: NetworkList
   claim: (instance: string, key: string, at: number, rule: string, comment: string | null) => Promise<BlockRecord | null>
   out: ClusterOutcome
+  /** `<instance> <key>` of what this node blocks already. */
+  local: Set<string>
 }
 
 /**
@@ -350,7 +373,8 @@ async function accountsOverCluster(client: ClusterClient, config: Config, data: 
       const at = g.newest
       const inWindow = pairs(got[j] ?? [])
         .map(([member, score]) => ({who: member.slice(member.lastIndexOf('|') + 1), t: Number(score)}))
-        .filter((x) => x.t >= at - periodMs && x.t <= at)
+        // A member naming no address rcguard writes (planted in Redis) counts for nothing.
+        .filter((x) => x.t >= at - periodMs && x.t <= at && entryAddressProblem(x.who) === null)
       const counts = new Map<string, number>()
       for (const x of inWindow) counts.set(x.who, (counts.get(x.who) ?? 0) + 1)
       let reported = false
@@ -373,7 +397,7 @@ async function accountsOverCluster(client: ClusterClient, config: Config, data: 
       }
       if (!reported || aa.block !== true) continue
       for (const [who, n] of counts) {
-        if (n < 2 || refusal(who, ctx.never) !== null) continue
+        if (n < 2 || ctx.local.has(`${g.instance} ${who}`) || refusal(who, ctx.never) !== null) continue
         const b = ctx.view.blocks.get(`${g.instance} ${who}`)
         if (b !== undefined && (b.till === -1 || b.till > ctx.view.now)) continue
         const when = Math.max(...inWindow.filter((x) => x.who === who).map((x) => x.t))

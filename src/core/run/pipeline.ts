@@ -360,10 +360,13 @@ export async function cycle(ctx: GuardContext, options: CycleOptions): Promise<H
   if (ctx.config.cluster !== undefined && !options.dryRun && scanned.feed !== undefined) {
     const shared = await syncCluster(ctx.config, data, scanned.feed, now)
     scanned.warnings.push(...shared.warnings)
-    scanned.newlyBlocked.push(...shared.blocked)
+    // A block this node's own lines made is told once (the cluster's claim of it is the same block).
+    const told = new Set(scanned.newlyBlocked.map((b) => `${b.instance} ${b.ip}`))
+    const sharedBlocks = shared.blocked.filter((b) => !told.has(`${b.instance} ${b.ip}`))
+    scanned.newlyBlocked.push(...sharedBlocks)
     // An account this node's own lines already reported is not reported twice.
     scanned.accountAlerts.push(...shared.accountAlerts.filter((a) => !scanned.accountAlerts.some((b) => b.instance === a.instance && b.account === a.account)))
-    for (const b of shared.blocked) tallyBlock(scanned.tally, {action: 'blocked', rule: b.rule, event: {instance: b.instance}} as Decision)
+    for (const b of sharedBlocks) tallyBlock(scanned.tally, {action: 'blocked', rule: b.rule, event: {instance: b.instance}} as Decision)
     if (!shared.reached) run?.error('cluster')
     clusterRun = {reached: shared.reached, pushed: shared.pushed, adopted: shared.adopted, lifted: shared.lifted}
     clusterChanged = shared.changed
