@@ -205,3 +205,29 @@ test('a log truncated in place (copytruncate) that reaches the same byte offsets
   const r = await hacks(b, at(1, 10).toISOString())
   assert.match(r.stdout, /^blocked 203\.0\.113\.130 on master .* by 6 failures within 10 min/m)
 })
+
+test('a node away longer than the tombstones are kept (7 days) does not push back a block lifted meanwhile: the cluster\'s blocks win over its own from before', async (t) => {
+  if (!requireRoot(t) || !requireRedis(t)) return
+  const redis = await startRedis(t)
+  const [a, b] = nodes(t, redis)
+  assert.ok(a && b)
+  const t0 = at(0, 0)
+  assert.equal((await a.run(['block', '203.0.113.140', '--minutes', '0'], t0.toISOString())).exitCode, 0)
+  await hacks(b, t0.toISOString())
+  assert.ok(await blockedOn(b, '203.0.113.140', t0.toISOString()), 'b holds it')
+  // b goes away; the block is lifted on a the next day; a runs for a week after (the tombstone goes).
+  const day = (n: number): string => new Date(t0.getTime() + n * 86_400_000).toISOString()
+  assert.equal((await a.run(['unblock', '203.0.113.140'], day(1))).exitCode, 0)
+  await hacks(a, day(9))
+  assert.deepEqual(await redis.cli(['HGETALL', 'rcguard:u:master']).then((r) => r.stdout.trim()), '', 'the tombstone is gone')
+  const back = await hacks(b, day(9))
+  assert.match(back.stdout, /^unblocked 203\.0\.113\.140 on master: lifted on another node of the cluster$/m)
+  for (const n of [a, b]) assert.equal(await blockedOn(n, '203.0.113.140', day(9)), undefined, n.name)
+  assert.equal((await redis.cli(['HEXISTS', 'rcguard:b:master', '203.0.113.140'])).stdout.trim(), '0', 'not pushed back')
+  // A node away for a shorter while still pushes back what Redis lost (restarted empty).
+  assert.equal((await a.run(['block', '203.0.113.141', '--minutes', '0'], day(9))).exitCode, 0)
+  await hacks(b, day(9))
+  await redis.restartEmpty()
+  await hacks(b, day(12))
+  assert.equal((await redis.cli(['HEXISTS', 'rcguard:b:master', '203.0.113.141'])).stdout.trim(), '1', 'pushed back after 3 days away')
+})

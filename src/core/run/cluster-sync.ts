@@ -44,6 +44,8 @@ export {ClusterFeed} from '../cluster/feed.js'
 const PUSH_KEYS = 256
 /** How long a tombstone (an unblock, a whitelist removal) is kept: every node runs within it. */
 const TOMBSTONE_MS = 7 * 24 * 3600_000
+/** How stale a node's record of when it last reached Redis may be. */
+const SEEN_MS = 3600_000
 
 export interface ClusterOutcome {
   warnings: string[]
@@ -293,13 +295,22 @@ async function exchange(client: ClusterClient, config: Config, data: StoreData, 
   if (aa !== undefined) await accountsOverCluster(client, config, data, rec, {redisTime, toRedis, fromRedis, view, never, claim, out, local})
 
   // This node's blocks in force that Redis does not hold: lifted when Redis has a newer tombstone, pushed otherwise.
-  for (const e of data.entries) {
+  // A node away longer than tombstones are kept cannot tell a block lifted meanwhile from one Redis lost: its
+  // blocks from before it went away are the cluster's to keep, and they go here.
+  const away = rec.seen !== undefined && redisNow - rec.seen > TOMBSTONE_MS ? rec.seen : null
+  for (const e of [...data.entries]) {
     if (!isBlockActive(e, now) || !known.has(e.instance)) continue
     const id = `${e.instance} ${e.ip}`
     const b = view.blocks.get(id)
     if (b !== undefined && inForce(b)) continue
     const tomb = view.tombs.get(id)
     if (tomb !== undefined && tomb >= toRedis(e.blockedAt ?? 0)) continue // lifted by holdBlocks
+    if (away !== null && toRedis(e.blockedAt ?? 0) <= away) {
+      out.lifted.push(blockInfo(e))
+      data.entries = data.entries.filter((x) => x !== e)
+      out.changed = true
+      continue
+    }
     if (b !== undefined && b.at >= toRedis(e.blockedAt ?? 0) - SAME_MS) continue // the cluster's block of it ended, or was shortened: its record rules
     if (refusal(e.ip, never) !== null) continue
     const minutes = e.blockedUntil === null ? 0 : Math.max(1 / 60, (e.blockedUntil - (e.blockedAt ?? now)) / 60_000)
@@ -315,6 +326,11 @@ async function exchange(client: ClusterClient, config: Config, data: StoreData, 
   if (skipped.length > 0) out.warnings.push(`cluster: ${skipped.length} record(s) in Redis not taken: ${skipped.slice(0, 3).join('; ')}${skipped.length > 3 ? ' …' : ''}`)
   rec.outbox = []
   rec.successes = []
+  // Kept to the hour, so that a run with nothing new does not rewrite the database for it.
+  if (rec.seen === undefined || redisNow - rec.seen > SEEN_MS || redisNow < rec.seen) {
+    rec.seen = redisNow
+    out.changed = true
+  }
 }
 
 /** The entry of `key` on `instance` (made when missing, at `at`). */

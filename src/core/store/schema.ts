@@ -168,6 +168,8 @@ export const clusterRecordSchema = z.object({
     .max(MAX_OUTBOX),
   /** Successful logins not yet in Redis (they relax the windows but the first). */
   successes: z.array(z.object({instance, key: address, time: ms})).max(MAX_OUTBOX),
+  /** When this node last reached Redis (Redis's clock; kept to the hour): a node away longer than tombstones last trusts the cluster's blocks over its own. */
+  seen: ms.optional(),
 })
 
 export const whitelistEntrySchema = z.object({
