@@ -11,7 +11,7 @@ import {parseRedisUrl, shownTarget, type ClusterConfig, type RedisTarget} from '
 import {createHash} from 'node:crypto'
 import {readFile} from 'node:fs/promises'
 import {isIP} from 'node:net'
-import {CLAIM, PUSH, READ, REPORT, SUCCESS, UNBLOCK, WHITELIST} from './scripts.js'
+import {CLAIM, PUSH, READ, RECENT, REPORT, SCORES, SUCCESS, UNBLOCK, WHITELIST} from './scripts.js'
 
 /** The hash an account's keys carry (16 hex digits of SHA-256 of its name). */
 function accountId(account: string): string {
@@ -79,6 +79,8 @@ type Scripted = RedisClient & {
   rcPush(numKeys: number, ...args: (string | number)[]): Promise<string[][]>
   rcReport(numKeys: number, ...args: (string | number)[]): Promise<[number, string]>
   rcSuccess(numKeys: number, ...args: (string | number)[]): Promise<number>
+  rcScores(numKeys: number, ...args: (string | number)[]): Promise<(string | null)[]>
+  rcRecent(numKeys: number, ...args: (string | number)[]): Promise<string[][]>
   rcClaim(numKeys: number, ...args: (string | number)[]): Promise<string>
   rcUnblock(numKeys: number, ...args: (string | number)[]): Promise<number>
   rcRead(numKeys: number, ...args: (string | number)[]): Promise<[number, string[][]]>
@@ -150,6 +152,8 @@ export class ClusterClient {
     define('rcPush', PUSH)
     define('rcReport', REPORT)
     define('rcSuccess', SUCCESS)
+    define('rcScores', SCORES)
+    define('rcRecent', RECENT)
     define('rcClaim', CLAIM)
     define('rcUnblock', UNBLOCK)
     define('rcRead', READ)

@@ -12,7 +12,8 @@
  *                         name), `<identity>|<address>`, scored by its time.
  *   P r:<instance>:<acct> string: the account's episode as reported (JSON: at, last, node, account), so an
  *                         attack is reported once however many nodes see it.
- *   P s:<instance>        hash: key → its newest successful login (relaxes the windows but the first).
+ *   P s:<instance>        sorted set: key, scored by its newest successful login (relaxes the windows
+ *                         but the first; with resetOnSuccess, failures before it count no more).
  *   P b:<instance>        hash: key → its block record (JSON: at, till (-1: until deleted), rule, node,
  *                         n: how many blocks it has had, c: an optional comment), kept after the block
  *                         ends for escalation until forgotten.
@@ -85,12 +86,31 @@ local text = cjson.encode({at = at, last = last, node = ARGV[5], account = ARGV[
 redis.call('SET', KEYS[1], text, 'PX', tonumber(ARGV[7]))
 return {1, text}`
 
-/** SUCCESS: KEYS[1] = the successes hash; ARGV = now, then key, time pairs. Keeps the newest time per key. */
-export const SUCCESS = `for i = 2, #ARGV, 2 do
-  local old = tonumber(redis.call('HGET', KEYS[1], ARGV[i]) or '-1') or -1
-  if tonumber(ARGV[i + 1]) > old then redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+/**
+ * SUCCESS: KEYS[1] = the successes' sorted set (key, scored by its newest success); ARGV = now, keepMs, then
+ * key, time pairs. Keeps the newest time per key (GT), drops those older than keepMs before now. A key of
+ * another type under rcguard's name (not rcguard's) is replaced.
+ */
+export const SUCCESS = `${NOW}
+local t = redis.call('TYPE', KEYS[1]).ok
+if t ~= 'zset' and t ~= 'none' then redis.call('DEL', KEYS[1]) end
+for i = 3, #ARGV, 2 do
+  redis.call('ZADD', KEYS[1], 'GT', ARGV[i + 1], ARGV[i])
 end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. tostring(now - tonumber(ARGV[2])))
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]) + 60000)
 return 1`
+
+/** RECENT: KEYS = the successes' sorted sets; ARGV = since. Each set's keys with a success since then (none for a key of another type). */
+export const RECENT = `local out = {}
+for i, key in ipairs(KEYS) do
+  if redis.call('TYPE', key).ok == 'zset' then out[i] = redis.call('ZRANGEBYSCORE', key, ARGV[1], '+inf', 'WITHSCORES') else out[i] = {} end
+end
+return out`
+
+/** SCORES: KEYS[1] = the successes' sorted set; ARGV = keys. Their newest successes (false: none); none for a key of another type. */
+export const SCORES = `if redis.call('TYPE', KEYS[1]).ok ~= 'zset' then return {} end
+return redis.call('ZMSCORE', KEYS[1], unpack(ARGV))`
 
 /**
  * CLAIM: KEYS = blocks hash, the key's failure set, tombstones hash; ARGV = now, key, at, rule, node, blockMs
@@ -135,14 +155,14 @@ redis.call('HDEL', KEYS[3], ARGV[2])
 return text`
 
 /**
- * UNBLOCK: KEYS = blocks hash, the key's failure set, successes hash, tombstones hash; ARGV = now, key. Forgets
+ * UNBLOCK: KEYS = blocks hash, the key's failure set, successes set, tombstones hash; ARGV = now, key. Forgets
  * the key (its block, history, failures) and leaves a tombstone, so every node lifts its copy. Returns 1 when
  * there was a record.
  */
 export const UNBLOCK = `${NOW}
 local had = redis.call('HDEL', KEYS[1], ARGV[2])
 redis.call('DEL', KEYS[2])
-redis.call('HDEL', KEYS[3], ARGV[2])
+pcall(redis.call, 'ZREM', KEYS[3], ARGV[2])
 redis.call('HSET', KEYS[4], ARGV[2], now)
 return had`
 

@@ -28,6 +28,8 @@ export interface DecisionSettings {
   escalation?: {factor: number; maxMinutes: number; forgetDays: number}
   /** firewall.ipv6Prefix: IPv6 failures count against the network of this prefix (absent, 128: per address). */
   ipv6Prefix?: number
+  /** A cluster node: the newest successful login of a key seen by the other nodes (it relaxes the windows as one seen here). */
+  remoteSuccess?: (instance: string, key: string) => number | undefined
 }
 
 /**
@@ -537,7 +539,11 @@ export class Decider {
   /** Whether a successful login of the row's address lies within periodMs of `time` (a window beside the first rule is relaxed). */
   private succeededNear(row: number, time: number, periodMs: number): boolean {
     const s = this.lastSuccess[row] as number
-    return !Number.isNaN(s) && Math.abs(time - s) <= periodMs
+    if (!Number.isNaN(s) && Math.abs(time - s) <= periodMs) return true
+    const remote = this.settings.remoteSuccess
+    const e = remote === undefined ? undefined : this.entryOf[row]
+    const r = e === undefined ? undefined : remote?.(e.instance, e.ip)
+    return r !== undefined && Math.abs(time - r) <= periodMs
   }
 
   apply(event: SourcedEvent): Decision {

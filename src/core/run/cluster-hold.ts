@@ -15,8 +15,12 @@ import {cidrsOverlap, parseCidr, type NetworkList} from '../net/ip.js'
 import type {StoreData, WhitelistEntry} from '../store/schema.js'
 import {blockInfo, whitelistOf, type BlockInfo} from './context.js'
 
-/** Block times that differ by at most this are the same block (the clock difference is measured at each run). */
-export const SAME_MS = 60_000
+/**
+ * Block times that differ by at most this are the same block: the clock difference is measured at each run
+ * and moves by milliseconds between runs. A new block is taken for an ended one only when the ended one
+ * lasted under this (a blockMinutes of a fraction of a second).
+ */
+export const SAME_MS = 2_000
 
 /** This node's clock and Redis's: Redis's time is this node's plus offset. */
 export interface ClusterClock {

@@ -150,7 +150,9 @@ async function exchange(client: ClusterClient, config: Config, data: StoreData, 
     list.push([s.key, String(toRedis(s.time))])
     successes.set(s.instance, list)
   }
-  for (const [instance, list] of successes) await client.call((r) => r.rcSuccess(1, keys.successes(instance), redisTime, ...list.flat()))
+  // Kept for the longest window: what a success can still relax.
+  const successKeep = windows.longestMs + 120_000
+  for (const [instance, list] of successes) await client.call((r) => r.rcSuccess(1, keys.successes(instance), redisTime, successKeep, ...list.flat()))
 
   // The failures, grouped by entry; each set comes back whole as it is after the update.
   const groups = new Map<string, {instance: string; key: string; members: [string, string][]}>()
@@ -228,10 +230,10 @@ async function exchange(client: ClusterClient, config: Config, data: StoreData, 
   for (const instance of instances) {
     const touched = list.filter((g) => g.instance === instance).map((g) => g.key)
     if (touched.length === 0) continue
-    const got = await client.call((r) => r.hmget(keys.successes(instance), ...touched))
+    const got = await client.call((r) => r.rcScores(1, keys.successes(instance), ...touched))
     touched.forEach((key, i) => {
       const v = got[i]
-      if (v !== null && v !== undefined && /^[0-9]{1,16}$/.test(v)) successOf.set(`${instance} ${key}`, Number(v))
+      if (typeof v === 'string' && /^[0-9]{1,16}$/.test(v)) successOf.set(`${instance} ${key}`, Number(v))
     })
   }
   // What this node blocks already (its own Decider, this run or before): pushed below as its own block, not claimed again here.
@@ -240,7 +242,11 @@ async function exchange(client: ClusterClient, config: Config, data: StoreData, 
     const [instance, key] = id.split(' ') as [string, string]
     const b = view.blocks.get(id)
     if ((b !== undefined && inForce(b)) || local.has(id) || refusal(key, never) !== null) continue
-    const w = clusterWindow(windows, set, set.fresh, b === undefined ? -Infinity : b.till === -1 ? Infinity : b.till, successOf.get(id) ?? null)
+    // Only failures after the key's last block ended count, and with resetOnSuccess only those after its last success.
+    const success = successOf.get(id) ?? null
+    const ended = b === undefined ? -Infinity : b.till === -1 ? Infinity : b.till
+    const since = config.resetOnSuccess && success !== null ? Math.max(ended, success) : ended
+    const w = clusterWindow(windows, set, set.fresh, since, success)
     if (w === null) continue
     const length = blockLength(config, b?.n ?? 0)
     // A window completed so long ago that its block would be over: nothing to do (old lines read late).
@@ -437,4 +443,34 @@ function reportLast(text: string | null): number | null {
   } catch {
     return null
   }
+}
+
+/**
+ * Before a cluster node decides its own lines: the successful logins the cluster holds that the windows
+ * can still look at (every node's, on this host's clock), so that a success seen on another node relaxes
+ * this node's windows as one seen here does. Keyed `<instance> <key>`. Redis unreachable: none (the run's
+ * exchange afterwards tells it).
+ */
+export async function clusterSuccesses(config: Config, now: number): Promise<Map<string, number>> {
+  const out = new Map<string, number>()
+  const cluster = config.cluster
+  if (cluster === undefined || (config.windows.length === 0 && !config.resetOnSuccess)) return out
+  let client: ClusterClient | null = null
+  try {
+    client = await ClusterClient.connect(cluster)
+    const offset = await client.clockOffset(now)
+    const instances = config.instances.map((i) => i.name)
+    const since = now + offset - windowsOf(config).longestMs - 120_000
+    const got = await client.call((r) => r.rcRecent(instances.length, ...instances.map((i) => client?.keys.successes(i) ?? ''), since))
+    instances.forEach((instance, i) => {
+      for (const [key, score] of pairs(got[i] ?? [])) {
+        if (entryAddressProblem(key) === null && /^[0-9]{1,16}$/.test(score)) out.set(`${instance} ${key}`, Number(score) - offset)
+      }
+    })
+  } catch (err) {
+    if (!(err instanceof ClusterUnreachable)) throw err
+  } finally {
+    await client?.close()
+  }
+  return out
 }

@@ -24,7 +24,7 @@ import {DoubtTally} from '../report/doubts.js'
 import {emptyData, type StoreData, type StoredPosition} from '../store/schema.js'
 import {type GuardContext, type BlockInfo, whitelistOf, keyOf, readData, readDataTracked, blockInfo} from './context.js'
 import {desiredState, syncFirewall} from './desired.js'
-import {ClusterFeed, syncCluster} from './cluster-sync.js'
+import {ClusterFeed, clusterSuccesses, syncCluster} from './cluster-sync.js'
 import {failedRun, MetricsRun, newTally, tallyBlock, tallyDecision, tallyError, tallyLines, type RunTally} from '../metrics/metrics.js'
 
 export interface FileReport {
@@ -100,6 +100,8 @@ export interface ScanOptions {
   progress?: (file: string, done: number, total: number) => void
   /** Tell every warning about doubtful lines, not at most one per cause and hour (dry runs). */
   repeatWarnings?: boolean
+  /** A cluster node: the other nodes' successful logins, `<instance> <key>` → time (cluster-sync.ts clusterSuccesses). */
+  remoteSuccess?: Map<string, number>
 }
 
 /**
@@ -144,7 +146,14 @@ async function scanInto(ctx: GuardContext, data: StoreData, options: ScanOptions
   // Per entry blocked by a window in this read: the failures that caused the block (block lines say these, not the entry's lifetime count).
   const caused = new Map<string, number>()
   const never = whitelistOf(config, data)
-  const decider = new Decider(data, {...config, ipv6Prefix: config.firewall.ipv6Prefix}, never, now, options.collect === true)
+  const remote = options.remoteSuccess
+  const decider = new Decider(
+    data,
+    {...config, ipv6Prefix: config.firewall.ipv6Prefix, ...(remote === undefined || remote.size === 0 ? {} : {remoteSuccess: (instance: string, key: string) => remote.get(`${instance} ${key}`)})},
+    never,
+    now,
+    options.collect === true,
+  )
   const beside = new BesideRules(config, data, never, decider)
   // A cluster node keeps what it counts for Redis; a success matters there only to windows it relaxes.
   const feed = config.cluster === undefined ? undefined : new ClusterFeed(config.cluster.node, config.accountAlert !== undefined)
@@ -352,7 +361,9 @@ export async function cycle(ctx: GuardContext, options: CycleOptions): Promise<H
   // What the firewall held as the last run left it: when that is still what it must hold after this run, a change the apply makes is a repair.
   const wantedBefore = run === null ? '' : JSON.stringify(wanted(ctx, data))
   const was = {positions: JSON.stringify(data.positions), ledger: JSON.stringify(data.ledger), accounts: JSON.stringify(data.accounts), networks: JSON.stringify(data.networks)}
-  const scanned = await scanInto(ctx, data, {collect: options.collect, progress: options.progress, repeatWarnings: options.dryRun})
+  // A cluster node's windows are relaxed by the successes of every node, as one host's are by its own.
+  const remoteSuccess = ctx.config.cluster !== undefined && !options.dryRun ? await clusterSuccesses(ctx.config, ctx.now()) : undefined
+  const scanned = await scanInto(ctx, data, {collect: options.collect, progress: options.progress, repeatWarnings: options.dryRun, remoteSuccess})
   const now = ctx.now()
   // A cluster node: its failures to Redis, the cluster's windows and blocks into the database (a dry run reaches no Redis).
   let clusterChanged = false
@@ -360,7 +371,13 @@ export async function cycle(ctx: GuardContext, options: CycleOptions): Promise<H
   if (ctx.config.cluster !== undefined && !options.dryRun && scanned.feed !== undefined) {
     const shared = await syncCluster(ctx.config, data, scanned.feed, now)
     scanned.warnings.push(...shared.warnings)
-    // A block this node's own lines made is told once (the cluster's claim of it is the same block).
+    // A block this node's own lines made is told as the cluster holds it (its length by the escalation of
+    // every node's blocks), and once (the cluster's claim of it is the same block).
+    const byId = new Map(data.entries.map((e) => [`${e.instance} ${e.ip}`, e]))
+    for (const b of scanned.newlyBlocked) {
+      const e = byId.get(`${b.instance} ${b.ip}`)
+      if (e !== undefined && e.blockedAt !== null) Object.assign(b, {blockedAt: e.blockedAt, blockedUntil: e.blockedUntil})
+    }
     const told = new Set(scanned.newlyBlocked.map((b) => `${b.instance} ${b.ip}`))
     const sharedBlocks = shared.blocked.filter((b) => !told.has(`${b.instance} ${b.ip}`))
     scanned.newlyBlocked.push(...sharedBlocks)
