@@ -220,3 +220,29 @@ export function evictionProblem(policy: string | null, shown: string): string | 
   const which = policy.startsWith('volatile') ? 'keys with a time to live, as rcguard\'s failures are' : 'any key, rcguard\'s blocks too'
   return `cluster: Redis at ${shown} has maxmemory-policy ${policy}: when it is full it evicts ${which}, and blocks or counts vanish silently; set maxmemory-policy noeviction, or give rcguard a Redis of its own`
 }
+
+/**
+ * One connection for a run's exchanges with Redis (the successes read before deciding, the exchange after),
+ * made at the first that needs it: a Redis that could not be reached is not tried twice in one run (one
+ * warning), and the caller closes it once.
+ */
+export class ClusterSession {
+  private pending: Promise<ClusterClient> | null = null
+  constructor(private readonly config: ClusterConfig) {}
+
+  client(): Promise<ClusterClient> {
+    this.pending ??= ClusterClient.connect(this.config)
+    return this.pending
+  }
+
+  async close(): Promise<void> {
+    const p = this.pending
+    this.pending = null
+    if (p === null) return
+    try {
+      await (await p).close()
+    } catch {
+      // never connected: nothing to close
+    }
+  }
+}

@@ -24,7 +24,7 @@
 import {blockLength, isBlockActive, newEntry} from '../decisions/decide.js'
 import {ruleName, windowsOf} from '../decisions/windows.js'
 import {NetworkWatch, neverBlockedIn} from '../decisions/networks.js'
-import {ClusterClient, ClusterUnreachable, evictionProblem} from '../cluster/client.js'
+import {ClusterClient, ClusterUnreachable, evictionProblem, type ClusterSession} from '../cluster/client.js'
 import {clusterWindow, memberOf, tagOfMember} from '../cluster/evaluate.js'
 import type {ClusterFeed} from '../cluster/feed.js'
 import type {AccountAlert} from '../decisions/accounts.js'
@@ -82,7 +82,7 @@ function capped<T>(list: T[]): number {
  * windows complete, and makes `data` hold the cluster's blocks and whitelist. Never throws for Redis: an
  * unreachable one is a warning and the run stays this node's.
  */
-export async function syncCluster(config: Config, data: StoreData, feed: ClusterFeed, now: number): Promise<ClusterOutcome> {
+export async function syncCluster(config: Config, data: StoreData, feed: ClusterFeed, now: number, session: ClusterSession): Promise<ClusterOutcome> {
   const cluster = config.cluster
   const out: ClusterOutcome = {warnings: [], blocked: [], adopted: [], lifted: [], pushed: 0, reached: false, changed: false, accountAlerts: []}
   if (cluster === undefined) return out
@@ -92,9 +92,8 @@ export async function syncCluster(config: Config, data: StoreData, feed: Cluster
   rec.successes.push(...feed.successes)
   const dropped = capped(rec.outbox) + capped(rec.successes)
   if (dropped > 0) out.warnings.push(`cluster: ${dropped} failures and successes waiting for Redis were dropped (at most ${MAX_OUTBOX} wait); they counted on this node all the same`)
-  let client: ClusterClient | null = null
   try {
-    client = await ClusterClient.connect(cluster)
+    const client = await session.client()
     await exchange(client, config, data, rec, now, out)
     out.reached = true
     const problem = evictionProblem(await client.memoryPolicy(), client.shown)
@@ -105,8 +104,6 @@ export async function syncCluster(config: Config, data: StoreData, feed: Cluster
     out.warnings.push(
       `cluster: ${err.message}: this run counted and blocked on this node alone and keeps the blocks it knew${waiting > 0 ? `; ${waiting} failure(s) wait to be pushed at the next run that reaches Redis` : ''}`,
     )
-  } finally {
-    await client?.close()
   }
   return out
 }
@@ -451,17 +448,16 @@ function reportLast(text: string | null): number | null {
  * this node's windows as one seen here does. Keyed `<instance> <key>`. Redis unreachable: none (the run's
  * exchange afterwards tells it).
  */
-export async function clusterSuccesses(config: Config, now: number): Promise<Map<string, number>> {
+export async function clusterSuccesses(config: Config, now: number, session: ClusterSession): Promise<Map<string, number>> {
   const out = new Map<string, number>()
   const cluster = config.cluster
   if (cluster === undefined || (config.windows.length === 0 && !config.resetOnSuccess)) return out
-  let client: ClusterClient | null = null
   try {
-    client = await ClusterClient.connect(cluster)
+    const client = await session.client()
     const offset = await client.clockOffset(now)
     const instances = config.instances.map((i) => i.name)
     const since = now + offset - windowsOf(config).longestMs - 120_000
-    const got = await client.call((r) => r.rcRecent(instances.length, ...instances.map((i) => client?.keys.successes(i) ?? ''), since))
+    const got = await client.call((r) => r.rcRecent(instances.length, ...instances.map((i) => client.keys.successes(i)), since))
     instances.forEach((instance, i) => {
       for (const [key, score] of pairs(got[i] ?? [])) {
         if (entryAddressProblem(key) === null && /^[0-9]{1,16}$/.test(score)) out.set(`${instance} ${key}`, Number(score) - offset)
@@ -469,8 +465,6 @@ export async function clusterSuccesses(config: Config, now: number): Promise<Map
     })
   } catch (err) {
     if (!(err instanceof ClusterUnreachable)) throw err
-  } finally {
-    await client?.close()
   }
   return out
 }

@@ -25,6 +25,7 @@ import {emptyData, type StoreData, type StoredPosition} from '../store/schema.js
 import {type GuardContext, type BlockInfo, whitelistOf, keyOf, readData, readDataTracked, blockInfo} from './context.js'
 import {desiredState, syncFirewall} from './desired.js'
 import {ClusterFeed, clusterSuccesses, syncCluster} from './cluster-sync.js'
+import {ClusterSession} from '../cluster/client.js'
 import {failedRun, MetricsRun, newTally, tallyBlock, tallyDecision, tallyError, tallyLines, type RunTally} from '../metrics/metrics.js'
 
 export interface FileReport {
@@ -357,19 +358,29 @@ export type CycleOptions = {dryRun: boolean; metrics?: MetricsRun | null} & Pick
  */
 export async function cycle(ctx: GuardContext, options: CycleOptions): Promise<HacksResult> {
   const {data, merged} = await readDataTracked(ctx)
+  // A cluster node: one connection to Redis for the run (a dry run reaches none).
+  const session = ctx.config.cluster !== undefined && !options.dryRun ? new ClusterSession(ctx.config.cluster) : null
+  try {
+    return await cycleWith(ctx, options, data, merged, session)
+  } finally {
+    await session?.close()
+  }
+}
+
+async function cycleWith(ctx: GuardContext, options: CycleOptions, data: StoreData, merged: boolean, session: ClusterSession | null): Promise<HacksResult> {
   const run = options.dryRun ? null : (options.metrics ?? null)
   // What the firewall held as the last run left it: when that is still what it must hold after this run, a change the apply makes is a repair.
   const wantedBefore = run === null ? '' : JSON.stringify(wanted(ctx, data))
   const was = {positions: JSON.stringify(data.positions), ledger: JSON.stringify(data.ledger), accounts: JSON.stringify(data.accounts), networks: JSON.stringify(data.networks)}
   // A cluster node's windows are relaxed by the successes of every node, as one host's are by its own.
-  const remoteSuccess = ctx.config.cluster !== undefined && !options.dryRun ? await clusterSuccesses(ctx.config, ctx.now()) : undefined
+  const remoteSuccess = session !== null && ctx.config.cluster !== undefined ? await clusterSuccesses(ctx.config, ctx.now(), session) : undefined
   const scanned = await scanInto(ctx, data, {collect: options.collect, progress: options.progress, repeatWarnings: options.dryRun, remoteSuccess})
   const now = ctx.now()
   // A cluster node: its failures to Redis, the cluster's windows and blocks into the database (a dry run reaches no Redis).
   let clusterChanged = false
   let clusterRun: HacksResult['cluster']
   if (ctx.config.cluster !== undefined && !options.dryRun && scanned.feed !== undefined) {
-    const shared = await syncCluster(ctx.config, data, scanned.feed, now)
+    const shared = await syncCluster(ctx.config, data, scanned.feed, now, session ?? new ClusterSession(ctx.config.cluster))
     scanned.warnings.push(...shared.warnings)
     // A block this node's own lines made is told as the cluster holds it (its length by the escalation of
     // every node's blocks), and once (the cluster's claim of it is the same block).
