@@ -9,22 +9,10 @@
 import {test, type TestContext} from 'node:test'
 import assert from 'node:assert/strict'
 import {mkdirSync, writeFileSync} from 'node:fs'
-import {createServer} from 'node:net'
 import {join} from 'node:path'
 import {execa, execaSync} from 'execa'
 import {appendLines, at, cli, f2, requireRoot, tempDir} from '../helpers/env.js'
-import {requireRedis} from '../helpers/redis.js'
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer()
-    s.once('error', reject)
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address()
-      s.close(() => (typeof a === 'object' && a !== null ? resolve(a.port) : reject(new Error('no port'))))
-    })
-  })
-}
+import {freePort, requireRedis} from '../helpers/redis.js'
 
 async function sh(cmd: string, args: string[], cwd: string): Promise<void> {
   const r = await execa(cmd, args, {cwd, reject: false})

@@ -81,7 +81,7 @@ export interface RedisOptions {
 }
 
 /** A TCP port of 127.0.0.1 that was free a moment ago. */
-async function freePort(): Promise<number> {
+export async function freePort(): Promise<number> {
   const {createServer} = await import('node:net')
   return new Promise((resolve, reject) => {
     const srv = createServer()
