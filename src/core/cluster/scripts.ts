@@ -24,6 +24,9 @@
  *                         blocks (and with all, the whitelist entries) it holds from before it.
  */
 
+/** Keys pushed per script call (a script holds Redis while it runs). */
+export const PUSH_KEYS = 256
+
 /**
  * The time of the change, the first argument of every script: the node's clock moved onto Redis's (the
  * difference measured with TIME at the start of the run, cluster-sync.ts), so that every node's times are on

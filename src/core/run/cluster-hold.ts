@@ -12,7 +12,7 @@ import {ClusterClient, ClusterUnreachable} from '../cluster/client.js'
 import type {ClusterView} from '../cluster/records.js'
 import {parseView} from '../cluster/records.js'
 import {cidrsOverlap, parseCidr, type NetworkList} from '../net/ip.js'
-import type {StoreData, WhitelistEntry} from '../store/schema.js'
+import type {Entry, StoreData, WhitelistEntry} from '../store/schema.js'
 import {blockInfo, whitelistOf, type BlockInfo} from './context.js'
 
 /**
@@ -210,4 +210,14 @@ export async function withClusterView(config: Config, data: StoreData, now: numb
   } finally {
     await client?.close()
   }
+}
+
+/** The entry of `key` on `instance` (made when missing, at `at`). */
+export function entryFor(data: StoreData, instance: string, key: string, at: number): Entry {
+  let e = data.entries.find((x) => x.instance === instance && x.ip === key)
+  if (e === undefined) {
+    e = newEntry(key, instance, at)
+    data.entries.push(e)
+  }
+  return e
 }
