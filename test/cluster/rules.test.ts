@@ -231,3 +231,22 @@ test('a node away longer than the tombstones are kept (7 days) does not push bac
   await hacks(b, day(12))
   assert.equal((await redis.cli(['HEXISTS', 'rcguard:b:master', '203.0.113.141'])).stdout.trim(), '1', 'pushed back after 3 days away')
 })
+
+test('accountAlert over the cluster with user names as attackers write them: separators, quotes, percent signs, case, blanks and overlong names count as the one account Roundcube counts, and reach no key or member', async (t) => {
+  if (!requireRoot(t) || !requireRedis(t)) return
+  const redis = await startRedis(t)
+  const [a, b] = nodes(t, redis, {accountAlert: {minAddresses: 4, periodMinutes: 10}})
+  assert.ok(a && b)
+  const long = `${'x'.repeat(70)}|0001"%0a`
+  // The same account written four ways (Roundcube trims and lowercases); one more, cut to 64 characters, is another.
+  const names = ['Ev|il"%0a@x', ' ev|il"%0a@X ', 'EV|IL"%0A@x', 'ev|il"%0a@x']
+  appendLines(a.log, [f2(at(0, 0), '203.0.113.150', names[0]), f2(at(0, 10), '203.0.113.151', names[1]), f2(at(0, 20), '203.0.113.160', long)])
+  appendLines(b.log, [f2(at(1, 0), '203.0.113.152', names[2]), f2(at(1, 10), '203.0.113.153', names[3]), f2(at(1, 20), '203.0.113.161', `${long}y`)])
+  const now = at(2, 0).toISOString()
+  await hacks(a, now)
+  const r = await hacks(b, now)
+  const reports = r.stdout.split('\n').filter((l) => l.startsWith('account '))
+  assert.equal(reports.length, 1, r.stdout)
+  assert.match(reports[0] ?? '', /^account "ev\|il"%0a@x" on master under attack: 4 addresses failed on it/)
+  for (const key of await redis.keys()) assert.doesNotMatch(key, /ev\||%0a|x{10}/i, `no user name in a key: ${key}`)
+})

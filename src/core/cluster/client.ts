@@ -198,9 +198,15 @@ export class ClusterClient {
    */
   async clockOffset(now: number): Promise<number> {
     if (process.env.RCGUARD_NOW !== undefined && process.env.RCGUARD_NOW !== '') return 0
-    const t = await this.call((r) => r.time())
-    return Number(t[0]) * 1000 + Math.floor(Number(t[1]) / 1000) - now
+    // Measured once per connection (one run): the successes read before deciding and the exchange after share it.
+    if (this.offset === null) {
+      const t = await this.call((r) => r.time())
+      this.offset = Number(t[0]) * 1000 + Math.floor(Number(t[1]) / 1000) - Date.now()
+    }
+    return this.offset + (Date.now() - now)
   }
+
+  private offset: number | null = null
 
   /** Redis's maxmemory-policy, or null when it cannot be read (CONFIG disabled, as on managed services). */
   async memoryPolicy(): Promise<string | null> {
